@@ -1,0 +1,177 @@
+// Package config holds crisp's configuration: defaults, the TOML file and the
+// command-line flags that override it, in that order of precedence.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where crisp looks for its configuration file.
+const DefaultPath = "/etc/crisp/crisp.toml"
+
+// Config is the effective configuration. Field tags are the TOML keys.
+type Config struct {
+	// Listen is the path of the CRI unix socket.
+	Listen string `toml:"listen"`
+	// Root holds persistent state (images, pod and container records).
+	Root string `toml:"root"`
+	// State holds volatile state that must not survive a reboot (namespaces, sockets).
+	State string `toml:"state"`
+	// CgroupDriver is "cgroupfs" or "systemd", reported to kubelet by RuntimeConfig.
+	CgroupDriver string `toml:"cgroup_driver"`
+	// PinnedImages are never garbage collected by kubelet and reported as pinned.
+	PinnedImages []string `toml:"pinned_images"`
+	// MaxConcurrentDownloads bounds the layers fetched at once per pull.
+	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
+
+	CNI        CNI                 `toml:"cni"`
+	Streaming  Streaming           `toml:"streaming"`
+	Registries map[string]Registry `toml:"registries"`
+	// InsecureRegistries may be reached over plain HTTP or with unverified TLS.
+	// Entries are host[:port] patterns; "*" matches any port or host label.
+	InsecureRegistries []string `toml:"insecure_registries"`
+}
+
+// CNI configures pod networking.
+type CNI struct {
+	ConfDir string   `toml:"conf_dir"`
+	BinDirs []string `toml:"bin_dirs"`
+}
+
+// Streaming configures the exec/attach/port-forward server.
+type Streaming struct {
+	Address string `toml:"address"`
+	Port    int    `toml:"port"`
+}
+
+// Registry is the per-host configuration of an upstream registry, e.g. "docker.io".
+type Registry struct {
+	// Mirrors are endpoints tried in order before the upstream host, such as
+	// "http://127.0.0.1:5000". A path in the URL is prepended to the repository.
+	Mirrors []string `toml:"mirrors"`
+	// Insecure allows plain HTTP and unverified TLS for the upstream host.
+	Insecure bool `toml:"insecure"`
+	// CAFile is a PEM bundle trusted for this host and its mirrors.
+	CAFile string `toml:"ca_file"`
+	// SkipUpstream stops crisp falling back to the upstream host when every
+	// mirror failed: what an air-gapped node wants.
+	SkipUpstream bool `toml:"skip_upstream"`
+}
+
+// Default returns the configuration used when no file and no flags say otherwise.
+func Default() *Config {
+	return &Config{
+		Listen:                 "/run/crisp/crisp.sock",
+		Root:                   "/var/lib/crisp",
+		State:                  "/run/crisp",
+		CgroupDriver:           "cgroupfs",
+		MaxConcurrentDownloads: 3,
+		CNI: CNI{
+			ConfDir: "/etc/cni/net.d",
+			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
+		},
+		Streaming:          Streaming{Address: "127.0.0.1", Port: 0},
+		Registries:         map[string]Registry{},
+		InsecureRegistries: []string{"localhost:*", "127.0.0.1:*"},
+	}
+}
+
+// Load reads path over the defaults. A missing file at the default path means
+// defaults; a missing file that was asked for explicitly is an error.
+func Load(path string, explicit bool) (*Config, error) {
+	c := Default()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if os.IsNotExist(err) && !explicit {
+			return c, nil
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.decode(data, path); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) decode(data []byte, source string) error {
+	// Decoding into a fresh map first lets a file clear a list default.
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(c)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", source, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, 0, len(und))
+		for _, k := range und {
+			keys = append(keys, k.String())
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("config %s: unknown key %s", source, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Validate reports the first invalid value, naming its key.
+func (c *Config) Validate() error {
+	for key, p := range map[string]string{"listen": c.Listen, "root": c.Root, "state": c.State, "cni.conf_dir": c.CNI.ConfDir} {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("config: %s must be an absolute path, got %q", key, p)
+		}
+	}
+	for i, d := range c.CNI.BinDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("config: cni.bin_dirs[%d] must be an absolute path, got %q", i, d)
+		}
+	}
+	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
+		return fmt.Errorf("config: cgroup_driver must be \"cgroupfs\" or \"systemd\", got %q", c.CgroupDriver)
+	}
+	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentDownloads > 64 {
+		return fmt.Errorf("config: max_concurrent_downloads must be between 1 and 64, got %d", c.MaxConcurrentDownloads)
+	}
+	if c.Streaming.Port < 0 || c.Streaming.Port > 65535 {
+		return fmt.Errorf("config: streaming.port must be between 0 and 65535, got %d", c.Streaming.Port)
+	}
+	for host, r := range c.Registries {
+		if host == "" || strings.ContainsAny(host, "/ ") {
+			return fmt.Errorf("config: registries.%q: the key must be a registry host such as \"docker.io\"", host)
+		}
+		for i, m := range r.Mirrors {
+			u, err := url.Parse(m)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("config: registries.%q.mirrors[%d]: want an http:// or https:// URL, got %q", host, i, m)
+			}
+		}
+		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
+			return fmt.Errorf("config: registries.%q.ca_file must be an absolute path, got %q", host, r.CAFile)
+		}
+	}
+	return nil
+}
+
+// TOML renders the configuration as a file that Load reads back unchanged.
+func (c *Config) TOML() (string, error) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(c); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// SocketDir etc. derive paths so that every package agrees on the layout.
+
+// ImageRoot is where the image store keeps blobs, layers and metadata.
+func (c *Config) ImageRoot() string { return filepath.Join(c.Root, "images") }
+
+// SandboxRoot keeps the persistent records of pods.
+func (c *Config) SandboxRoot() string { return filepath.Join(c.Root, "pods") }
+
+// ContainerRoot keeps the persistent records and writable layers of containers.
+func (c *Config) ContainerRoot() string { return filepath.Join(c.Root, "containers") }

@@ -1,0 +1,117 @@
+package config
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Flags binds a command line to the configuration. Only flags given on the
+// command line override the file, so a flag's zero value never hides a key.
+type Flags struct {
+	fs         *flag.FlagSet
+	ConfigPath string
+	set        map[string]func(*Config) error
+	values     map[string]*string
+	mirrors    mirrorList
+}
+
+type mirrorList []string
+
+func (m *mirrorList) String() string     { return strings.Join(*m, ",") }
+func (m *mirrorList) Set(v string) error { *m = append(*m, v); return nil }
+
+// flagSetters maps each scalar or list key to the flag that overrides it.
+var flagSetters = []struct {
+	name, usage string
+	apply       func(c *Config, v string) error
+}{
+	{"listen", "path of the CRI unix socket (key listen)", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"root", "directory for persistent state (key root)", func(c *Config, v string) error { c.Root = v; return nil }},
+	{"state", "directory for volatile state (key state)", func(c *Config, v string) error { c.State = v; return nil }},
+	{"cgroup-driver", "cgroupfs or systemd (key cgroup_driver)", func(c *Config, v string) error { c.CgroupDriver = v; return nil }},
+	{"cni-conf-dir", "directory of CNI network configurations (key cni.conf_dir)", func(c *Config, v string) error { c.CNI.ConfDir = v; return nil }},
+	{"cni-bin-dir", "comma-separated directories of CNI plugins (key cni.bin_dirs)", func(c *Config, v string) error { c.CNI.BinDirs = splitList(v); return nil }},
+	{"pinned-images", "comma-separated image references reported as pinned (key pinned_images)", func(c *Config, v string) error { c.PinnedImages = splitList(v); return nil }},
+	{"insecure-registries", "comma-separated host[:port] patterns reachable over plain HTTP (key insecure_registries)", func(c *Config, v string) error { c.InsecureRegistries = splitList(v); return nil }},
+	{"max-concurrent-downloads", "layers fetched at once per pull (key max_concurrent_downloads)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--max-concurrent-downloads: %q is not a number", v)
+		}
+		c.MaxConcurrentDownloads = n
+		return nil
+	}},
+	{"streaming-address", "address the streaming server listens on (key streaming.address)", func(c *Config, v string) error { c.Streaming.Address = v; return nil }},
+	{"streaming-port", "port of the streaming server, 0 for a random one (key streaming.port)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--streaming-port: %q is not a number", v)
+		}
+		c.Streaming.Port = n
+		return nil
+	}},
+}
+
+// NewFlags registers crisp's configuration flags on fs.
+func NewFlags(fs *flag.FlagSet) *Flags {
+	f := &Flags{fs: fs, values: map[string]*string{}}
+	fs.StringVar(&f.ConfigPath, "config", DefaultPath, "configuration file")
+	for _, s := range flagSetters {
+		f.values[s.name] = fs.String(s.name, "", s.usage)
+	}
+	fs.Var(&f.mirrors, "registry-mirror", "HOST=URL: try URL before registry HOST (repeatable; key registries.HOST.mirrors)")
+	return f
+}
+
+// Load reads the configuration file and applies the flags given on the command line.
+func (f *Flags) Load() (*Config, error) {
+	explicit := false
+	f.fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "config" {
+			explicit = true
+		}
+	})
+	c, err := Load(f.ConfigPath, explicit)
+	if err != nil {
+		return nil, err
+	}
+	var applyErr error
+	f.fs.Visit(func(fl *flag.Flag) {
+		for _, s := range flagSetters {
+			if s.name == fl.Name && applyErr == nil {
+				applyErr = s.apply(c, *f.values[s.name])
+			}
+		}
+	})
+	if applyErr != nil {
+		return nil, applyErr
+	}
+	for _, m := range f.mirrors {
+		host, u, ok := strings.Cut(m, "=")
+		if !ok || host == "" || u == "" {
+			return nil, fmt.Errorf("--registry-mirror: want HOST=URL, got %q", m)
+		}
+		r := c.Registries[host]
+		r.Mirrors = append(r.Mirrors, u)
+		if c.Registries == nil {
+			c.Registries = map[string]Registry{}
+		}
+		c.Registries[host] = r
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
