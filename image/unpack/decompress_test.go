@@ -1,0 +1,63 @@
+package unpack
+
+import (
+	"bytes"
+	"compress/gzip"
+	"io"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+func TestDecompress(t *testing.T) {
+	plain := buildTar(t, file("a", "hello"), dir("d"), file("d/b", string(bytes.Repeat([]byte("z"), 100<<10))))
+
+	var gz bytes.Buffer
+	gw := gzip.NewWriter(&gz)
+	gw.Write(plain)
+	gw.Close()
+
+	var zs bytes.Buffer
+	zw, err := zstd.NewWriter(&zs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw.Write(plain)
+	zw.Close()
+
+	tests := []struct {
+		name string
+		in   []byte
+		want []byte
+	}{
+		{"plain tar", plain, plain},
+		{"gzip", gz.Bytes(), plain},
+		{"zstd", zs.Bytes(), plain},
+		{"empty", nil, nil},
+		{"short", []byte{0x1f}, []byte{0x1f}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rc, err := Decompress(bytes.NewReader(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := io.ReadAll(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("got %d bytes, want %d", len(got), len(tt.want))
+			}
+		})
+	}
+}
+
+func TestDecompressCorruptGzip(t *testing.T) {
+	if _, err := Decompress(bytes.NewReader([]byte{0x1f, 0x8b, 0xff, 0xff})); err == nil {
+		t.Fatal("corrupt gzip header accepted")
+	}
+}
