@@ -1,0 +1,254 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/image/unpack"
+)
+
+// layerSpec is one layer to make present: its compressed blob (as the
+// manifest describes it) and its uncompressed digest (from the config).
+type layerSpec struct {
+	diffID string
+	blob   string
+	size   int64
+}
+
+func (s *Store) hasLayer(h string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.layers[h]
+	return ok
+}
+
+// flight is one running call of once.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+// once runs fn at most once at a time per key (a digest) across all pulls;
+// concurrent callers wait for the running call and share its result, so a
+// blob shared by two images is fetched and unpacked once. The caller that
+// runs fn does so in its own goroutine, so when its context is cancelled it
+// returns only after fn has cleaned up. A waiter whose context is alive
+// retries instead of failing with the cancellation of the caller it waited
+// for.
+func (s *Store) once(ctx context.Context, key string, fn func(context.Context) error) error {
+	for {
+		s.flightMu.Lock()
+		if f, ok := s.flights[key]; ok {
+			s.flightMu.Unlock()
+			select {
+			case <-f.done:
+				if f.err != nil && isCtxErr(f.err) && ctx.Err() == nil {
+					continue
+				}
+				return f.err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		f := &flight{done: make(chan struct{})}
+		s.flights[key] = f
+		s.flightMu.Unlock()
+		func() {
+			defer func() {
+				s.flightMu.Lock()
+				delete(s.flights, key)
+				s.flightMu.Unlock()
+				close(f.done)
+			}()
+			f.err = fn(ctx)
+		}()
+		return f.err
+	}
+}
+
+// ensureLayer makes layer l present in layers/, downloading and unpacking it
+// unless it already is. The caller has pinned it.
+func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
+	s := p.s
+	h := hexOf(l.diffID)
+	if s.hasLayer(h) {
+		klog.V(2).Infof("pull %s: layer %s already present", p.ref, l.diffID)
+		return nil
+	}
+	return s.once(ctx, "layer:"+h, func(ctx context.Context) error {
+		if s.hasLayer(h) { // finished by the call we were waiting for
+			return nil
+		}
+		_, err := p.each(ctx, "layer "+l.blob, func(ep *endpoint) error {
+			start := time.Now()
+			lyr, err := ep.puller.Layer(ctx, ep.repo.Digest(l.blob))
+			if err != nil {
+				return err
+			}
+			rc, err := lyr.Compressed()
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			if err := s.unpackLayer(ctx, rc, l); err != nil {
+				return err
+			}
+			klog.V(2).Infof("pull %s: layer %s (%d bytes) from %s in %v", p.ref, l.blob, l.size, ep.display, time.Since(start).Round(time.Millisecond))
+			return nil
+		})
+		return err
+	})
+}
+
+// unpackLayer streams a compressed layer once: the bytes are hashed (and
+// written to blobs/ unless already there), decompressed, hashed again for
+// the diffID and extracted, all in one pass. Nothing becomes visible unless
+// both digests verify: the blob and the layer directory are renamed into
+// place only afterwards.
+func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (err error) {
+	h := hexOf(l.diffID)
+	work, err := os.MkdirTemp(s.tmpDir(), "layer-"+h[:12]+"-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	fsDir := filepath.Join(work, "fs")
+	if err := os.Mkdir(fsDir, 0o755); err != nil {
+		return err
+	}
+
+	compressed := newVerifier(body, l.blob, l.size)
+	var src io.Reader = compressed
+	var blobFile *os.File
+	if !s.hasBlob(hexOf(l.blob)) {
+		if blobFile, err = os.Create(filepath.Join(work, "blob")); err != nil {
+			return err
+		}
+		defer blobFile.Close()
+		src = io.TeeReader(compressed, blobFile)
+	}
+	dec, err := unpack.Decompress(src)
+	if err != nil {
+		return fmt.Errorf("layer %s: %w", l.blob, s.blame(compressed, src, err))
+	}
+	defer dec.Close()
+	diff := sha256.New()
+	tarStream := io.TeeReader(dec, diff)
+	if _, err := unpack.Apply(ctx, tarStream, fsDir); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("unpack layer %s: %w", l.blob, s.blame(compressed, src, err))
+	}
+	// Apply stops at the tar end marker; the padding after it is part of
+	// both digests, so read the streams to their ends.
+	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		return fmt.Errorf("layer %s: %w", l.blob, s.blame(compressed, src, err))
+	}
+	if _, err := io.Copy(io.Discard, src); err != nil {
+		return fmt.Errorf("layer %s: %w", l.blob, err)
+	}
+	if err := compressed.check(); err != nil {
+		return err
+	}
+	if got := "sha256:" + hex.EncodeToString(diff.Sum(nil)); got != l.diffID {
+		return fmt.Errorf("layer %s: uncompressed content hashes to %s, image config says %s: %w", l.blob, got, l.diffID, errDigestMismatch)
+	}
+	if blobFile != nil {
+		if err := s.finishBlob(blobFile, nil, l.blob); err != nil {
+			return err
+		}
+	}
+	if err := unpack.SyncDir(fsDir); err != nil {
+		return err
+	}
+	info, err := measure(fsDir)
+	if err != nil {
+		return err
+	}
+	return s.commitLayer(h, fsDir, info)
+}
+
+// blame explains a decompression or extraction failure: if the compressed
+// bytes do not match their digest, that corruption is the cause to report,
+// not whatever the decompressor or tar reader tripped over.
+func (s *Store) blame(v *verifier, src io.Reader, err error) error {
+	if errors.Is(err, errDigestMismatch) {
+		return err
+	}
+	if _, cerr := io.Copy(io.Discard, src); cerr != nil {
+		if errors.Is(cerr, errDigestMismatch) {
+			return cerr
+		}
+		return fmt.Errorf("%w (and reading the rest failed: %v)", err, cerr)
+	}
+	if cerr := v.check(); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// commitLayer renames an unpacked, synced, verified directory into place.
+// Its bookkeeping file is written first, so New() can treat a layer
+// directory without one as incomplete.
+func (s *Store) commitLayer(h, dir string, info layerInfo) error {
+	data, err := json.Marshal(info)
+	if err != nil {
+		return err
+	}
+	if err := s.writeFileAtomic(s.layerInfoPath(h), data); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if _, ok := s.layers[h]; ok {
+		s.mu.Unlock()
+		return nil
+	}
+	if err := os.Rename(dir, s.layerPath(h)); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("store layer sha256:%s: %w", h, err)
+	}
+	s.layers[h] = info
+	s.used.UsedBytes += info.Bytes
+	s.used.InodesUsed += info.Inodes + 1
+	s.mu.Unlock()
+	return syncDir(s.layerDir())
+}
+
+// measure walks a freshly unpacked layer once to count what Usage reports:
+// allocated bytes and inodes, hard links counted once.
+func measure(dir string) (layerInfo, error) {
+	var li layerInfo
+	seen := map[uint64]bool{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 && !fi.IsDir() {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		li.Inodes++
+		li.Bytes += diskBytes(fi)
+		return nil
+	})
+	return li, err
+}

@@ -1,0 +1,113 @@
+package image
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// lease keeps an image's layers on disk for an owner (a container whose
+// overlay mount uses them) even after the image is removed. It is stored as
+// leases/<owner>.
+type lease struct {
+	Image  string   `json:"image"`
+	Layers []string `json:"layers"` // diffIDs
+}
+
+// Owners become file names.
+var ownerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+
+// Lease records that owner uses the layers of the image named by ref (ID or
+// any reference Get accepts). A second Lease by the same owner replaces the
+// first. The layers survive Remove of the image until Unlease.
+func (s *Store) Lease(owner, ref string) error {
+	if !ownerRE.MatchString(owner) {
+		return errdefs.InvalidArgument("invalid lease owner %q", owner)
+	}
+	var trash []string
+	defer func() { s.emptyTrash(trash) }()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+
+	s.mu.RLock()
+	id, _, err := s.lookupLocked(ref)
+	var l lease
+	var replaced bool
+	if err == nil {
+		l.Image = id
+		for _, lr := range s.images[id].meta.Layers {
+			l.Layers = append(l.Layers, lr.DiffID)
+		}
+		_, replaced = s.leases[owner]
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return fmt.Errorf("lease for %s: %w", owner, err)
+	}
+	data, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	if err := s.writeFileAtomic(filepath.Join(s.leaseDir(), owner), data); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.leases[owner] = l
+	s.mu.Unlock()
+	if replaced {
+		trash = s.gcLocked()
+	}
+	return nil
+}
+
+// Unlease drops owner's lease and collects the layers nothing else uses.
+// Unknown owners are not an error, so callers can retry cleanup freely.
+func (s *Store) Unlease(owner string) error {
+	if !ownerRE.MatchString(owner) {
+		return errdefs.InvalidArgument("invalid lease owner %q", owner)
+	}
+	var trash []string
+	defer func() { s.emptyTrash(trash) }()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+
+	s.mu.RLock()
+	_, ok := s.leases[owner]
+	s.mu.RUnlock()
+	if !ok {
+		return nil
+	}
+	if err := removeDurably(filepath.Join(s.leaseDir(), owner)); err != nil {
+		return fmt.Errorf("unlease %s: %w", owner, err)
+	}
+	s.mu.Lock()
+	delete(s.leases, owner)
+	s.mu.Unlock()
+	trash = s.gcLocked()
+	return nil
+}
+
+func (s *Store) loadLeases() error {
+	entries, err := os.ReadDir(s.leaseDir())
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(s.leaseDir(), e.Name())
+		var l lease
+		if !ownerRE.MatchString(e.Name()) || readJSON(p, &l) != nil {
+			// Leases are written atomically, so this is outside damage.
+			// The file is left for inspection; its layers are unprotected.
+			klog.Errorf("image store: ignoring unreadable lease %s", p)
+			continue
+		}
+		s.leases[e.Name()] = l
+	}
+	return nil
+}

@@ -1,0 +1,144 @@
+package image
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+
+	"k8s.io/klog/v2"
+)
+
+// Remove deletes what ref names. By image ID (full or unique prefix): the
+// whole image. By tag: only that tag. By digest reference: only that digest.
+// The image itself goes when it has no tag and no digest left. Content no
+// image or lease references any more is then garbage collected. An unknown
+// ref is ErrNotFound; the gRPC layer decides that this is success.
+func (s *Store) Remove(ref string) error {
+	var trash []string
+	defer func() { s.emptyTrash(trash) }()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+
+	s.mu.RLock()
+	id, name, err := s.lookupLocked(ref)
+	var m imageMeta
+	if err == nil {
+		m = s.images[id].meta
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	drop := func(r string) bool { return r == name }
+	m.RepoTags = slices.DeleteFunc(slices.Clone(m.RepoTags), drop)
+	m.RepoDigests = slices.DeleteFunc(slices.Clone(m.RepoDigests), drop)
+
+	// Persist first, then forget and collect: a crash leaves at worst
+	// unreferenced content, which New() collects.
+	if name == "" || len(m.RepoTags)+len(m.RepoDigests) == 0 {
+		if err := s.deleteImageMeta(id); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.unsetLocked(id)
+		s.mu.Unlock()
+		klog.V(2).Infof("image %s removed (%s)", id, ref)
+		trash = s.gcLocked()
+		return nil
+	}
+	if err := s.writeImageMeta(m); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.setLocked(s.newRecord(m))
+	s.mu.Unlock()
+	klog.V(2).Infof("image %s: removed name %s", id, name)
+	return nil
+}
+
+// gcLocked deletes blobs and layers referenced by no image, no lease and no
+// running pull. Blobs are unlinked and layer directories moved to tmp/
+// while mu is held, so a pull that finds them absent and fetches them again
+// never races with the deletion of the old copy; the (slow) removal of the
+// moved trees is left to the caller via the returned paths, to be done with
+// no lock held. Caller holds metaMu, not mu.
+func (s *Store) gcLocked() (trash []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	blobs, layers := s.referencedLocked()
+	for h, size := range s.blobs {
+		if blobs[h] {
+			continue
+		}
+		if err := os.Remove(s.blobPath(h)); err != nil && !os.IsNotExist(err) {
+			klog.Errorf("image store: remove blob %s: %v", h, err)
+			continue
+		}
+		delete(s.blobs, h)
+		s.used.UsedBytes -= size
+		s.used.InodesUsed--
+		klog.V(3).Infof("image store: collected blob sha256:%s", h)
+	}
+	for h, li := range s.layers {
+		if layers[h] {
+			continue
+		}
+		// Bookkeeping first: a layer directory without it is what New()
+		// treats as incomplete and removes.
+		if err := os.Remove(s.layerInfoPath(h)); err != nil && !os.IsNotExist(err) {
+			klog.Errorf("image store: remove layer %s: %v", h, err)
+			continue
+		}
+		p, err := s.moveToTrash(s.layerPath(h))
+		if err != nil {
+			klog.Errorf("image store: remove layer %s: %v", h, err)
+			continue
+		}
+		trash = append(trash, p)
+		delete(s.layers, h)
+		s.used.UsedBytes -= li.Bytes
+		s.used.InodesUsed -= li.Inodes + 1
+		klog.V(3).Infof("image store: collected layer sha256:%s", h)
+	}
+	return trash
+}
+
+// moveToTrash renames path into a fresh directory under tmp/ and returns
+// that directory. The rename is atomic, so the tree is never half-deleted at
+// its real path; a crash before the removal leaves it in tmp/, which New()
+// clears.
+func (s *Store) moveToTrash(path string) (string, error) {
+	dst, err := os.MkdirTemp(s.tmpDir(), "gc-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.Rename(path, filepath.Join(dst, "d")); err != nil {
+		os.Remove(dst)
+		if os.IsNotExist(err) {
+			return "", nil
+		}
+		return "", err
+	}
+	return dst, nil
+}
+
+func (s *Store) emptyTrash(paths []string) {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			klog.Errorf("image store: remove %s: %v", p, err)
+		}
+	}
+}
+
+// removeTree deletes a tree at once (used at New(), with nothing running).
+func (s *Store) removeTree(path string) {
+	p, err := s.moveToTrash(path)
+	if err != nil {
+		klog.Errorf("image store: remove %s: %v", path, err)
+		p = path
+	}
+	s.emptyTrash([]string{p})
+}
