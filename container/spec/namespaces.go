@@ -1,0 +1,84 @@
+package spec
+
+import (
+	"fmt"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// namespaces lists the container's namespaces. Network, IPC and UTS are the
+// pod's: the sandbox's pins are authoritative, whatever mode the container
+// config repeats, so a container cannot pick the host's on its own. A
+// namespace left out of the list is the host's.
+func namespaces(in *Input) ([]specs.LinuxNamespace, error) {
+	sc := in.Config.GetLinux().GetSecurityContext()
+	opts := sc.GetNamespaceOptions()
+	// The mount namespace is always the container's own.
+	out := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+	for _, j := range []struct {
+		typ  specs.LinuxNamespaceType
+		path string
+	}{
+		{specs.NetworkNamespace, in.Pod.NetNS},
+		{specs.IPCNamespace, in.Pod.IPCNS},
+		{specs.UTSNamespace, in.Pod.UTSNS},
+	} {
+		if j.path == "" {
+			continue
+		}
+		if !filepath.IsAbs(j.path) {
+			return nil, fmt.Errorf("pod %s namespace path %q is not absolute", j.typ, j.path)
+		}
+		out = append(out, specs.LinuxNamespace{Type: j.typ, Path: j.path})
+	}
+
+	switch mode := opts.GetPid(); mode {
+	case runtimeapi.NamespaceMode_POD:
+		// POD is also the enum's zero value, which a config without
+		// namespace options carries: it then means "as the pod does".
+		switch {
+		case in.Pod.PIDNS != "":
+			out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.Pod.PIDNS})
+		case in.Pod.SecurityContext.GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_CONTAINER:
+			out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace})
+		case in.Pod.SecurityContext.GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_NODE:
+			// The pod is hostPID: the host's namespace.
+		default:
+			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid is POD but the pod has no shared PID namespace")
+		}
+	case runtimeapi.NamespaceMode_CONTAINER:
+		out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	case runtimeapi.NamespaceMode_NODE:
+		// The host PID namespace is a pod-level privilege (hostPID);
+		// a container of an ordinary pod must not take it.
+		if in.Pod.SecurityContext.GetNamespaceOptions().GetPid() != runtimeapi.NamespaceMode_NODE {
+			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid is NODE but the pod does not use the host PID namespace")
+		}
+	case runtimeapi.NamespaceMode_TARGET:
+		if opts.GetTargetId() == "" {
+			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.target_id is required when pid is TARGET")
+		}
+		if in.TargetPIDNS == "" {
+			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options: PID namespace of target container %q is unknown", opts.GetTargetId())
+		}
+		out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.TargetPIDNS})
+	default:
+		return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid %d is not supported", mode)
+	}
+
+	if u := opts.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE {
+		return nil, fmt.Errorf("linux.security_context.namespace_options.userns_options: user namespaces are not supported: %w", errdefs.ErrUnimplemented)
+	}
+
+	// A cgroup namespace hides the host's cgroup tree; containerd uses one
+	// on cgroup v2 only (v1 tools expect the host layout) and not for
+	// privileged containers (which may manage cgroups).
+	if in.Options.CgroupV2 && !sc.GetPrivileged() {
+		out = append(out, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
+	return out, nil
+}
