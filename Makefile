@@ -1,0 +1,54 @@
+# crisp — see README.md. Every target installs what it needs (hack/deps.sh).
+SHELL   := /bin/bash
+GO      ?= go
+BIN     := $(CURDIR)/_output/bin
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# libcontainer needs cgo; seccomp needs libseccomp-dev (installed by hack/deps.sh).
+TAGS    := seccomp
+LDFLAGS := -X main.version=$(VERSION)
+export CGO_ENABLED := 1
+
+.PHONY: all build deps run test unit integration conformance images registry-start registry-stop lint clean
+
+all: build
+
+deps:
+	hack/deps.sh
+
+build:
+	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp ./cmd/crisp
+
+# Run crisp in the foreground with the default configuration (/etc/crisp/crisp.toml
+# if present), a default CNI network when none is configured, and pod traffic
+# fenced to the pod subnet.
+run: deps build
+	hack/run.sh $(BIN)/crisp
+
+# Everything CI runs: lint, unit tests, integration tests, critest conformance.
+test: deps build lint unit images integration conformance
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet -tags '$(TAGS)' ./...
+	$(GO) vet -tags '$(TAGS) integration' ./test/...
+
+unit:
+	$(GO) test -race -tags '$(TAGS)' ./...
+
+images:
+	hack/images.sh
+
+integration: build images
+	CRISP_BINARY=$(BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
+
+conformance: build images
+	CRISP_BINARY=$(BIN)/crisp hack/conformance.sh
+
+registry-start:
+	hack/registry.sh start
+
+registry-stop:
+	hack/registry.sh stop
+
+clean:
+	rm -rf _output

@@ -1,0 +1,55 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Status reports the runtime and network conditions kubelet gates pod starts on.
+func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	runtimeCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
+	networkCond := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	var netErr error
+	if s.network == nil {
+		netErr = errNoNetworkManager
+	} else {
+		netErr = s.network.Ready()
+	}
+	if netErr != nil {
+		networkCond.Status = false
+		networkCond.Reason = "NetworkPluginNotReady"
+		networkCond.Message = "crisp: network plugin is not ready: " + netErr.Error()
+	}
+	resp := &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, networkCond}},
+		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{
+			Name:     "",
+			Features: &runtimeapi.RuntimeHandlerFeatures{},
+		}},
+		Features: &runtimeapi.RuntimeFeatures{},
+	}
+	if req.GetVerbose() {
+		resp.Info = s.statusInfo(netErr)
+	}
+	return resp, nil
+}
+
+// statusInfo is the verbose detail crictl info prints: each value is JSON.
+func (s *Server) statusInfo(netErr error) map[string]string {
+	info := map[string]string{}
+	put := func(key string, v any) {
+		if b, err := json.Marshal(v); err == nil {
+			info[key] = string(b)
+		}
+	}
+	put("config", s.cfg)
+	netInfo := map[string]any{"ready": netErr == nil, "confDir": s.cfg.CNI.ConfDir, "binDirs": s.cfg.CNI.BinDirs}
+	if netErr != nil {
+		netInfo["reason"] = netErr.Error()
+	}
+	put("network", netInfo)
+	put("version", map[string]string{"runtime": runtimeName, "version": s.version, "apiVersion": apiVersion})
+	return info
+}

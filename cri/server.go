@@ -1,0 +1,73 @@
+// Package cri serves the CRI RuntimeService and ImageService over gRPC. It only
+// translates between CRI messages and crisp's packages: the work is done by the
+// small interfaces below, so each can be tested and replaced on its own.
+package cri
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/config"
+	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/sandbox"
+)
+
+// Images is what the CRI image service needs from the image store.
+type Images interface {
+	Pull(ctx context.Context, ref string, auth *image.Auth) (*image.Image, error)
+	Get(ref string) (*image.Image, error)
+	List() []*image.Image
+	Remove(ref string) error
+	Usage() (image.Usage, error)
+}
+
+// Network reports whether pod networking is configured.
+type Network interface {
+	Ready() error
+}
+
+// Sandboxes is what the CRI pod sandbox RPCs need from the sandbox manager.
+type Sandboxes interface {
+	Run(ctx context.Context, cfg sandbox.Config) (string, error)
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+	Get(id string) (*sandbox.Sandbox, error)
+	List(f sandbox.Filter) []*sandbox.Sandbox
+	UpdateResources(ctx context.Context, id string, overhead, resources *sandbox.Resources) error
+}
+
+// Server implements runtimeapi.RuntimeServiceServer and runtimeapi.ImageServiceServer.
+// RPCs that crisp does not implement yet answer Unimplemented with their name,
+// through the embedded defaults.
+type Server struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+
+	cfg       *config.Config
+	version   string
+	images    Images
+	network   Network
+	sandboxes Sandboxes
+}
+
+// Deps are the parts a Server translates to.
+type Deps struct {
+	Config    *config.Config
+	Version   string
+	Images    Images
+	Network   Network
+	Sandboxes Sandboxes
+}
+
+// New returns a Server over deps.
+func New(d Deps) *Server {
+	return &Server{cfg: d.Config, version: d.Version, images: d.Images, network: d.Network, sandboxes: d.Sandboxes}
+}
+
+// Register adds both CRI services to g.
+func (s *Server) Register(g *grpc.Server) {
+	runtimeapi.RegisterRuntimeServiceServer(g, s)
+	runtimeapi.RegisterImageServiceServer(g, s)
+}

@@ -1,0 +1,207 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
+)
+
+// cgroups creates and removes pod cgroup directories in every hierarchy:
+// each v1 controller mount (and name=systemd), or the single v2 tree.
+// Kubelet usually made the pod cgroup already; crisp creates what is missing
+// and records exactly what it created so that Remove deletes only that.
+type cgroups struct {
+	// roots are the hierarchy mount points.
+	roots []string
+	// mu serialises creation and removal so that one pod's Remove cannot
+	// rmdir a shared parent (e.g. /crisp) between another pod's check and
+	// mkdir.
+	mu sync.Mutex
+}
+
+const cgroupRoot = "/sys/fs/cgroup"
+
+// detectCgroups finds the hierarchies. On a unified (v2) host that is the
+// root alone; in hybrid mode the controller-less v2 mount is left out.
+func detectCgroups() (*cgroups, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(cgroupRoot, &st); err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if st.Type == unix.CGROUP2_SUPER_MAGIC {
+		return &cgroups{roots: []string{cgroupRoot}}, nil
+	}
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup"))
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	seen := map[string]bool{}
+	c := &cgroups{}
+	for _, m := range mounts {
+		// A hierarchy mounted twice (bind mounts) has one tree; the
+		// first mount point, by its root inside the hierarchy, is enough.
+		if m.Root != "/" || seen[m.Mountpoint] {
+			continue
+		}
+		seen[m.Mountpoint] = true
+		c.roots = append(c.roots, m.Mountpoint)
+	}
+	if len(c.roots) == 0 {
+		return nil, errors.New("cgroups: no cgroup hierarchy is mounted")
+	}
+	return c, nil
+}
+
+// podCgroupPath turns the CRI cgroup_parent into the pod's cgroupfs path.
+// Kubelet sends the pod cgroup itself; with the systemd driver it is a slice
+// name (kubepods-burstable-pod<uid>.slice) which maps to nested directories.
+func podCgroupPath(parent, id string) (string, error) {
+	if parent == "" {
+		return "/crisp/pod-" + id, nil
+	}
+	if strings.HasSuffix(parent, ".slice") && !strings.Contains(parent, "/") {
+		return expandSlice(parent)
+	}
+	if strings.Contains(parent, "..") {
+		return "", fmt.Errorf("linux.cgroup_parent %q must not contain \"..\"", parent)
+	}
+	clean := path.Clean("/" + parent)
+	if clean == "/" {
+		return "", fmt.Errorf("linux.cgroup_parent %q: a pod cannot use the root cgroup", parent)
+	}
+	return clean, nil
+}
+
+// expandSlice is systemd's slice naming: a-b-c.slice lives in
+// /a.slice/a-b.slice/a-b-c.slice.
+func expandSlice(slice string) (string, error) {
+	name := strings.TrimSuffix(slice, ".slice")
+	if name == "" || name == "-" || strings.Contains(name, "--") || strings.HasPrefix(name, "-") || strings.HasSuffix(name, "-") {
+		return "", fmt.Errorf("linux.cgroup_parent %q is not a valid systemd slice", slice)
+	}
+	var p, prefix string
+	for _, part := range strings.Split(name, "-") {
+		if prefix != "" {
+			prefix += "-"
+		}
+		prefix += part
+		p += "/" + prefix + ".slice"
+	}
+	return p, nil
+}
+
+// plan lists the directories that do not exist yet, parents first, without
+// creating anything: the plan is persisted before the directories are made,
+// so a crash between the two cannot leak them.
+func (c *cgroups) plan(cgPath string) []string {
+	var missing []string
+	for _, root := range c.roots {
+		// Parents first: once one is missing, so are all below it.
+		var chain []string
+		for p := cgPath; p != "/" && p != "."; p = path.Dir(p) {
+			chain = append([]string{filepath.Join(root, p)}, chain...)
+		}
+		for i, d := range chain {
+			if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+				missing = append(missing, chain[i:]...)
+				break
+			}
+		}
+	}
+	return missing
+}
+
+// create makes the planned directories that are still missing and returns
+// those it made.
+func (c *cgroups) create(planned []string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var made []string
+	for _, d := range planned {
+		err := os.Mkdir(d, 0o755)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return made, fmt.Errorf("create pod cgroup: %w", err)
+		}
+		made = append(made, d)
+		if err := inheritCpuset(d); err != nil {
+			return made, err
+		}
+	}
+	return made, nil
+}
+
+// inheritCpuset fills a new v1 cpuset cgroup from its parent: the kernel
+// creates it with no CPUs and no memory nodes, and refuses tasks (ENOSPC)
+// until both are set.
+func inheritCpuset(dir string) error {
+	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+		cur, err := os.ReadFile(filepath.Join(dir, f))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // not a cpuset hierarchy, or v2
+		}
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(cur)) != "" {
+			continue
+		}
+		parent, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), parent, 0o644); err != nil {
+			return fmt.Errorf("initialise %s: %w", filepath.Join(dir, f), err)
+		}
+	}
+	return nil
+}
+
+// remove deletes the given directories children first. A cgroup still in
+// use (EBUSY: tasks; ENOTEMPTY: child cgroups, e.g. another pod under a
+// shared parent) is left alone; only leaves that are really ours fail loudly.
+func (c *cgroups) remove(dirs []string, leaf string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var firstErr error
+	for i := len(dirs) - 1; i >= 0; i-- {
+		err := unix.Rmdir(dirs[i])
+		switch {
+		case err == nil, errors.Is(err, unix.ENOENT):
+		case errors.Is(err, unix.EBUSY), errors.Is(err, unix.ENOTEMPTY):
+			if path.Base(dirs[i]) == leaf && firstErr == nil {
+				firstErr = fmt.Errorf("remove pod cgroup %s: still in use: %w", dirs[i], err)
+			}
+		default:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("remove pod cgroup %s: %w", dirs[i], err)
+			}
+		}
+	}
+	return firstErr
+}
+
+// join moves pid into the pod cgroup of every hierarchy. On v2 a process in
+// a non-leaf cgroup would stop kubelet enabling controllers for the
+// containers below it, so the reaper stays where it is there.
+func (c *cgroups) join(cgPath string, pid int) error {
+	if len(c.roots) == 1 && c.roots[0] == cgroupRoot {
+		return nil
+	}
+	for _, root := range c.roots {
+		f := filepath.Join(root, cgPath, "cgroup.procs")
+		if err := os.WriteFile(f, []byte(fmt.Sprint(pid)), 0o644); err != nil {
+			return fmt.Errorf("join pod cgroup %s: %w", f, err)
+		}
+	}
+	return nil
+}

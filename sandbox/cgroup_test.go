@@ -1,0 +1,69 @@
+package sandbox
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestPodCgroupPath(t *testing.T) {
+	for _, tc := range []struct{ parent, want string }{
+		{"", "/crisp/pod-ID"},
+		{"/kubepods/besteffort/podabc", "/kubepods/besteffort/podabc"},
+		{"kubepods/podabc/", "/kubepods/podabc"},
+		{"kubepods-besteffort-podabc.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podabc.slice"},
+	} {
+		got, err := podCgroupPath(tc.parent, "ID")
+		if err != nil || got != tc.want {
+			t.Errorf("podCgroupPath(%q) = %q, %v; want %q", tc.parent, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"/", "/kubepods/../..", "-.slice", "a--b.slice"} {
+		if _, err := podCgroupPath(bad, "ID"); err == nil {
+			t.Errorf("podCgroupPath(%q) accepted", bad)
+		}
+	}
+}
+
+func TestCgroupPlanCreateRemove(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.MkdirAll(filepath.Join(a, "kubepods"), 0o755) // kubelet made part of it in one hierarchy
+	os.MkdirAll(b, 0o755)
+	c := &cgroups{roots: []string{a, b}}
+
+	plan := c.plan("/kubepods/pod1")
+	want := []string{filepath.Join(a, "kubepods/pod1"), filepath.Join(b, "kubepods"), filepath.Join(b, "kubepods/pod1")}
+	if !reflect.DeepEqual(plan, want) {
+		t.Fatalf("plan = %v, want %v", plan, want)
+	}
+	made, err := c.create(plan)
+	if err != nil || !reflect.DeepEqual(made, want) {
+		t.Fatalf("create = %v, %v", made, err)
+	}
+	// A sibling pod made later keeps the shared parent alive.
+	sibling, _ := c.create(c.plan("/kubepods/pod2"))
+	if err := c.remove(made, "pod1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(b, "kubepods/pod2")); err != nil {
+		t.Fatalf("removing pod1 touched pod2: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(a, "kubepods")); err != nil {
+		t.Fatalf("a directory crisp did not create was removed: %v", err)
+	}
+	if err := c.remove(sibling, "pod2"); err != nil {
+		t.Fatal(err)
+	}
+	// b/kubepods was recorded by pod1, which could not remove it then; it
+	// stays (harmless, empty) rather than being removed by a pod that did
+	// not create it.
+	if _, err := os.Stat(filepath.Join(a, "kubepods/pod1")); !os.IsNotExist(err) {
+		t.Fatal("pod1 cgroup left")
+	}
+	// Removing twice is fine.
+	if err := c.remove(made, "pod1"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,242 @@
+package sandbox
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// spawnTimeout bounds the child's set-up; it does a handful of syscalls.
+const spawnTimeout = 30 * time.Second
+
+var cloneFlags = map[string]uintptr{
+	NSNet: unix.CLONE_NEWNET,
+	NSIPC: unix.CLONE_NEWIPC,
+	NSUTS: unix.CLONE_NEWUTS,
+	NSPID: unix.CLONE_NEWPID,
+}
+
+// pinner creates pods' namespaces and pins them under dir/<pod-id>/<kind>.
+type pinner struct {
+	// dir is <state>/ns, a shared mount point (makeSharedMountpoint).
+	dir string
+	// exe is the binary re-executed with InitCommand.
+	exe string
+}
+
+func (p *pinner) podDir(id string) string { return filepath.Join(p.dir, id) }
+
+// pinned is the outcome of create.
+type pinned struct {
+	pins map[string]string
+	// reaper is the process kept as the pod's PID 1, nil without a PID
+	// namespace; cmd is only used to reap it.
+	reaper *Reaper
+	cmd    *exec.Cmd
+}
+
+// create starts a child in new namespaces of the given kinds, lets it set
+// itself up per spec, bind-mounts its namespaces onto pin files, then lets it
+// exit (or keeps it as the reaper when a PID namespace is among the kinds).
+// beforeKeep runs with the reaper's PID before it is released (to move it
+// into the pod cgroup). On error nothing is left behind.
+func (p *pinner) create(ctx context.Context, id string, kinds []string, spec initSpec, beforeKeep func(pid int) error) (_ *pinned, retErr error) {
+	var flags uintptr
+	for _, k := range kinds {
+		flags |= cloneFlags[k]
+	}
+	spec.Reaper = flags&unix.CLONE_NEWPID != 0
+	env, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer statusR.Close()
+	releaseR, releaseW, err := os.Pipe()
+	if err != nil {
+		statusW.Close()
+		return nil, err
+	}
+	defer releaseW.Close()
+
+	cmd := &exec.Cmd{
+		Path: p.exe,
+		Args: []string{"crisp", InitCommand},
+		// GOMAXPROCS=1 keeps a reaper to one P and few threads.
+		Env:        []string{initEnv + "=" + string(env), "GOMAXPROCS=1"},
+		ExtraFiles: []*os.File{statusW, releaseR},
+		Dir:        "/",
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: flags,
+			Setsid:     true,
+		},
+	}
+	err = cmd.Start()
+	statusW.Close()
+	releaseR.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start pod namespaces: %w", err)
+	}
+	pid := cmd.Process.Pid
+	kept := false
+	defer func() {
+		if !kept {
+			// Closing releaseW (deferred above) lets a healthy child
+			// exit; the kill covers one that is stuck.
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	}()
+
+	if err := waitReady(ctx, statusR); err != nil {
+		return nil, err
+	}
+
+	res := &pinned{pins: map[string]string{}}
+	defer func() {
+		if retErr != nil {
+			_ = p.remove(id)
+		}
+	}()
+	if err := os.MkdirAll(p.podDir(id), 0o711); err != nil {
+		return nil, err
+	}
+	for _, k := range kinds {
+		pin := filepath.Join(p.podDir(id), k)
+		if err := bindNS(fmt.Sprintf("/proc/%d/ns/%s", pid, k), pin); err != nil {
+			return nil, err
+		}
+		res.pins[k] = pin
+	}
+
+	if !spec.Reaper {
+		releaseW.Close()
+		if err := cmd.Wait(); err != nil {
+			return nil, fmt.Errorf("pod namespace child: %w", err)
+		}
+		kept = true // already gone
+		return res, nil
+	}
+	start, err := procStartTime(pid)
+	if err != nil {
+		return nil, err
+	}
+	if beforeKeep != nil {
+		if err := beforeKeep(pid); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := releaseW.Write([]byte{'k'}); err != nil {
+		return nil, fmt.Errorf("release pod reaper: %w", err)
+	}
+	kept = true
+	res.reaper = &Reaper{PID: pid, StartTime: start}
+	res.cmd = cmd
+	return res, nil
+}
+
+// waitReady reads the child's one status line.
+func waitReady(ctx context.Context, statusR *os.File) error {
+	deadline := time.Now().Add(spawnTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = statusR.SetReadDeadline(deadline)
+	line, err := bufio.NewReader(statusR).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case line == "ok":
+		return nil
+	case strings.HasPrefix(line, "error: "):
+		return fmt.Errorf("pod namespaces: %s", strings.TrimPrefix(line, "error: "))
+	case err != nil:
+		return fmt.Errorf("pod namespaces: child died during set-up: %w", err)
+	}
+	return fmt.Errorf("pod namespaces: unexpected status %q", line)
+}
+
+// bindNS pins one namespace: the bind mount holds a reference that keeps
+// the namespace alive with no process in it.
+func bindNS(src, pin string) error {
+	f, err := os.OpenFile(pin, os.O_CREATE|os.O_RDONLY, 0o444)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	// A pin left by a crash would stack under the new mount.
+	if err := unmount(pin); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, pin, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("pin %s: %w", pin, err)
+	}
+	return nil
+}
+
+// remove unpins every namespace of a pod and deletes its directory. Kinds in
+// keep stay pinned (the netns while a CNI DEL is still owed).
+func (p *pinner) remove(id string, keep ...string) error {
+	dir := p.podDir(id)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	left := 0
+	for _, e := range entries {
+		if contains(keep, e.Name()) {
+			left++
+			continue
+		}
+		pin := filepath.Join(dir, e.Name())
+		if err := unmount(pin); err != nil {
+			errs = append(errs, err)
+			left++
+			continue
+		}
+		if err := os.Remove(pin); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if left == 0 {
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isPinned says whether pin still holds a namespace: after a reboot with a
+// tmpfs state dir, or someone unmounting it, the file is absent or plain.
+func isPinned(pin string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(pin, &st); err != nil {
+		return false
+	}
+	return st.Type == unix.NSFS_MAGIC
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,244 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// runTimeout bounds RunPodSandbox's work, which goes on even if the client
+// gives up: kubelet retries with the same metadata and finds the pod listed,
+// whereas abandoning half way would only make it start over.
+const runTimeout = 4 * time.Minute
+
+// cleanupTimeout bounds each rollback or teardown step; it uses a fresh
+// context because the caller's may be the reason we are cleaning up.
+const cleanupTimeout = 2 * time.Minute
+
+// Run creates a pod and returns its id. Everything it did is undone if it
+// fails; a crash half way is undone at the next start-up (see recover).
+func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error) {
+	if err := cfg.validate(); err != nil {
+		return "", err
+	}
+	podNet := cfg.Namespaces.Network == ModePod
+	if podNet && m.net == nil {
+		return "", fmt.Errorf("%w: %w", errNoNetwork, errdefs.ErrFailedPrecondition)
+	}
+	cgPath, err := podCgroupPath(cfg.CgroupParent, "")
+	if err != nil {
+		return "", errdefs.InvalidArgument("%v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runTimeout)
+	defer cancel()
+
+	id = newID()
+	if cfg.CgroupParent == "" {
+		cgPath, _ = podCgroupPath("", id)
+	}
+	key := nameKey(cfg.Metadata)
+	if err := m.names.reserve(key, id); err != nil {
+		return "", err
+	}
+
+	var undo []func() error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](); err != nil {
+				klog.Errorf("pod %s: rolling back a failed RunPodSandbox: %v", id, err)
+			}
+		}
+		m.names.release(key, id)
+	}()
+
+	sb, kinds, err := m.plan(id, cfg, cgPath)
+	if err != nil {
+		return "", err
+	}
+	// The "creating" record lists everything the following steps may
+	// create, so that recovery can undo them after a crash.
+	undo = append(undo, func() error { return m.store.delete(id) })
+	if err := m.store.save(sb); err != nil {
+		return "", fmt.Errorf("save pod record: %w", err)
+	}
+	if err := writePodFiles(sb); err != nil {
+		return "", fmt.Errorf("pod files: %w", err)
+	}
+
+	made, err := m.cgroups.create(sb.CgroupCreated)
+	sb.CgroupCreated = made
+	undo = append(undo, func() error { return m.cgroups.remove(made, path.Base(cgPath)) })
+	if err != nil {
+		return "", err
+	}
+
+	if sb.ShmMounted {
+		undo = append(undo, func() error { return m.removeShm(id) })
+		if err := mountShm(sb.ShmPath); err != nil {
+			return "", err
+		}
+	}
+
+	var reaperExit processExit
+	if len(kinds) > 0 {
+		spec := initSpec{Sysctls: cfg.Sysctls}
+		if podNet {
+			spec.Hostname = sb.Hostname
+		}
+		undo = append(undo, func() error { return m.pins.remove(id) })
+		p, err := m.pins.create(ctx, id, kinds, spec, func(pid int) error { return m.cgroups.join(cgPath, pid) })
+		if err != nil {
+			return "", err
+		}
+		if p.reaper != nil {
+			r := *p.reaper
+			sb.Reaper = &r
+			reaperExit = watchProcess(r, p.cmd)
+			undo = append(undo, func() error { return stopReaper(r, reaperExit) })
+		}
+	}
+
+	if podNet {
+		undo = append(undo, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			defer cancel()
+			return m.net.Teardown(ctx, netPod(sb))
+		})
+		res, err := m.net.Setup(ctx, netPod(sb))
+		if err != nil {
+			return "", fmt.Errorf("pod network: %w", err)
+		}
+		sb.Network.IPs = res.IPs
+		sb.Network.Interfaces = res.Interfaces
+		sb.Network.Name = res.Network
+		sb.Network.Raw = res.Raw
+	}
+	if err := writeHosts(sb); err != nil {
+		return "", fmt.Errorf("pod hosts file: %w", err)
+	}
+
+	sb.State = StateReady
+	e := &entry{reaperExit: reaperExit}
+	if err := m.commit(e, sb); err != nil {
+		return "", err
+	}
+	if sb.Reaper != nil {
+		m.watchReaper(e, *sb.Reaper)
+	}
+	m.mu.Lock()
+	m.pods[id] = e
+	m.mu.Unlock()
+	return id, nil
+}
+
+// plan decides every name and path of a new pod without touching anything.
+func (m *Manager) plan(id string, cfg Config, cgPath string) (*Sandbox, []string, error) {
+	ns := cfg.Namespaces
+	sb := &Sandbox{
+		ID:         id,
+		Config:     cfg,
+		State:      StateCreating,
+		CreatedAt:  time.Now(),
+		Hostname:   cfg.Hostname,
+		Namespaces: map[string]string{},
+		Cgroup:     cgPath,
+		ShmPath:    hostShm,
+		Network:    PodNetwork{Attached: ns.Network == ModePod},
+	}
+	podFilePaths(sb, m.store.dir(id))
+	var kinds []string
+	if ns.Network == ModePod {
+		kinds = append(kinds, NSNet, NSUTS)
+		if sb.Hostname == "" {
+			// kubelet always sends one; for other clients containerd's
+			// choice, the node's name, is what tools expect (a pod name can
+			// exceed the kernel's 64-byte limit).
+			h, err := os.Hostname()
+			if err != nil {
+				return nil, nil, err
+			}
+			sb.Hostname = h
+		}
+	} else {
+		// Host network pods share the node's UTS namespace too.
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, nil, err
+		}
+		sb.Hostname = h
+	}
+	if ns.IPC == ModePod {
+		kinds = append(kinds, NSIPC)
+		sb.ShmPath = filepath.Join(m.shmDir, id, "shm")
+		sb.ShmMounted = true
+	}
+	if ns.PID == ModePod {
+		kinds = append(kinds, NSPID)
+	}
+	for _, k := range kinds {
+		sb.Namespaces[k] = filepath.Join(m.pins.podDir(id), k)
+	}
+	sb.CgroupCreated = m.cgroups.plan(cgPath)
+	return sb, kinds, nil
+}
+
+func (m *Manager) removeShm(id string) error {
+	err := unmountShm(filepath.Join(m.shmDir, id, "shm"))
+	if rmErr := os.Remove(filepath.Join(m.shmDir, id)); rmErr != nil && !errors.Is(rmErr, os.ErrNotExist) && err == nil {
+		err = rmErr
+	}
+	return err
+}
+
+// reaperStopTimeout bounds the wait for a killed reaper: SIGKILL is not
+// deferrable, but the kernel first kills the rest of the PID namespace.
+const reaperStopTimeout = 10 * time.Second
+
+// stopReaper kills a pod's PID 1, which takes every process of the PID
+// namespace with it, and waits until it is gone.
+func stopReaper(r Reaper, exit processExit) error {
+	if err := signalProcess(r, unix.SIGKILL); err != nil {
+		return fmt.Errorf("kill pod reaper %d: %w", r.PID, err)
+	}
+	select {
+	case <-exit:
+		return nil
+	case <-time.After(reaperStopTimeout):
+		return fmt.Errorf("pod reaper %d did not exit within %v", r.PID, reaperStopTimeout)
+	}
+}
+
+// watchReaper marks the pod not ready if its reaper dies on its own (OOM
+// killer, someone's kill): the PID namespace can then no longer be joined.
+func (m *Manager) watchReaper(e *entry, r Reaper) {
+	exit := e.reaperExit
+	go func() {
+		<-exit
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		sb := e.sb.Load()
+		if e.removed || sb.Reaper == nil || *sb.Reaper != r {
+			return // stopped deliberately
+		}
+		klog.Warningf("pod %s: reaper (pid %d) exited; the pod is no longer ready", sb.ID, r.PID)
+		sb = sb.clone()
+		sb.Reaper = nil
+		sb.State = StateNotReady
+		if err := m.commit(e, sb); err != nil {
+			klog.Errorf("pod %s: %v", sb.ID, err)
+			e.sb.Store(sb)
+		}
+	}()
+}

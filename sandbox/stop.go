@@ -1,0 +1,171 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// Stop stops a pod: its containers, its reaper (and with it every process
+// of its PID namespace), its network, its pins and its shm. It is idempotent
+// and an unknown id is success, as kubelet expects. A failed CNI DEL keeps the
+// netns pinned and is retried by the next Stop or Remove.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return nil
+	}
+	return m.stopLocked(ctx, e)
+}
+
+// Remove stops the pod if needed and deletes everything crisp created for
+// it. An unknown id is success.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return nil
+	}
+	if err := m.stopLocked(ctx, e); err != nil {
+		return err
+	}
+	sb := e.sb.Load()
+	if cs := m.containerStopper(); cs != nil {
+		if err := cs.RemovePodContainers(ctx, sb.ID); err != nil {
+			return fmt.Errorf("remove containers of pod %s: %w", sb.ID, err)
+		}
+	}
+	if err := m.cgroups.remove(m.cgroupsToRemove(sb), path.Base(sb.Cgroup)); err != nil {
+		return err
+	}
+	if err := m.pins.remove(sb.ID); err != nil {
+		return err
+	}
+	if err := m.removeShm(sb.ID); err != nil {
+		return err
+	}
+	if err := m.store.delete(sb.ID); err != nil {
+		return fmt.Errorf("delete pod record: %w", err)
+	}
+	e.removed = true
+	m.mu.Lock()
+	delete(m.pods, sb.ID)
+	m.mu.Unlock()
+	m.names.release(nameKey(sb.Config.Metadata), sb.ID)
+	return nil
+}
+
+// stopLocked does the work of Stop; the pod's lock is held.
+func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
+	sb := e.sb.Load().clone()
+	if cs := m.containerStopper(); cs != nil {
+		// The CRI demands forcible termination: kubelet has already
+		// given containers their grace period by the time it stops a pod.
+		if err := cs.StopPodContainers(ctx, sb.ID, 0); err != nil {
+			return fmt.Errorf("stop containers of pod %s: %w", sb.ID, err)
+		}
+	}
+	if sb.State == StateNotReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
+		return nil // fully stopped already; no need to write the record again
+	}
+
+	var errs []error
+	if sb.Reaper != nil {
+		if err := stopReaper(*sb.Reaper, e.reaperExit); err != nil {
+			errs = append(errs, err)
+		} else {
+			sb.Reaper = nil
+			e.reaperExit = nil
+		}
+	}
+	var keep []string
+	if sb.Network.Attached {
+		if err := m.teardownNetwork(sb); err != nil {
+			errs = append(errs, err)
+			// DEL will need the namespace to find the interfaces.
+			keep = append(keep, NSNet)
+		} else {
+			sb.Network.Attached = false
+		}
+	}
+	if sb.Reaper != nil {
+		keep = append(keep, NSPID)
+	}
+	if err := m.pins.remove(sb.ID, keep...); err != nil {
+		errs = append(errs, err)
+	} else {
+		for k := range sb.Namespaces {
+			if !contains(keep, k) {
+				delete(sb.Namespaces, k)
+			}
+		}
+	}
+	if sb.ShmMounted {
+		if err := m.removeShm(sb.ID); err != nil {
+			errs = append(errs, err)
+		} else {
+			sb.ShmMounted = false
+		}
+	}
+	sb.State = StateNotReady
+	if sb.StoppedAt.IsZero() {
+		sb.StoppedAt = time.Now()
+	}
+	if err := m.commit(e, sb); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// teardownNetwork runs CNI DEL on a context of its own: an IP must be
+// released even when the client that asked for the stop has gone away.
+func (m *Manager) teardownNetwork(sb *Sandbox) error {
+	if m.net == nil {
+		return errNoNetwork
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	defer cancel()
+	if err := m.net.Teardown(ctx, netPod(sb)); err != nil {
+		klog.Warningf("pod %s: CNI DEL failed, will retry on the next stop or remove: %v", sb.ID, err)
+		return fmt.Errorf("pod network teardown: %w", err)
+	}
+	return nil
+}
+
+// cgroupsToRemove is what crisp created for the pod, plus crisp's own
+// default parent (/crisp) when the pod used it: whichever pod created that
+// parent may be gone while others still used it, so the last one out
+// removes it (remove skips it while it is not empty).
+func (m *Manager) cgroupsToRemove(sb *Sandbox) []string {
+	dirs := sb.CgroupCreated
+	if sb.Config.CgroupParent == "" {
+		var parents []string
+		for _, root := range m.cgroups.roots {
+			parents = append(parents, filepath.Join(root, path.Dir(sb.Cgroup)))
+		}
+		dirs = append(parents, dirs...)
+	}
+	return dirs
+}
