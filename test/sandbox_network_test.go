@@ -164,8 +164,13 @@ func TestSandboxDNSAndSysctls(t *testing.T) {
 	if got := strings.TrimSpace(readFile(t, "/proc/sys/net/ipv4/ip_unprivileged_port_start")); got == "0" {
 		t.Error("the pod's sysctl leaked to the host")
 	}
-	if got := nsenter(t, []string{"--uts=" + info.Namespaces["uts"]}, "hostname"); got != "dns" {
-		t.Errorf("default hostname = %q, want the pod name", got)
+	// No hostname in the config: the node's, as containerd does.
+	node, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nsenter(t, []string{"--uts=" + info.Namespaces["uts"]}, "hostname"); got != node {
+		t.Errorf("default hostname = %q, want the node's %q", got, node)
 	}
 	removePod(t, d, id)
 }
