@@ -9,6 +9,8 @@ import (
 	"hash"
 	"io"
 	"os"
+
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 // errDigestMismatch marks content that does not hash to its digest.
@@ -138,5 +140,5 @@ func (s *Store) commitBlob(tmp, digest string) error {
 	s.used.InodesUsed++
 	s.mu.Unlock()
 	// Durable before any image metadata that references it is written.
-	return syncDir(s.blobDir())
+	return atomicfile.SyncDir(s.blobDir())
 }

@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/image/unpack"
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 // layerSpec is one layer to make present: its compressed blob (as the
@@ -208,7 +209,7 @@ func (s *Store) commitLayer(h, dir string, info layerInfo) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeFileAtomic(s.layerInfoPath(h), data); err != nil {
+	if err := atomicfile.WriteFile(s.layerInfoPath(h), data, 0o600); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -224,7 +225,7 @@ func (s *Store) commitLayer(h, dir string, info layerInfo) error {
 	s.used.UsedBytes += info.Bytes
 	s.used.InodesUsed += info.Inodes + 1
 	s.mu.Unlock()
-	return syncDir(s.layerDir())
+	return atomicfile.SyncDir(s.layerDir())
 }
 
 // measure walks a freshly unpacked layer once to count what Usage reports:

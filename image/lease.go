@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 // lease keeps an image's layers on disk for an owner (a container whose
@@ -54,7 +55,7 @@ func (s *Store) Lease(owner, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.writeFileAtomic(filepath.Join(s.leaseDir(), owner), data); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(s.leaseDir(), owner), data, 0o600); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 // layerInfo is the bookkeeping of one unpacked layer, layers/info/<hex>.json.
@@ -20,50 +22,12 @@ type layerInfo struct {
 	Inodes uint64 `json:"inodes"`
 }
 
-// writeFileAtomic replaces path with data so that a crash leaves either the
-// old or the new content: write a temporary file, fsync it, rename it over
-// path and fsync the directory so the rename itself is durable.
-func (s *Store) writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(s.tmpDir(), "meta-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
-}
-
 // removeDurably deletes path (if present) and makes the deletion durable.
 func removeDurably(path string) error {
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 func (s *Store) writeImageMeta(m imageMeta) error {
@@ -71,7 +35,7 @@ func (s *Store) writeImageMeta(m imageMeta) error {
 	if err != nil {
 		return err
 	}
-	return s.writeFileAtomic(s.imagePath(m.ID), data)
+	return atomicfile.WriteFile(s.imagePath(m.ID), data, 0o600)
 }
 
 func (s *Store) deleteImageMeta(id string) error {

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 // Host files a pod falls back on; variables so tests can point elsewhere.
@@ -51,7 +53,7 @@ func renderHosts(hostname string, ips []string) []byte {
 // podFiles writes hostname, resolv.conf and hosts into sb.Dir. Containers
 // bind-mount them, so they are replaced atomically, never truncated in place.
 func writePodFiles(sb *Sandbox) error {
-	if err := writeFileAtomic(sb.HostnamePath, []byte(sb.Hostname+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(sb.HostnamePath, []byte(sb.Hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	resolv := []byte(nil)
@@ -64,7 +66,7 @@ func writePodFiles(sb *Sandbox) error {
 	} else {
 		resolv = renderResolvConf(sb.Config.DNS)
 	}
-	if err := writeFileAtomic(sb.ResolvPath, resolv, 0o644); err != nil {
+	if err := atomicfile.WriteFile(sb.ResolvPath, resolv, 0o644); err != nil {
 		return err
 	}
 	return writeHosts(sb)
@@ -82,7 +84,7 @@ func writeHosts(sb *Sandbox) error {
 	} else {
 		hosts = renderHosts(sb.Hostname, sb.Network.IPs)
 	}
-	return writeFileAtomic(sb.HostsPath, hosts, 0o644)
+	return atomicfile.WriteFile(sb.HostsPath, hosts, 0o644)
 }
 
 func podFilePaths(sb *Sandbox, dir string) {

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/ids"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -133,7 +132,7 @@ func (m *Manager) lookup(id string) (*entry, error) {
 	if e, ok := m.pods[id]; ok {
 		return e, nil
 	}
-	full, ok, ambiguous := resolveID(m.ids, id)
+	full, ok, ambiguous := ids.Resolve(m.ids, id)
 	if ambiguous {
 		return nil, errdefs.InvalidArgument("pod sandbox id prefix %q matches several pods", id)
 	}
@@ -168,7 +167,7 @@ func (m *Manager) List(f Filter) []*Sandbox {
 	defer m.mu.RUnlock()
 	var out []*Sandbox
 	if f.ID != "" {
-		id, ok, _ := resolveID(m.ids, f.ID)
+		id, ok, _ := ids.Resolve(m.ids, f.ID)
 		if !ok {
 			return nil
 		}
@@ -222,14 +221,6 @@ func (m *Manager) commit(e *entry, sb *Sandbox) error {
 	}
 	e.sb.Store(sb)
 	return nil
-}
-
-func newID() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b[:])
 }
 
 // netPod describes sb to the network manager.

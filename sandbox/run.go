@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/ids"
 )
 
 // runTimeout bounds RunPodSandbox's work, which goes on even if the client
@@ -41,7 +42,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runTimeout)
 	defer cancel()
 
-	id = newID()
+	id = ids.New()
 	if cfg.CgroupParent == "" {
 		cgPath, _ = podCgroupPath("", id)
 	}

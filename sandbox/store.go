@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 // schemaVersion is bumped on incompatible changes of Sandbox's JSON form; a
@@ -37,7 +39,7 @@ func (s *store) save(sb *Sandbox) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, recordName), data, 0o600)
+	return atomicfile.WriteFile(filepath.Join(dir, recordName), data, 0o600)
 }
 
 // delete removes the pod's whole record directory; the record goes first so
@@ -47,7 +49,7 @@ func (s *store) delete(id string) error {
 	if err := os.Remove(filepath.Join(dir, recordName)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := syncDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := atomicfile.SyncDir(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return os.RemoveAll(dir)
@@ -101,43 +103,4 @@ func (s *store) load(id string) (*Sandbox, error) {
 		return nil, fmt.Errorf("%s: record is for pod %q", path, rf.Sandbox.ID)
 	}
 	return rf.Sandbox, nil
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory, syncs
-// it, renames it over path and syncs the directory so the rename is durable.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
