@@ -1,0 +1,173 @@
+package monitor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/container/crilog"
+
+	// Registers the cgroup device-rule manager; without it libcontainer
+	// fails with "cgroup manager is not configured to set device rules".
+	_ "github.com/opencontainers/cgroups/devices"
+	// nsenter's constructor runs before the Go runtime in `init` re-execs.
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+)
+
+// create creates and starts the container (its init then blocks on the
+// exec fifo until Start), and records it in status.json. On failure nothing
+// is left behind: libcontainer state and cgroup are destroyed.
+func (m *monitor) create(bundle string) (retErr error) {
+	if err := readJSON(filepath.Join(bundle, configFile), &m.cfg); err != nil {
+		return err
+	}
+	spec := new(specs.Spec)
+	if err := readJSON(m.cfg.path(specFile), spec); err != nil {
+		return err
+	}
+	if err := m.setupProcess(); err != nil {
+		return err
+	}
+	var err error
+	m.logw, err = crilog.Open(m.cfg.LogPath, func(err error) { m.logf("%v", err) })
+	if err != nil {
+		return err
+	}
+	unlock, err := lockBundle(m.cfg.Bundle)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	lc, err := m.startContainer(spec)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			m.destroy(lc)
+		}
+	}()
+	if m.oom, err = openOOMCounter(lc); err != nil {
+		m.logf("OOM detection disabled: %v", err)
+	}
+	if err := m.listen(); err != nil {
+		return err
+	}
+	self, err := readProcStat(os.Getpid())
+	if err != nil {
+		return err
+	}
+	initStat, err := readProcStat(m.initPid)
+	if err != nil {
+		return fmt.Errorf("container init: %w", err)
+	}
+	m.status = statusRecord{
+		MonitorPid: os.Getpid(), MonitorStartTime: self.StartTime,
+		InitPid: m.initPid, InitStartTime: initStat.StartTime,
+		CreatedAt: time.Now().UTC(),
+	}
+	return writeJSONAtomic(m.cfg.path(statusFile), &m.status)
+}
+
+// startContainer runs libcontainer Create and Start with our stdio.
+func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, error) {
+	if m.cfg.Tty {
+		spec.Process.Terminal = true
+	}
+	lcfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
+		CgroupName: m.cfg.ID,
+		Spec:       spec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p, err := newProcess(spec.Process)
+	if err != nil {
+		return nil, err
+	}
+	p.Init = true
+	// The container's ends of the stdio, closed here once it has them.
+	var theirs []*os.File
+	defer func() {
+		for _, f := range theirs {
+			f.Close()
+		}
+	}()
+	var consoleParent *os.File
+	if m.cfg.Tty {
+		var child *os.File
+		if consoleParent, child, err = newConsoleSocketPair(); err != nil {
+			return nil, err
+		}
+		defer consoleParent.Close()
+		theirs = append(theirs, child)
+		p.ConsoleSocket = child
+	} else {
+		for _, st := range []crilog.StreamType{crilog.Stdout, crilog.Stderr} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			theirs = append(theirs, w)
+			m.outputs = append(m.outputs, output{f: r, frame: streamFrame(st), log: m.logw.NewStream(st, 0)})
+		}
+		p.Stdout, p.Stderr = theirs[0], theirs[1]
+		if m.cfg.Stdin {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			theirs = append(theirs, r)
+			m.stdin = w
+			p.Stdin = r
+		}
+	}
+
+	lc, err := libcontainer.Create(m.cfg.libcontainerRoot(), m.cfg.ID, lcfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := lc.Start(p); err != nil {
+		m.destroy(lc)
+		return nil, err
+	}
+	if m.initPid, err = p.Pid(); err != nil {
+		m.destroy(lc)
+		return nil, err
+	}
+	if consoleParent != nil {
+		if m.console, err = recvConsole(consoleParent); err != nil {
+			m.destroy(lc)
+			return nil, err
+		}
+		m.stdin = m.console
+		// The log records the terminal stream as stdout.
+		m.outputs = append(m.outputs, output{f: m.console, frame: frameStdout, log: m.logw.NewStream(crilog.Stdout, 0)})
+	}
+	return lc, nil
+}
+
+// destroy undoes a failed create: kill the init (if any), remove the cgroup
+// and the libcontainer state.
+func (m *monitor) destroy(lc *libcontainer.Container) {
+	if m.initPid > 0 {
+		unix.Kill(m.initPid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(m.initPid, &ws, 0, nil)
+	}
+	if err := lc.Destroy(); err != nil {
+		m.logf("destroy after failed create: %v", err)
+	}
+	os.RemoveAll(m.cfg.libcontainerRoot())
+	if m.ln != nil {
+		m.ln.Close()
+		os.Remove(m.cfg.socketPath())
+	}
+}

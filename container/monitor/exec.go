@@ -1,0 +1,226 @@
+package monitor
+
+import (
+	"context"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// InitIfRequested runs libcontainer's container init when the program was
+// re-executed for it (args "init"): libcontainer starts exec'd processes by
+// re-executing the calling binary. main must call it first thing. It does
+// not return in that case.
+func InitIfRequested() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+	}
+}
+
+// Exec runs p inside the running container and returns its exit code. The
+// streams may be nil. When ctx ends, the process and everything it started
+// are killed (the container keeps running) and ctx's error is returned.
+func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan TermSize) (int, error) {
+	if !c.running() {
+		return -1, ErrNotRunning
+	}
+	lc, err := c.libcontainer()
+	if err != nil {
+		return -1, err
+	}
+	proc, err := newProcess(p)
+	if err != nil {
+		return -1, err
+	}
+	sio := &execIO{}
+	defer sio.closeAll()
+	if err := sio.setup(proc, stdin, stdout, stderr, tty); err != nil {
+		return -1, err
+	}
+	unlock, err := lockBundle(c.cfg.Bundle)
+	if err != nil {
+		return -1, err
+	}
+	err = lc.Run(proc)
+	unlock()
+	if err != nil {
+		return -1, err
+	}
+	pid, _ := proc.Pid()
+	if err := sio.started(stdin, stdout, resize); err != nil {
+		c.killSession(lc, pid)
+		proc.Wait()
+		return -1, err
+	}
+
+	waited := make(chan error, 1)
+	var code int
+	go func() {
+		ps, err := proc.Wait()
+		if ps != nil {
+			code = exitCode(ps.Sys().(syscall.WaitStatus))
+			err = nil
+		}
+		waited <- err
+	}()
+	// The exec'd process is a session leader (libcontainer's nsenter calls
+	// setsid), so its descendants can be found by session id even after
+	// it exited and they were re-parented.
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		c.killSession(lc, pid)
+		<-waited
+		return -1, ctx.Err()
+	}
+	if err != nil {
+		return -1, err
+	}
+	// Deliver all output: wait until every holder of the streams is gone.
+	select {
+	case <-sio.outputDone():
+	case <-ctx.Done():
+		c.killSession(lc, pid)
+		<-sio.outputDone()
+		return code, ctx.Err()
+	}
+	return code, nil
+}
+
+// killSession SIGKILLs every process of the container in session sid.
+func (c *Container) killSession(lc *libcontainer.Container, sid int) {
+	unlock, err := lockBundle(c.cfg.Bundle)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	signalCgroup(lc, func(pid int) bool {
+		st, err := readProcStat(pid)
+		return pid == sid || (err == nil && st.Session == sid)
+	})
+}
+
+// execIO wires an exec'd process's stdio to the caller's streams through
+// pipes (or a pty) that we own, so that waiting for the process never
+// depends on the caller's readers, unlike exec.Cmd's copying.
+type execIO struct {
+	theirs  []*os.File // given to the process, closed after start
+	ours    []*os.File
+	console *os.File
+	sock    *os.File // console socket, parent end
+	wg      sync.WaitGroup
+	stdinW  *os.File
+	outR    []*os.File
+	outW    []io.Writer
+}
+
+func (e *execIO) setup(p *libcontainer.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool) error {
+	if tty {
+		parent, child, err := newConsoleSocketPair()
+		if err != nil {
+			return err
+		}
+		e.sock = parent
+		e.ours = append(e.ours, parent)
+		e.theirs = append(e.theirs, child)
+		p.ConsoleSocket = child
+		return nil
+	}
+	if stdin != nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		e.theirs, e.ours = append(e.theirs, r), append(e.ours, w)
+		e.stdinW = w
+		p.Stdin = r
+	}
+	for i, w := range []io.Writer{stdout, stderr} {
+		if w == nil {
+			continue
+		}
+		r, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		e.theirs, e.ours = append(e.theirs, pw), append(e.ours, r)
+		e.outR, e.outW = append(e.outR, r), append(e.outW, w)
+		if i == 0 {
+			p.Stdout = pw
+		} else {
+			p.Stderr = pw
+		}
+	}
+	return nil
+}
+
+// started closes the process's ends and starts copying.
+func (e *execIO) started(stdin io.Reader, stdout io.Writer, resize <-chan TermSize) error {
+	for _, f := range e.theirs {
+		f.Close()
+	}
+	e.theirs = nil
+	if e.sock != nil {
+		con, err := recvConsole(e.sock)
+		if err != nil {
+			return err
+		}
+		e.console = con
+		e.ours = append(e.ours, con)
+		e.stdinW = con
+		if stdout != nil {
+			e.outR, e.outW = []*os.File{con}, []io.Writer{stdout}
+		}
+		if resize != nil {
+			go func() {
+				for s := range resize {
+					if setWinsize(con, s) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}
+	for i := range e.outR {
+		e.wg.Add(1)
+		go func(r *os.File, w io.Writer) {
+			defer e.wg.Done()
+			// A pty master reports EIO once the last slave is closed;
+			// that is the end of the stream, not an error.
+			io.Copy(w, r)
+		}(e.outR[i], e.outW[i])
+	}
+	if stdin != nil && e.stdinW != nil {
+		// This goroutine may stay blocked on the caller's reader after
+		// the process exited; it ends when that reader returns.
+		w := e.stdinW
+		go func() {
+			io.Copy(w, stdin)
+			if e.console == nil {
+				w.Close()
+			}
+		}()
+	}
+	return nil
+}
+
+func (e *execIO) outputDone() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() { e.wg.Wait(); close(ch) }()
+	return ch
+}
+
+func (e *execIO) closeAll() {
+	for _, f := range e.theirs {
+		f.Close()
+	}
+	// Closing the stdin pipe also ends a stdin copier still blocked on
+	// the caller's reader at its next write.
+	for _, f := range e.ours {
+		f.Close()
+	}
+}

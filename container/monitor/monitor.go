@@ -1,0 +1,315 @@
+package monitor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/container/crilog"
+)
+
+// syncFd is the fd on which the monitor reports the outcome of Create to
+// the daemon (a pipe, ExtraFiles[0]).
+const syncFd = 3
+
+// serveArg is the first argument of the monitor's second image, see reexec.
+const serveArg = "serve"
+
+// syncResult is the single JSON message sent over the sync pipe.
+type syncResult struct {
+	Error string `json:"error,omitempty"`
+}
+
+// monitor is the state of the monitor process.
+type monitor struct {
+	cfg     persistedConfig
+	status  statusRecord
+	initPid int
+	oom     oomCounter
+
+	logw    *crilog.Writer
+	outputs []output // container stdout/stderr (or the pty master)
+	stdin   *os.File // write end of the container's stdin, or the pty master
+	console *os.File // pty master in TTY mode
+	ln      *net.UnixListener
+	hub     *hub
+	sigchld chan os.Signal
+
+	startMu    sync.Mutex
+	initExited chan struct{} // closed once the init has been reaped
+
+	// controlMu is read-held by each control command being served and
+	// write-held by the exit path.
+	controlMu sync.RWMutex
+}
+
+// Main is the entry point of crisp-monitor. args are the arguments after
+// the program name: the bundle directory.
+func Main(args []string) int {
+	// The monitor is paid for per running container: one P and a tight GC
+	// keep its private memory small.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
+	if len(args) == 3 && args[0] == serveArg {
+		m, err := restore(args[1], args[2])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s monitor: %v\n", time.Now().Format(time.RFC3339Nano), err)
+			return 1
+		}
+		return m.run()
+	}
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: crisp-monitor BUNDLE")
+		return 2
+	}
+	// Never pass the sync pipe on to the container.
+	unix.CloseOnExec(syncFd)
+	syncPipe := os.NewFile(syncFd, "sync")
+
+	m := &monitor{}
+	if err := m.create(args[0]); err != nil {
+		m.logf("create: %v", err)
+		report(syncPipe, err)
+		return 1
+	}
+	report(syncPipe, nil)
+	err := m.reexec()
+	// Only reached if the exec failed: serve from this image instead.
+	m.logf("re-exec failed, serving from the create image: %v", err)
+	return m.run()
+}
+
+func report(f *os.File, err error) {
+	var r syncResult
+	if err != nil {
+		r.Error = err.Error()
+	}
+	b, _ := json.Marshal(r)
+	f.Write(b)
+	f.Close()
+}
+
+func (m *monitor) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s %s: %s\n", time.Now().Format(time.RFC3339Nano), m.cfg.ID, fmt.Sprintf(format, args...))
+}
+
+// setupProcess makes the monitor a subreaper that survives the daemon.
+// Called in both images: it is cheap, and it does not depend on what
+// execve preserves.
+func (m *monitor) setupProcess() error {
+	// The container init (whose intermediate parent exits) and, with a
+	// shared pid namespace, its orphans are re-parented to us; we reap
+	// them all so no zombie is left.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("set child subreaper: %w", err)
+	}
+	// Survive the daemon: it may die and close our session/terminal, or
+	// close the attach connection abruptly.
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGTTIN, unix.SIGTTOU)
+	// Subscribe before the container can exit so its exit is not missed;
+	// waitInit also reaps once without waiting for a signal.
+	m.sigchld = make(chan os.Signal, 1)
+	signal.Notify(m.sigchld, unix.SIGCHLD)
+	m.initExited = make(chan struct{})
+	return nil
+}
+
+// handoff is what the create image passes to the serve image.
+type handoff struct {
+	Outputs  []int  `json:"outputs"` // fds, stdout first
+	Stdin    int    `json:"stdin"`   // -1 if none
+	Console  bool   `json:"console"` // Stdin is also Outputs[0]: the pty master
+	Listener int    `json:"listener"`
+	OOMFile  string `json:"oom_file,omitempty"`
+	OOMStart uint64 `json:"oom_start,omitempty"`
+}
+
+// reexec replaces the monitor's image with a fresh one of the same binary
+// that only serves the container. The pid, children, subreaper status and
+// the fds handed over stay; what creating the container cost (libcontainer
+// and JSON caches, grown stacks, about 1 MiB) is gone. It returns only on
+// failure.
+func (m *monitor) reexec() error {
+	h := handoff{Stdin: -1, Console: m.console != nil, OOMFile: m.oom.file, OOMStart: m.oom.start}
+	var files []*os.File
+	for _, o := range m.outputs {
+		files = append(files, o.f)
+	}
+	if m.stdin != nil && m.console == nil {
+		files = append(files, m.stdin)
+	}
+	lf, err := m.ln.File() // a dup, without close-on-exec handling by net
+	if err != nil {
+		return err
+	}
+	files = append(files, lf)
+	for _, f := range files {
+		if _, _, e := unix.Syscall(unix.SYS_FCNTL, f.Fd(), unix.F_SETFD, 0); e != 0 {
+			return e
+		}
+	}
+	for _, o := range m.outputs {
+		h.Outputs = append(h.Outputs, int(o.f.Fd()))
+	}
+	if m.console != nil {
+		h.Stdin = int(m.console.Fd())
+	} else if m.stdin != nil {
+		h.Stdin = int(m.stdin.Fd())
+	}
+	h.Listener = int(lf.Fd())
+	b, err := json.Marshal(&h)
+	if err != nil {
+		return err
+	}
+	err = syscall.Exec("/proc/self/exe", []string{os.Args[0], serveArg, m.cfg.Bundle, string(b)}, os.Environ())
+	for _, f := range files {
+		unix.CloseOnExec(int(f.Fd()))
+	}
+	lf.Close()
+	return err
+}
+
+// restore rebuilds the monitor in the serve image from the bundle's files
+// and the handed-over fds.
+func restore(bundle, handoffArg string) (*monitor, error) {
+	m := &monitor{}
+	var h handoff
+	if err := json.Unmarshal([]byte(handoffArg), &h); err != nil {
+		return nil, fmt.Errorf("bad handoff: %w", err)
+	}
+	for _, fd := range append(h.Outputs, h.Stdin, h.Listener) {
+		if fd >= 0 {
+			// Whatever happens next, these fds must not reach anything
+			// we start.
+			unix.CloseOnExec(fd)
+			// os.File.Fd made them blocking before the exec; non-blocking
+			// fds go through the runtime poller, so waiting on them costs
+			// no thread and read deadlines work.
+			unix.SetNonblock(fd, true)
+		}
+	}
+	if err := readJSON(filepath.Join(bundle, configFile), &m.cfg); err != nil {
+		return nil, err
+	}
+	if err := readJSON(m.cfg.path(statusFile), &m.status); err != nil {
+		return nil, err
+	}
+	m.initPid = m.status.InitPid
+	m.oom = oomCounter{file: h.OOMFile, start: h.OOMStart}
+	if err := m.setupProcess(); err != nil {
+		return nil, err
+	}
+	var err error
+	// Reopening by path is safe: the container has not run yet, so
+	// nothing was logged and the kubelet cannot have rotated the file.
+	if m.logw, err = crilog.Open(m.cfg.LogPath, func(err error) { m.logf("%v", err) }); err != nil {
+		return nil, err
+	}
+	streams := []crilog.StreamType{crilog.Stdout, crilog.Stderr}
+	for i, fd := range h.Outputs {
+		f := os.NewFile(uintptr(fd), "output"+strconv.Itoa(i))
+		m.outputs = append(m.outputs, output{f: f, frame: streamFrame(streams[i]), log: m.logw.NewStream(streams[i], 0)})
+	}
+	if h.Console && len(m.outputs) > 0 {
+		m.console = m.outputs[0].f
+		m.stdin = m.console
+	} else if h.Stdin >= 0 {
+		m.stdin = os.NewFile(uintptr(h.Stdin), "stdin")
+	}
+	lf := os.NewFile(uintptr(h.Listener), "listener")
+	l, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		return nil, err
+	}
+	ul, ok := l.(*net.UnixListener)
+	if !ok {
+		return nil, errors.New("handed-over listener is not a unix socket")
+	}
+	ul.SetUnlinkOnClose(false)
+	m.ln = ul
+	m.hub = newHub()
+	return m, nil
+}
+
+// start lets the container init exec the user process and records
+// started_at. The init is blocked opening the exec fifo for writing; like
+// libcontainer's Exec we open it for reading, read the byte it writes and
+// remove the fifo (its absence is how libcontainer tells "running" from
+// "created").
+func (m *monitor) start() (time.Time, error) {
+	m.startMu.Lock()
+	defer m.startMu.Unlock()
+	if !m.status.StartedAt.IsZero() {
+		return time.Time{}, fmt.Errorf("container %s was already started", m.cfg.ID)
+	}
+	unlock, err := lockBundle(m.cfg.Bundle)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer unlock()
+	fifo := filepath.Join(m.cfg.libcontainerRoot(), m.cfg.ID, "exec.fifo")
+	if err := m.openExecFifo(fifo); err != nil {
+		return time.Time{}, err
+	}
+	m.status.StartedAt = time.Now().UTC()
+	if err := writeJSONAtomic(m.cfg.path(statusFile), &m.status); err != nil {
+		return time.Time{}, err
+	}
+	return m.status.StartedAt, nil
+}
+
+var errInitDead = errors.New("container process is already dead")
+
+func (m *monitor) openExecFifo(path string) error {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	opened := make(chan result, 1)
+	go func() {
+		// Blocks until the init opens its end; a thread is parked
+		// meanwhile, only for this moment.
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		opened <- result{f, err}
+	}()
+	var r result
+	select {
+	case r = <-opened:
+	case <-m.initExited:
+		// Nobody will open the write end: do it ourselves to release
+		// the opener.
+		if w, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
+			w.Close()
+		}
+		if r = <-opened; r.err == nil {
+			r.f.Close()
+		}
+		return errInitDead
+	}
+	if r.err != nil {
+		return fmt.Errorf("exec fifo: %w", r.err)
+	}
+	data, err := io.ReadAll(r.f)
+	r.f.Close()
+	if err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	if len(data) == 0 {
+		return errInitDead
+	}
+	return os.Remove(path)
+}

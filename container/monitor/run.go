@@ -1,0 +1,102 @@
+package monitor
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// drainTimeout bounds how long the monitor waits, after the init exited,
+// for the output streams to reach EOF. In a private pid namespace every
+// process dies with the init and EOF comes at once; with a shared pid
+// namespace a surviving process may keep the stream open forever.
+const drainTimeout = 2 * time.Second
+
+// run serves the running container until its init exits, then records the
+// exit and returns the monitor's exit code.
+func (m *monitor) run() int {
+	var wg sync.WaitGroup
+	for _, o := range m.outputs {
+		wg.Add(1)
+		go m.pump(o, &wg)
+	}
+	go m.serve()
+
+	ws := m.waitInit()
+	finished := time.Now().UTC()
+	close(m.initExited)
+
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		m.logf("output still open %v after the container exited; closing it", drainTimeout)
+		for _, o := range m.outputs {
+			o.f.SetReadDeadline(time.Now())
+		}
+		<-drained
+	}
+
+	e := exitFromWaitStatus(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal()))
+	e.FinishedAt = finished
+	e.setReason(m.oom.killed())
+	if err := writeJSONAtomic(m.cfg.path(exitFile), &e); err != nil {
+		m.logf("record exit: %v", err)
+		return 1
+	}
+	// Clients learn about the exit by the end of their stream, after
+	// the last output was delivered.
+	m.ln.Close()
+	m.controlMu.Lock()
+	os.Remove(m.cfg.socketPath())
+	m.hub.close(time.Second)
+	for _, o := range m.outputs {
+		o.f.Close()
+	}
+	m.logw.Close()
+	m.reapAll()
+	return 0
+}
+
+// waitInit reaps children until the container init is among them and
+// returns its wait status. As a subreaper the monitor also collects any
+// orphan re-parented to it.
+func (m *monitor) waitInit() unix.WaitStatus {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case errors.Is(err, unix.ECHILD):
+			// Cannot happen while the init lives; do not spin if it does.
+			m.logf("container init %d is not our child", m.initPid)
+			return ws
+		case err != nil:
+			m.logf("wait: %v", err)
+		case pid == m.initPid:
+			return ws
+		case pid > 0:
+			continue // an orphan; keep reaping
+		}
+		<-m.sigchld
+	}
+}
+
+// reapAll collects remaining zombies without blocking.
+func (m *monitor) reapAll() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid <= 0 {
+			return
+		}
+	}
+}

@@ -1,0 +1,266 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// Signal sends sig to the container init.
+func (c *Container) Signal(sig syscall.Signal) error {
+	if st := c.Status().State; st == StateExited {
+		return ErrNotRunning
+	}
+	lc, err := c.libcontainer()
+	if err != nil {
+		return err
+	}
+	unlock, err := lockBundle(c.cfg.Bundle)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := lc.Signal(sig); err != nil {
+		if errors.Is(err, libcontainer.ErrNotRunning) {
+			return ErrNotRunning
+		}
+		return err
+	}
+	return nil
+}
+
+// Stop sends sig to the init and, if the container has not exited after
+// timeout, kills every process in its cgroup. It returns once the exit has
+// been recorded (or ctx ends).
+func (c *Container) Stop(ctx context.Context, sig syscall.Signal, timeout time.Duration) error {
+	switch c.Status().State {
+	case StateExited:
+		return nil
+	case StateUnknown:
+		return c.stopOrphan(ctx)
+	}
+	if timeout > 0 && sig != unix.SIGKILL {
+		if err := c.Signal(sig); err != nil && !errors.Is(err, ErrNotRunning) {
+			return err
+		}
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		select {
+		case <-c.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if err := c.killAll(); err != nil {
+		return err
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// stopOrphan kills a container whose monitor is gone. Nobody will record
+// its exit, so it is recorded here once the init is gone. If the init was
+// re-parented to us (we are a subreaper), we reap it.
+func (c *Container) stopOrphan(ctx context.Context) error {
+	pidfd, err := openVerifiedPidfd(c.rec.InitPid, c.rec.InitStartTime)
+	if err == nil {
+		defer pidfd.Close()
+	}
+	if err := c.killAll(); err != nil {
+		return err
+	}
+	if pidfd != nil {
+		if err := waitPidfd(ctx, pidfd); err != nil {
+			return err
+		}
+		reapPidfd(pidfd)
+	}
+	c.setExit(func(s *Status) {
+		s.State, s.ExitCode, s.Reason = StateExited, 128+int(unix.SIGKILL), ReasonError
+		s.FinishedAt = time.Now().UTC()
+		s.Message = "killed after its container monitor was gone"
+	})
+	return nil
+}
+
+// killAll SIGKILLs every process in the container's cgroup: the init (in a
+// private pid namespace that alone kills the rest) and, for shared pid
+// namespaces and exec'd processes, everything else. The cgroup is frozen
+// meanwhile so that nothing can fork out of the kill.
+func (c *Container) killAll() error {
+	lc, err := c.libcontainer()
+	if err != nil {
+		return err
+	}
+	unlock, err := lockBundle(c.cfg.Bundle)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	err = signalCgroup(lc, func(int) bool { return true })
+	if err2 := lc.Signal(unix.SIGKILL); err == nil && err2 != nil && !errors.Is(err2, libcontainer.ErrNotRunning) {
+		err = err2
+	}
+	return err
+}
+
+// signalCgroup SIGKILLs the processes of the container's cgroup selected by
+// match, with the cgroup frozen.
+func signalCgroup(lc *libcontainer.Container, match func(pid int) bool) error {
+	st, err := lc.State()
+	if err != nil {
+		return err
+	}
+	m, err := manager.NewWithPaths(st.Config.Cgroups, st.CgroupPaths)
+	if err != nil {
+		return err
+	}
+	if !m.Exists() {
+		return nil
+	}
+	frozen := m.Freeze(cgroups.Frozen) == nil
+	defer func() {
+		if frozen {
+			m.Freeze(cgroups.Thawed)
+		}
+	}()
+	pids, err := m.GetAllPids()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("list container processes: %w", err)
+	}
+	for _, pid := range pids {
+		if match(pid) {
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("kill %d: %w", pid, err)
+			}
+		}
+	}
+	return nil
+}
+
+// destroyWait bounds how long Destroy waits for a killed container's
+// monitor to record the exit.
+const destroyWait = 10 * time.Second
+
+// Destroy removes a container: it kills it if still running, removes its
+// cgroup and libcontainer state, and deletes its state files. It is
+// idempotent.
+func (c *Container) Destroy() error {
+	select {
+	case <-c.done:
+	default:
+		if err := c.killAll(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		// Without a monitor (state unknown) nobody will record the exit;
+		// cleanupLibcontainer waits for the init to be gone.
+		if c.Status().State != StateUnknown {
+			select {
+			case <-c.done:
+			case <-time.After(destroyWait):
+				return fmt.Errorf("container %s did not exit after SIGKILL", c.cfg.ID)
+			}
+		}
+	}
+	c.forgetLibcontainer()
+	if err := cleanupLibcontainer(&c.cfg); err != nil {
+		return err
+	}
+	removeState(&c.cfg)
+	return nil
+}
+
+// cleanupLibcontainer kills what may be left and runs libcontainer Destroy
+// (cgroup and state removal). A container libcontainer does not know (any
+// more) is fine.
+func cleanupLibcontainer(pc *persistedConfig) error {
+	if _, err := os.Stat(pc.libcontainerRoot()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockBundle(pc.Bundle)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	lc, err := libcontainer.Load(pc.libcontainerRoot(), pc.ID)
+	if err != nil {
+		if errors.Is(err, libcontainer.ErrNotExist) || errors.Is(err, fs.ErrNotExist) {
+			// A monitor killed in the middle of libcontainer's start
+			// leaves a cgroup but no state: find it from the spec.
+			if err := destroySpecCgroup(pc); err != nil {
+				return err
+			}
+			return os.RemoveAll(pc.libcontainerRoot())
+		}
+		return err
+	}
+	signalCgroup(lc, func(int) bool { return true })
+	lc.Signal(unix.SIGKILL)
+	// Destroy refuses a container whose init still runs; the SIGKILL
+	// takes a moment.
+	for i := 0; ; i++ {
+		err = lc.Destroy()
+		if err == nil || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(pc.libcontainerRoot())
+}
+
+// destroySpecCgroup kills the processes in, and removes, the cgroup the
+// container's spec asks for.
+func destroySpecCgroup(pc *persistedConfig) error {
+	var spec specs.Spec
+	if err := readJSON(pc.path(specFile), &spec); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: pc.ID, Spec: &spec}, nil)
+	if err != nil {
+		return err
+	}
+	m, err := manager.New(cg)
+	if err != nil {
+		return err
+	}
+	// Not m.Exists(): it checks one controller, and the start may have
+	// been cut short before that one was created.
+	pids, _ := m.GetAllPids()
+	for _, pid := range pids {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	// Removal fails while the killed processes are still exiting.
+	for i := 0; ; i++ {
+		err = m.Destroy()
+		if err == nil || i == 50 {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

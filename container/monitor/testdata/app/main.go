@@ -1,0 +1,114 @@
+// Command app is the program run inside test containers (built statically,
+// copied into a minimal rootfs as /bin/app). Its first argument selects a
+// behavior.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: app MODE [ARGS]")
+		os.Exit(2)
+	}
+	args := os.Args[2:]
+	switch os.Args[1] {
+	case "print": // print OUT ERR... EXIT: alternate stdout/stderr lines
+		for i, a := range args[:len(args)-1] {
+			w := os.Stdout
+			if i%2 == 1 {
+				w = os.Stderr
+			}
+			fmt.Fprintln(w, a)
+		}
+		code, _ := strconv.Atoi(args[len(args)-1])
+		os.Exit(code)
+	case "raw": // raw TEXT: write TEXT verbatim (\n escapes) to stdout
+		os.Stdout.WriteString(strings.ReplaceAll(args[0], `\n`, "\n"))
+	case "long": // long N: one line of N bytes, then a tail without newline
+		n, _ := strconv.Atoi(args[0])
+		os.Stdout.WriteString(strings.Repeat("L", n) + "\ntail")
+	case "exit":
+		code, _ := strconv.Atoi(args[0])
+		os.Exit(code)
+	case "delay-exit": // delay-exit MS CODE
+		ms, _ := strconv.Atoi(args[0])
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Println("bye")
+		code, _ := strconv.Atoi(args[1])
+		os.Exit(code)
+	case "sleep":
+		time.Sleep(time.Hour)
+	case "ticker": // a numbered line every 20ms, forever; ignores SIGTERM
+		signal.Ignore(syscall.SIGTERM)
+		for i := 0; ; i++ {
+			fmt.Printf("tick %d\n", i)
+			time.Sleep(20 * time.Millisecond)
+		}
+	case "stubborn": // ignore SIGTERM, and fork a child that does too
+		signal.Ignore(syscall.SIGTERM)
+		spawn("stubborn-child")
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
+	case "stubborn-child":
+		signal.Ignore(syscall.SIGTERM)
+		time.Sleep(time.Hour)
+	case "tree": // fork a child, print both pids, sleep
+		pid := spawn("sleep")
+		fmt.Printf("%d %d\n", os.Getpid(), pid)
+		time.Sleep(time.Hour)
+	case "oom": // allocate and touch memory until killed
+		var keep [][]byte
+		for {
+			b := make([]byte, 4<<20)
+			for i := range b {
+				b[i] = 1
+			}
+			keep = append(keep, b)
+		}
+	case "cat": // echo stdin lines to stdout, exit at EOF
+		s := bufio.NewScanner(os.Stdin)
+		for s.Scan() {
+			fmt.Println("echo:", s.Text())
+		}
+		fmt.Println("stdin closed")
+	case "tty":
+		fmt.Printf("isatty=%v\n", isatty(0) && isatty(1))
+		s := bufio.NewScanner(os.Stdin)
+		for s.Scan() {
+			fmt.Println("echo:", s.Text())
+			if s.Text() == "quit" {
+				return
+			}
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "unknown mode", os.Args[1])
+		os.Exit(2)
+	}
+}
+
+func spawn(mode string) int {
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{"app", mode}, &syscall.ProcAttr{
+		Files: []uintptr{0, 1, 2},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "spawn:", err)
+		os.Exit(1)
+	}
+	return pid
+}
+
+func isatty(fd int) bool {
+	var t syscall.Termios
+	_, _, e := syscall.Syscall(syscall.SYS_IOCTL, uintptr(fd), syscall.TCGETS, uintptr(unsafe.Pointer(&t)))
+	return e == 0
+}
