@@ -53,8 +53,12 @@ func resolveUser(in *Input) (specs.User, error) {
 		if g.GetValue() < 0 || g.GetValue() > math.MaxInt32 {
 			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_group %d is out of range", g.GetValue())
 		}
-		// containerd rejects run_as_group without a user; kubelet allows
-		// runAsGroup alone, so like CRI-O it applies to the image's user.
+		// The CRI says run_as_group is only valid with run_as_user or
+		// run_as_username (critest checks it, containerd enforces it): a
+		// group alone would pair with an image user crisp cannot vouch for.
+		if fromImage {
+			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_group requires run_as_user or run_as_username")
+		}
 		name, _, _ := strings.Cut(spec, ":")
 		spec = name + ":" + strconv.FormatInt(g.GetValue(), 10)
 	}
