@@ -5,11 +5,13 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -48,8 +50,18 @@ type CNI struct {
 
 // Streaming configures the exec/attach/port-forward server.
 type Streaming struct {
+	// Address is an IP; the loopback default exposes nothing to the network.
 	Address string `toml:"address"`
 	Port    int    `toml:"port"`
+	// TLSCertFile and TLSKeyFile (both or neither) make the server HTTPS.
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	// IdleTimeout closes sessions without traffic, as kubelet's does.
+	IdleTimeout time.Duration `toml:"idle_timeout"`
+	// CreationTimeout bounds how long a client takes to open a session's streams.
+	CreationTimeout time.Duration `toml:"creation_timeout"`
+	// MaxStreams bounds sessions plus port-forward connections served at once.
+	MaxStreams int `toml:"max_streams"`
 }
 
 // Registry is the per-host configuration of an upstream registry, e.g. "docker.io".
@@ -78,7 +90,7 @@ func Default() *Config {
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
 		},
-		Streaming:          Streaming{Address: "127.0.0.1", Port: 0},
+		Streaming:          Streaming{Address: "127.0.0.1", Port: 0, IdleTimeout: 4 * time.Hour, CreationTimeout: 30 * time.Second, MaxStreams: 128},
 		Registries:         map[string]Registry{},
 		InsecureRegistries: []string{"localhost:*", "127.0.0.1:*"},
 	}
@@ -139,6 +151,9 @@ func (c *Config) Validate() error {
 	if c.Streaming.Port < 0 || c.Streaming.Port > 65535 {
 		return fmt.Errorf("config: streaming.port must be between 0 and 65535, got %d", c.Streaming.Port)
 	}
+	if err := c.Streaming.validate(); err != nil {
+		return err
+	}
 	for host, r := range c.Registries {
 		if host == "" || strings.ContainsAny(host, "/ ") {
 			return fmt.Errorf("config: registries.%q: the key must be a registry host such as \"docker.io\"", host)
@@ -152,6 +167,30 @@ func (c *Config) Validate() error {
 		if r.CAFile != "" && !filepath.IsAbs(r.CAFile) {
 			return fmt.Errorf("config: registries.%q.ca_file must be an absolute path, got %q", host, r.CAFile)
 		}
+	}
+	return nil
+}
+
+func (s *Streaming) validate() error {
+	if net.ParseIP(s.Address) == nil {
+		return fmt.Errorf("config: streaming.address must be an IP address, got %q", s.Address)
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		return fmt.Errorf("config: streaming.tls_cert_file and streaming.tls_key_file go together")
+	}
+	for key, p := range map[string]string{"streaming.tls_cert_file": s.TLSCertFile, "streaming.tls_key_file": s.TLSKeyFile} {
+		if p != "" && !filepath.IsAbs(p) {
+			return fmt.Errorf("config: %s must be an absolute path, got %q", key, p)
+		}
+	}
+	if s.IdleTimeout <= 0 {
+		return fmt.Errorf("config: streaming.idle_timeout must be positive, got %v", s.IdleTimeout)
+	}
+	if s.CreationTimeout <= 0 {
+		return fmt.Errorf("config: streaming.creation_timeout must be positive, got %v", s.CreationTimeout)
+	}
+	if s.MaxStreams < 1 {
+		return fmt.Errorf("config: streaming.max_streams must be at least 1, got %d", s.MaxStreams)
 	}
 	return nil
 }

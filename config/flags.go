@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Flags binds a command line to the configuration. Only flags given on the
@@ -50,6 +51,32 @@ var flagSetters = []struct {
 			return fmt.Errorf("--streaming-port: %q is not a number", v)
 		}
 		c.Streaming.Port = n
+		return nil
+	}},
+	{"streaming-tls-cert-file", "TLS certificate of the streaming server (key streaming.tls_cert_file)", func(c *Config, v string) error { c.Streaming.TLSCertFile = v; return nil }},
+	{"streaming-tls-key-file", "TLS key of the streaming server (key streaming.tls_key_file)", func(c *Config, v string) error { c.Streaming.TLSKeyFile = v; return nil }},
+	{"streaming-idle-timeout", "close streaming sessions idle this long (key streaming.idle_timeout)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("--streaming-idle-timeout: %q is not a duration", v)
+		}
+		c.Streaming.IdleTimeout = d
+		return nil
+	}},
+	{"streaming-creation-timeout", "time a client has to open a session's streams (key streaming.creation_timeout)", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("--streaming-creation-timeout: %q is not a duration", v)
+		}
+		c.Streaming.CreationTimeout = d
+		return nil
+	}},
+	{"streaming-max-streams", "streaming sessions plus port-forward connections at once (key streaming.max_streams)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--streaming-max-streams: %q is not a number", v)
+		}
+		c.Streaming.MaxStreams = n
 		return nil
 	}},
 }

@@ -28,7 +28,9 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 			Name:     "",
 			Features: &runtimeapi.RuntimeHandlerFeatures{},
 		}},
-		Features: &runtimeapi.RuntimeFeatures{},
+		// Containers report the uid, gid and groups they really run with
+		// (ContainerStatus.user), which the Merge/Strict policies need.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: s.containers != nil},
 	}
 	if req.GetVerbose() {
 		resp.Info = s.statusInfo(netErr)

@@ -50,6 +50,9 @@ type Server struct {
 	images    Images
 	network   Network
 	sandboxes Sandboxes
+	streaming Streaming
+	// containers may be nil: container RPCs then answer Unimplemented.
+	containers Containers
 }
 
 // Deps are the parts a Server translates to.
@@ -59,11 +62,15 @@ type Deps struct {
 	Images    Images
 	Network   Network
 	Sandboxes Sandboxes
+	// Streaming may be nil: Exec, Attach and PortForward then answer Unimplemented.
+	Streaming Streaming
+	// Containers may be nil: container RPCs then answer Unimplemented.
+	Containers Containers
 }
 
 // New returns a Server over deps.
 func New(d Deps) *Server {
-	return &Server{cfg: d.Config, version: d.Version, images: d.Images, network: d.Network, sandboxes: d.Sandboxes}
+	return &Server{cfg: d.Config, version: d.Version, images: d.Images, network: d.Network, sandboxes: d.Sandboxes, streaming: d.Streaming, containers: d.Containers}
 }
 
 // Register adds both CRI services to g.

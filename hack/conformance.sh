@@ -46,9 +46,9 @@ cleanup() {
   mkdir -p "$repo/_output/critest"
   cp "$work/crisp.log" "$repo/_output/critest/crisp.log" 2>/dev/null || true
   grep -o " $work/[^ ]*" /proc/self/mountinfo 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$work"
   "$repo/hack/cni-config.sh" firewall-off "$subnet" || true
   ip link del "$bridge" 2>/dev/null || true
-  rm -rf "$work"
 }
 trap cleanup EXIT
 

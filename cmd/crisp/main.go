@@ -20,6 +20,9 @@ import (
 var version = "dev"
 
 func main() {
+	// libcontainer's init and the monitor fallback are this binary
+	// re-executed; they must run before anything else.
+	runMonitorIfRequested()
 	// The pod namespace helper is not a user command: dispatch it before
 	// flags and logging are set up, and keep the process it becomes small.
 	if len(os.Args) > 1 && os.Args[1] == sandbox.InitCommand {

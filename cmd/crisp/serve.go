@@ -20,6 +20,7 @@ import (
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/network"
 	"github.com/crisp-runtime/crisp/sandbox"
+	"github.com/crisp-runtime/crisp/streaming"
 )
 
 const (
@@ -72,8 +73,33 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
+	containers, err := newContainerManager(cfg, images, pods)
+	if err != nil {
+		return fmt.Errorf("containers: %w", err)
+	}
+	defer containers.Close()
+	pods.SetContainerStopper(containers)
 
-	srv := cri.New(cri.Deps{Config: cfg, Version: version, Images: images, Network: netMgr, Sandboxes: pods})
+	// Listening before the CRI socket exists means every URL handed out
+	// is served; the port is known even when a random one was asked for.
+	streams, err := streaming.New(streaming.Options{
+		Address:         cfg.Streaming.Address,
+		Port:            cfg.Streaming.Port,
+		TLSCertFile:     cfg.Streaming.TLSCertFile,
+		TLSKeyFile:      cfg.Streaming.TLSKeyFile,
+		IdleTimeout:     cfg.Streaming.IdleTimeout,
+		CreationTimeout: cfg.Streaming.CreationTimeout,
+		MaxStreams:      cfg.Streaming.MaxStreams,
+		Pods:            cri.StreamingPods(pods),
+		Containers:      streamingContainers{containers},
+	})
+	if err != nil {
+		return err
+	}
+	// Ends exec/attach/port-forward sessions, which are not in-flight RPCs.
+	defer streams.Close()
+
+	srv := cri.New(cri.Deps{Config: cfg, Version: version, Images: images, Network: netMgr, Sandboxes: pods, Streaming: streams, Containers: containers})
 	opts := append(cri.Interceptors(), grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))
 	g := grpc.NewServer(opts...)
 	srv.Register(g)
@@ -87,6 +113,11 @@ func serve(cfg *config.Config) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	done := make(chan error, 1)
 	go func() { done <- g.Serve(lis) }()
+	go func() {
+		if err := streams.Serve(); err != nil {
+			done <- fmt.Errorf("streaming server: %w", err)
+		}
+	}()
 	klog.Infof("crisp %s serving CRI on %s (root %s, state %s)", version, cfg.Listen, cfg.Root, cfg.State)
 
 	select {

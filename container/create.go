@@ -1,0 +1,352 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/container/spec"
+	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/sandbox"
+)
+
+// createTimeout bounds the monitor's create when the client set no deadline.
+const createTimeout = 4 * time.Minute
+
+// undo collects rollback steps of a multi-step operation, run in reverse.
+type undo []func()
+
+func (u *undo) add(f func()) { *u = append(*u, f) }
+func (u undo) run() {
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]()
+	}
+}
+
+// Create creates a container in pod podID; it is started by Start. On any
+// failure everything done so far is rolled back.
+func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig) (_ string, retErr error) {
+	if err := validateCreate(podID, cfg); err != nil {
+		return "", err
+	}
+	md := cfg.GetMetadata()
+	id := newID()
+	key := nameKey(podID, md.GetName(), md.GetAttempt())
+	if err := m.names.reserve(key, id); err != nil {
+		return "", err
+	}
+	var rollback undo
+	defer func() {
+		if retErr != nil {
+			rollback.run()
+		}
+	}()
+	rollback.add(func() { m.names.release(key, id) })
+
+	// Indexed (hidden) before the pod is checked: a pod stop that starts
+	// now finds this entry and waits for its lock, so it cannot miss a
+	// container created in a pod it is tearing down.
+	e := &entry{podID: podID}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m.mu.Lock()
+	m.containers[id] = e
+	m.mu.Unlock()
+	rollback.add(func() {
+		e.removed = true
+		m.mu.Lock()
+		delete(m.containers, id)
+		m.mu.Unlock()
+	})
+
+	sb, err := m.sandboxes.Get(podID)
+	if err != nil {
+		return "", err
+	}
+	if sb.State != sandbox.StateReady {
+		return "", fmt.Errorf("pod sandbox %s is not ready: %w", podID, errdefs.ErrFailedPrecondition)
+	}
+	img, err := m.images.Get(cfg.GetImage().GetImage())
+	if err != nil {
+		return "", fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
+	}
+	stopSig, err := spec.StopSignal(img.Config)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", img.ID, err)
+	}
+	logPath, err := containerLogPath(sb.Config.LogDirectory, cfg.GetLogPath())
+	if err != nil {
+		return "", err
+	}
+	c := &Container{
+		ID: id, PodID: podID, Name: md.GetName(), Attempt: md.GetAttempt(),
+		Phase:      PhaseCreating,
+		CreatedAt:  time.Now(),
+		Image:      imageInfo(cfg.GetImage(), img),
+		LogPath:    logPath,
+		Rootfs:     m.rootfsDir(id),
+		StopSignal: int(stopSig),
+	}
+	if err := c.setConfig(cloneConfig(cfg)); err != nil {
+		return "", err
+	}
+
+	// The record goes first: whatever follows, a crash leaves a record in
+	// PhaseCreating that start-up rolls back.
+	if err := m.commit(e, c); err != nil {
+		return "", err
+	}
+	rollback.add(func() {
+		if err := m.store.deleteRecord(id); err != nil {
+			klog.Warningf("container %s: rollback: %v", id, err)
+		}
+		os.RemoveAll(m.store.dir(id))
+	})
+	if err := m.images.Lease(id, img.ID); err != nil {
+		return "", err
+	}
+	rollback.add(func() {
+		if err := m.images.Unlease(id); err != nil {
+			klog.Warningf("container %s: rollback: %v", id, err)
+		}
+	})
+	if c.LowerDirs, err = m.images.LayerDirs(img.ID); err != nil {
+		return "", err
+	}
+	// Registered first: a failed mount has already made the mountpoint.
+	rollback.add(func() {
+		if err := m.unmountRootfs(id, c.Rootfs); err != nil {
+			klog.Warningf("container %s: rollback: %v", id, err)
+		}
+	})
+	if err := m.mountRootfs(id, c.LowerDirs, c.Rootfs); err != nil {
+		return "", err
+	}
+
+	s, err := m.generateSpec(c, sb, cfg, img)
+	if err != nil {
+		return "", err
+	}
+	c.Process, c.Resources = s.Process, s.Linux.Resources
+	if logPath != "" {
+		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+			return "", err
+		}
+	}
+
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, createTimeout)
+		defer cancel()
+	}
+	proc, err := m.runtime.Create(ctx, monitor.Config{
+		ID:            id,
+		Bundle:        m.bundleDir(id),
+		StateDir:      m.monitorStateDir(id),
+		Spec:          s,
+		LogPath:       logPath,
+		Stdin:         cfg.GetStdin(),
+		StdinOnce:     cfg.GetStdinOnce(),
+		Tty:           cfg.GetTty(),
+		MonitorBinary: m.monitor,
+	})
+	if err != nil {
+		return "", fmt.Errorf("create container: %w", err)
+	}
+	rollback.add(func() {
+		if err := proc.Destroy(); err != nil {
+			klog.Warningf("container %s: rollback: %v", id, err)
+		}
+	})
+
+	c = c.clone()
+	c.Phase = PhaseCreated
+	if err := m.commit(e, c); err != nil {
+		return "", err
+	}
+	e.proc = proc
+	e.visible.Store(true)
+	m.watchExit(e)
+	m.events.publish(Event{Type: EventCreated, ContainerID: id, PodID: podID, Time: time.Now()})
+	return id, nil
+}
+
+func validateCreate(podID string, cfg *runtimeapi.ContainerConfig) error {
+	switch {
+	case podID == "":
+		return errdefs.InvalidArgument("pod_sandbox_id is required")
+	case cfg == nil:
+		return errdefs.InvalidArgument("config is required")
+	case cfg.GetMetadata() == nil:
+		return errdefs.InvalidArgument("config.metadata is required")
+	case cfg.GetMetadata().GetName() == "":
+		return errdefs.InvalidArgument("config.metadata.name is required")
+	case cfg.GetImage().GetImage() == "":
+		return errdefs.InvalidArgument("config.image.image is required")
+	}
+	return nil
+}
+
+// containerLogPath joins the pod's log directory and the container's log
+// path (kubelet sends "<name>/<attempt>.log"). Either being empty means no
+// log, as in containerd. The path must stay inside the directory.
+func containerLogPath(dir, rel string) (string, error) {
+	if dir == "" || rel == "" {
+		return "", nil
+	}
+	if !filepath.IsAbs(dir) {
+		return "", errdefs.InvalidArgument("pod log_directory %q is not absolute", dir)
+	}
+	if !filepath.IsLocal(rel) {
+		return "", errdefs.InvalidArgument("config.log_path %q must be a relative path inside the pod's log directory", rel)
+	}
+	return filepath.Join(dir, rel), nil
+}
+
+// imageInfo records the names kubelet and critest compare: image_id is the
+// image id (same as ImageStatus.id and PullImage's image_ref), image_ref a
+// repo digest when there is one (containerd's choice), and the image name
+// what the user asked for.
+func imageInfo(req *runtimeapi.ImageSpec, img *image.Image) ImageInfo {
+	info := ImageInfo{ID: img.ID, Ref: img.ID, Name: req.GetUserSpecifiedImage()}
+	if len(img.RepoDigests) > 0 {
+		info.Ref = img.RepoDigests[0]
+	}
+	if info.Name == "" {
+		info.Name = req.GetImage()
+		// kubelet passes the id; a tag says more to people.
+		if isImageID(info.Name, img.ID) && len(img.RepoTags) > 0 {
+			info.Name = img.RepoTags[0]
+		}
+	}
+	return info
+}
+
+func isImageID(ref, id string) bool {
+	hex := strings.TrimPrefix(id, "sha256:")
+	r := strings.TrimPrefix(ref, "sha256:")
+	return len(r) >= 12 && strings.HasPrefix(hex, r)
+}
+
+// generateSpec builds the OCI spec from the pod's record (never from the
+// request's copy of the sandbox config, which a client controls).
+func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, cfg *runtimeapi.ContainerConfig, img *image.Image) (*specs.Spec, error) {
+	in := spec.Input{
+		ID:         c.ID,
+		Pod:        podSpec(sb),
+		Config:     withSecurityContext(cfg),
+		Image:      img.Config,
+		ImageName:  c.Image.Name,
+		RootfsPath: c.Rootfs,
+		Options:    m.specOpts,
+	}
+	if nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); nso.GetPid() == runtimeapi.NamespaceMode_TARGET {
+		ns, err := m.targetPIDNS(nso.GetTargetId(), c.PodID)
+		if err != nil {
+			return nil, err
+		}
+		in.TargetPIDNS = ns
+	}
+	s, notes, err := spec.Generate(in)
+	if err != nil {
+		return nil, err
+	}
+	clampCaps(cfg, s.Process)
+	if notes.OOMScoreAdjClamped {
+		// Once per daemon: it is a property of the node, not of a pod.
+		m.oomClampLogged.Do(func() {
+			klog.Warningf("crisp lacks CAP_SYS_RESOURCE: container oom_score_adj values below the daemon's own are raised to it (first: container %s asked for %d)", c.ID, notes.RequestedOOMScoreAdj)
+		})
+	}
+	for _, w := range notes.Warnings {
+		klog.Warningf("container %s (%s): %s", c.ID, c.Name, w)
+	}
+	return s, nil
+}
+
+// targetPIDNS is the PID namespace of a running container of the same pod
+// (kubectl debug's process-namespace targeting).
+func (m *Manager) targetPIDNS(target, podID string) (string, error) {
+	if target == "" {
+		return "", errdefs.InvalidArgument("namespace_options.target_id is required for pid mode TARGET")
+	}
+	e, err := m.lookup(target)
+	if err != nil {
+		return "", fmt.Errorf("target container: %w", err)
+	}
+	s := e.snapshot()
+	if s.PodID != podID {
+		return "", errdefs.InvalidArgument("target container %s is in another pod", target)
+	}
+	if s.Status.State != StateRunning || s.Status.Pid <= 0 {
+		return "", fmt.Errorf("target container %s is not running: %w", target, errdefs.ErrFailedPrecondition)
+	}
+	p := fmt.Sprintf("/proc/%d/ns/pid", s.Status.Pid)
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("target container %s is not running: %w", target, errdefs.ErrFailedPrecondition)
+		}
+		return "", err
+	}
+	return p, nil
+}
+
+var criModes = map[sandbox.NamespaceMode]runtimeapi.NamespaceMode{
+	sandbox.ModePod:       runtimeapi.NamespaceMode_POD,
+	sandbox.ModeContainer: runtimeapi.NamespaceMode_CONTAINER,
+	sandbox.ModeNode:      runtimeapi.NamespaceMode_NODE,
+	sandbox.ModeTarget:    runtimeapi.NamespaceMode_TARGET,
+}
+
+// podSpec describes the sandbox to spec generation.
+func podSpec(sb *sandbox.Sandbox) spec.Pod {
+	md := sb.Config.Metadata
+	ns := sb.Config.Namespaces
+	return spec.Pod{
+		ID: sb.ID, Name: md.Name, Namespace: md.Namespace, UID: md.UID,
+		NetNS:          sb.Namespaces[sandbox.NSNet],
+		IPCNS:          sb.Namespaces[sandbox.NSIPC],
+		UTSNS:          sb.Namespaces[sandbox.NSUTS],
+		PIDNS:          sb.Namespaces[sandbox.NSPID],
+		CgroupParent:   sb.Cgroup,
+		HostsPath:      sb.HostsPath,
+		ResolvConfPath: sb.ResolvPath,
+		HostnamePath:   sb.HostnamePath,
+		ShmPath:        sb.ShmPath,
+		Hostname:       sb.Hostname,
+		Sysctls:        sb.Config.Sysctls,
+		SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+			Privileged: sb.Config.Privileged,
+			NamespaceOptions: &runtimeapi.NamespaceOption{
+				Network: criModes[ns.Network],
+				Pid:     criModes[ns.PID],
+				Ipc:     criModes[ns.IPC],
+			},
+		},
+	}
+}
+
+// withSecurityContext returns cfg with linux.security_context present.
+// spec.Generate reads some of its fields without getters (and kubelet always
+// sends one), so a bare request from another client must not crash it.
+func withSecurityContext(cfg *runtimeapi.ContainerConfig) *runtimeapi.ContainerConfig {
+	if cfg.GetLinux().GetSecurityContext() != nil {
+		return cfg
+	}
+	cfg = cloneConfig(cfg)
+	if cfg.Linux == nil {
+		cfg.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	cfg.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{}
+	return cfg
+}

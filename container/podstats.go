@@ -1,0 +1,104 @@
+package container
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// PodStats is a pod's usage: the sum of its containers' (crisp runs no
+// process of its own in a pod) and the pod network's counters.
+type PodStats struct {
+	Timestamp  time.Time
+	Total      Stats
+	Network    *NetStats
+	Containers []*Snapshot
+	Stats      []*Stats
+}
+
+// NetStats are the pod network namespace's interface counters.
+type NetStats struct {
+	Timestamp  time.Time
+	Interfaces []IfaceStats // the default (eth0) first when present
+}
+
+// IfaceStats is one interface's counters.
+type IfaceStats struct {
+	Name                                 string
+	RxBytes, RxErrors, TxBytes, TxErrors uint64
+}
+
+// PodStats sums the usage of a pod's containers. hostNetwork pods report no
+// network stats (they would be the node's).
+func (m *Manager) PodStats(podID string, podNetwork bool) *PodStats {
+	ps := &PodStats{Timestamp: time.Now()}
+	ps.Containers, ps.Stats = m.ListStats(Filter{PodID: podID})
+	var rate uint64
+	haveRate := false
+	for i, st := range ps.Stats {
+		t := &ps.Total
+		t.HasCgroup = t.HasCgroup || st.HasCgroup
+		t.CPUUsageNanos += st.CPUUsageNanos
+		if st.CPUNanoCores != nil {
+			rate += *st.CPUNanoCores
+			haveRate = true
+		}
+		t.MemoryUsageBytes += st.MemoryUsageBytes
+		t.MemoryWorkingSetBytes += st.MemoryWorkingSetBytes
+		t.MemoryRSSBytes += st.MemoryRSSBytes
+		t.PageFaults += st.PageFaults
+		t.MajorPageFaults += st.MajorPageFaults
+		t.Pids += st.Pids
+		if podNetwork && ps.Network == nil && ps.Containers[i].Status.State == StateRunning && ps.Containers[i].Status.Pid > 0 {
+			// Any process in the pod's netns shows its counters; reading
+			// /proc/<pid>/net/dev needs no setns, so no thread games.
+			if n, err := readNetDev(ps.Containers[i].Status.Pid); err == nil {
+				ps.Network = n
+			}
+		}
+	}
+	if haveRate {
+		ps.Total.CPUNanoCores = &rate
+	}
+	ps.Total.Timestamp = ps.Timestamp
+	return ps
+}
+
+// readNetDev parses /proc/<pid>/net/dev, skipping loopback.
+func readNetDev(pid int) (*NetStats, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseNetDev(bufio.NewScanner(f))
+}
+
+func parseNetDev(sc *bufio.Scanner) (*NetStats, error) {
+	n := &NetStats{Timestamp: time.Now()}
+	for line := 0; sc.Scan(); line++ {
+		if line < 2 {
+			continue // two header lines
+		}
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		name = strings.TrimSpace(name)
+		f := strings.Fields(rest)
+		if name == "lo" || len(f) < 11 {
+			continue
+		}
+		num := func(i int) uint64 { v, _ := strconv.ParseUint(f[i], 10, 64); return v }
+		s := IfaceStats{Name: name, RxBytes: num(0), RxErrors: num(2), TxBytes: num(8), TxErrors: num(10)}
+		if name == "eth0" {
+			n.Interfaces = append([]IfaceStats{s}, n.Interfaces...)
+		} else {
+			n.Interfaces = append(n.Interfaces, s)
+		}
+	}
+	return n, sc.Err()
+}

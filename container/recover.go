@@ -1,0 +1,92 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/klog/v2"
+)
+
+// recover rebuilds the index from the records at start-up:
+//   - a container whose Create was interrupted (PhaseCreating) is rolled
+//     back: monitor, mount, lease and directories;
+//   - an orphan directory (an interrupted Remove) is cleaned up;
+//   - every other container gets its monitor back: running ones keep
+//     running, and one that exited while crisp was down reports the exit
+//     code and time its monitor recorded.
+func (m *Manager) recover(ctx context.Context) error {
+	cs, orphans, errs := m.store.loadAll()
+	for _, err := range errs {
+		// Left alone for a person to look at; the node keeps working.
+		klog.Errorf("container record skipped: %v", err)
+	}
+	for _, id := range orphans {
+		m.cleanupOrphan(id)
+	}
+	for _, c := range cs {
+		if c.Phase == PhaseCreating {
+			klog.Infof("container %s: rolling back a create interrupted by a restart", c.ID)
+			m.cleanupOrphan(c.ID)
+			continue
+		}
+		if err := m.names.reserve(nameKey(c.PodID, c.Name, c.Attempt), c.ID); err != nil {
+			klog.Errorf("container %s: %v", c.ID, err)
+		}
+		e := &entry{podID: c.PodID}
+		e.c.Store(c)
+		proc, err := m.runtime.Load(m.bundleDir(c.ID), m.monitorStateDir(c.ID))
+		if err != nil {
+			// Status falls back to the record: the exit if it was seen,
+			// else unknown. Remove still cleans up.
+			klog.Errorf("container %s: cannot re-attach to its monitor: %v", c.ID, err)
+		} else {
+			e.proc = proc
+		}
+		if st := statusOf(c, e.proc); st.State == StateRunning || st.State == StateCreated {
+			// Still needed by the live container (and by exec); after a
+			// reboot the container is dead and needs no rootfs.
+			if err := m.mountRootfs(c.ID, c.LowerDirs, c.Rootfs); err != nil {
+				klog.Errorf("container %s: re-mount rootfs: %v", c.ID, err)
+			}
+		}
+		e.visible.Store(true)
+		m.mu.Lock()
+		m.containers[c.ID] = e
+		m.mu.Unlock()
+		if e.proc != nil {
+			m.watchExit(e)
+		}
+	}
+	if n := len(cs); n > 0 {
+		klog.Infof("recovered %d container records", len(m.containers))
+	}
+	return ctx.Err()
+}
+
+// cleanupOrphan removes whatever a container without a valid record left:
+// its monitor (killing a container that may still run), rootfs mount,
+// lease and directories. Each step tolerates what is already gone.
+func (m *Manager) cleanupOrphan(id string) {
+	bundle := m.bundleDir(id)
+	if _, err := os.Stat(filepath.Join(bundle, "monitor.json")); err == nil {
+		if proc, err := m.runtime.Load(bundle, m.monitorStateDir(id)); err == nil {
+			if err := proc.Destroy(); err != nil {
+				klog.Warningf("container %s: destroy orphaned monitor: %v", id, err)
+			}
+		} else if !errors.Is(err, os.ErrNotExist) {
+			klog.Warningf("container %s: load orphaned monitor: %v", id, err)
+		}
+	}
+	if err := m.unmountRootfs(id, m.rootfsDir(id)); err != nil {
+		klog.Warningf("container %s: %v", id, err)
+		return
+	}
+	if err := m.store.deleteRecord(id); err != nil {
+		klog.Warningf("container %s: %v", id, fmt.Errorf("delete record: %w", err))
+		return
+	}
+	m.cleanupDirs(id)
+}

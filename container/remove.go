@@ -1,0 +1,70 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// Remove stops a container if needed and deletes everything crisp created
+// for it: monitor and cgroup, rootfs mount, writable layer, log-independent
+// state and the image lease. An unknown id is success. The record is deleted
+// before the directories, so an interrupted Remove leaves an orphan
+// directory that start-up finishes removing, never a half-removed container.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	e, err := m.lookup(id)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return m.removeEntry(ctx, e)
+}
+
+func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return nil
+	}
+	c := e.c.Load()
+	if e.proc != nil {
+		if err := m.stopEntry(ctx, e, 0); err != nil {
+			return err
+		}
+		if err := e.proc.Destroy(); err != nil {
+			return fmt.Errorf("remove container %s: %w", c.ID, err)
+		}
+	}
+	if err := m.unmountRootfs(c.ID, c.Rootfs); err != nil {
+		return err
+	}
+	if err := m.store.deleteRecord(c.ID); err != nil {
+		return fmt.Errorf("remove container %s record: %w", c.ID, err)
+	}
+	m.forget(e, c)
+	m.cleanupDirs(c.ID)
+	m.events.publish(Event{Type: EventDeleted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
+	return nil
+}
+
+// cleanupDirs removes what is left once the record is gone; failures are
+// logged, and start-up retries them (the directory is then an orphan).
+func (m *Manager) cleanupDirs(id string) {
+	os.RemoveAll(m.monitorStateDir(id))
+	if err := m.images.Unlease(id); err != nil {
+		// The directory stays, so start-up sees an orphan and retries.
+		klog.Warningf("container %s: release image lease: %v", id, err)
+		return
+	}
+	if err := os.RemoveAll(m.store.dir(id)); err != nil {
+		klog.Warningf("container %s: remove directory: %v", id, err)
+	}
+}

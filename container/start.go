@@ -1,0 +1,68 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// Start lets a created container run its process. Only a container in
+// state created can be started; anything else is FailedPrecondition.
+func (m *Manager) Start(_ context.Context, id string) error {
+	e, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return errdefs.NotFound("container %q", id)
+	}
+	c := e.c.Load()
+	if st := statusOf(c, e.proc).State; st != StateCreated {
+		return fmt.Errorf("container %s is %s, only a created container can be started: %w", c.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	if err := e.proc.Start(); err != nil {
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	m.events.publish(Event{Type: EventStarted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
+	return nil
+}
+
+// watchExit records the exit once the monitor reports it, and tells event
+// subscribers. One goroutine per container; it ends with the container or
+// with Close.
+func (m *Manager) watchExit(e *entry) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-e.proc.Wait():
+		case <-m.stop:
+			return // Close: the next daemon's watcher takes over
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.removed {
+			return
+		}
+		c := e.c.Load()
+		st := statusOf(c, e.proc)
+		if st.State != StateExited {
+			return
+		}
+		if c.Exit == nil {
+			n := c.clone()
+			n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
+			if err := m.commit(e, n); err != nil {
+				// The monitor's exit.json still has it.
+				klog.Warningf("container %s: record exit: %v", c.ID, err)
+			}
+		}
+		m.events.publish(Event{Type: EventStopped, ContainerID: c.ID, PodID: c.PodID, Time: st.FinishedAt})
+	}()
+}

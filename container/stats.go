@@ -1,0 +1,208 @@
+package container
+
+import (
+	"io/fs"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// defaultStatsInterval is the sampler's period: CPU rates are averaged over
+// it (like cAdvisor's housekeeping) and writable layers are walked every
+// fsEvery periods, since walking a big upper dir is not cheap.
+const (
+	defaultStatsInterval = 10 * time.Second
+	fsEvery              = 6
+	// minRateWindow keeps rapid polls from computing a rate over a few
+	// microseconds of CPU time.
+	minRateWindow = time.Second
+)
+
+// Stats is one container's resource usage.
+type Stats struct {
+	Timestamp     time.Time
+	CPUUsageNanos uint64
+	// CPUNanoCores is the usage rate since the previous sample; nil until
+	// there are two samples.
+	CPUNanoCores          *uint64
+	MemoryUsageBytes      uint64
+	MemoryWorkingSetBytes uint64
+	MemoryRSSBytes        uint64
+	PageFaults            uint64
+	MajorPageFaults       uint64
+	Pids                  uint64
+	// HasCgroup is false for containers whose cgroup is gone (exited) or
+	// could not be read; only the writable layer is then known.
+	HasCgroup     bool
+	WritableLayer FSUsage
+}
+
+// FSUsage is a writable layer's size, as of Timestamp.
+type FSUsage struct {
+	Timestamp  time.Time
+	Mountpoint string // the directory measured
+	Bytes      uint64
+	Inodes     uint64
+}
+
+type cpuSample struct {
+	at    time.Time
+	usage uint64
+	rate  *uint64 // computed against the sample before this one
+}
+
+// sampler keeps the previous CPU sample and the last writable layer size of
+// every container, so that stats calls are cheap.
+type sampler struct {
+	m   *Manager
+	mu  sync.Mutex
+	cpu map[string]cpuSample
+	fs  map[string]FSUsage
+}
+
+func newSampler(m *Manager) *sampler {
+	return &sampler{m: m, cpu: map[string]cpuSample{}, fs: map[string]FSUsage{}}
+}
+
+func (s *sampler) forget(id string) {
+	s.mu.Lock()
+	delete(s.cpu, id)
+	delete(s.fs, id)
+	s.mu.Unlock()
+}
+
+func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		for _, snap := range s.m.List(Filter{}) {
+			if st := snap.Status.State; st == StateRunning || st == StateCreated {
+				s.m.containerStats(snap) // records the CPU sample
+			}
+			if n%fsEvery == 0 {
+				s.measureFS(snap.ID)
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rate records a CPU sample and returns the usage rate since the previous
+// sample. Within minRateWindow of it, the last rate is returned unchanged
+// rather than one computed over a sliver of time.
+func (s *sampler) rate(id string, now time.Time, usage uint64) *uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev, ok := s.cpu[id]
+	switch {
+	case !ok || usage < prev.usage || now.Before(prev.at):
+		// First sample, or a counter reset.
+		s.cpu[id] = cpuSample{at: now, usage: usage}
+		return nil
+	case now.Sub(prev.at) < minRateWindow:
+		return prev.rate
+	}
+	r := uint64(float64(usage-prev.usage) / now.Sub(prev.at).Seconds())
+	s.cpu[id] = cpuSample{at: now, usage: usage, rate: &r}
+	return &r
+}
+
+// writable returns the cached writable layer usage, measuring once if the
+// container has none yet (a new container's upper dir is nearly empty).
+func (s *sampler) writable(id string) FSUsage {
+	s.mu.Lock()
+	u, ok := s.fs[id]
+	s.mu.Unlock()
+	if ok {
+		return u
+	}
+	return s.measureFS(id)
+}
+
+func (s *sampler) measureFS(id string) FSUsage {
+	dir := s.m.upperDir(id)
+	u := FSUsage{Timestamp: time.Now(), Mountpoint: dir}
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // vanished while walking: the container writes
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		u.Inodes++
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			u.Bytes += uint64(st.Blocks) * 512
+		}
+		return nil
+	})
+	if err != nil {
+		klog.V(4).Infof("container %s: measure writable layer: %v", id, err)
+	}
+	if _, ok := s.m.entryOf(id); ok { // not removed meanwhile
+		s.mu.Lock()
+		s.fs[id] = u
+		s.mu.Unlock()
+	}
+	return u
+}
+
+// entryOf reports whether id is still indexed.
+func (m *Manager) entryOf(id string) (*entry, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e, ok := m.containers[id]
+	return e, ok
+}
+
+// Stats returns a container's usage: cgroup counters read now, the CPU rate
+// against the sampler's previous sample, the writable layer as last sampled.
+func (m *Manager) Stats(id string) (*Snapshot, *Stats, error) {
+	e, err := m.lookup(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap := e.snapshot()
+	return snap, m.containerStats(snap), nil
+}
+
+// ListStats returns the usage of the containers f selects.
+func (m *Manager) ListStats(f Filter) ([]*Snapshot, []*Stats) {
+	snaps := m.List(f)
+	stats := make([]*Stats, len(snaps))
+	for i, s := range snaps {
+		stats[i] = m.containerStats(s)
+	}
+	return snaps, stats
+}
+
+func (m *Manager) containerStats(snap *Snapshot) *Stats {
+	st := &Stats{Timestamp: time.Now(), WritableLayer: m.stats.writable(snap.ID)}
+	e, ok := m.entryOf(snap.ID)
+	if !ok || e.proc == nil || snap.Status.State == StateExited {
+		return st
+	}
+	ms, err := e.proc.Stats()
+	if err != nil {
+		klog.V(4).Infof("container %s: stats: %v", snap.ID, err)
+		return st
+	}
+	st.HasCgroup = true
+	st.Timestamp = ms.Timestamp
+	st.CPUUsageNanos = ms.CPUUsageNanos
+	st.CPUNanoCores = m.stats.rate(snap.ID, ms.Timestamp, ms.CPUUsageNanos)
+	st.MemoryUsageBytes = ms.MemoryUsageBytes
+	st.MemoryWorkingSetBytes = ms.MemoryWorkingSetBytes
+	st.MemoryRSSBytes = ms.MemoryRSSBytes
+	st.PageFaults = ms.PageFaults
+	st.MajorPageFaults = ms.MajorPageFaults
+	st.Pids = ms.Pids
+	return st
+}

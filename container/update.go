@@ -1,0 +1,93 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/container/spec"
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// UpdateResources applies new resource limits to a created or running
+// container's cgroup and records them for status. The CRI resources go
+// through the same translation (and validation) as at create.
+func (m *Manager) UpdateResources(_ context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+	if r == nil {
+		return errdefs.InvalidArgument("linux resources are required")
+	}
+	e, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return errdefs.NotFound("container %q", id)
+	}
+	c := e.c.Load()
+	if st := statusOf(c, e.proc).State; st != StateRunning && st != StateCreated {
+		return fmt.Errorf("container %s is %s: %w", c.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	cfg := cloneConfig(c.Config())
+	if cfg.Linux == nil {
+		cfg.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	cfg.Linux.Resources = r
+	pod := spec.Pod{ID: c.PodID}
+	if sb, err := m.sandboxes.Get(c.PodID); err == nil {
+		pod = podSpec(sb)
+	} else if !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	// A throwaway spec: only its resources are used. Generating it whole
+	// keeps the conversion rules (swap defaults, v1/v2, validation) in one
+	// place. The resolved args stand in for the image's entrypoint.
+	gen := cloneConfig(cfg)
+	gen.Args = nil
+	if c.Process != nil {
+		gen.Command = c.Process.Args
+	}
+	s, _, err := spec.Generate(spec.Input{
+		ID: c.ID, Pod: pod, Config: withSecurityContext(gen), RootfsPath: c.Rootfs, Options: m.specOpts,
+		ImageName: c.Image.Name,
+	})
+	if err != nil {
+		return err
+	}
+	if err := e.proc.Update(s.Linux.Resources); err != nil {
+		if errors.Is(err, monitor.ErrNotRunning) {
+			return fmt.Errorf("container %s: %w: %w", c.ID, err, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("update container %s: %w", c.ID, err)
+	}
+	n := c.clone()
+	n.Resources = s.Linux.Resources
+	if err := n.setConfig(cfg); err != nil {
+		return err
+	}
+	return m.commit(e, n)
+}
+
+// ReopenLog makes the monitor reopen the container's log file after kubelet
+// rotated it. Like containerd, only a running container can.
+func (m *Manager) ReopenLog(_ context.Context, id string) error {
+	e, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	s := e.snapshot()
+	if s.Status.State != StateRunning {
+		return fmt.Errorf("container %s is %s, not running: %w", s.ID, s.Status.State, errdefs.ErrFailedPrecondition)
+	}
+	if err := e.proc.ReopenLog(); err != nil {
+		if errors.Is(err, monitor.ErrNotRunning) {
+			return fmt.Errorf("container %s: %w: %w", s.ID, err, errdefs.ErrFailedPrecondition)
+		}
+		return fmt.Errorf("reopen log of container %s: %w", s.ID, err)
+	}
+	return nil
+}

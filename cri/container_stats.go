@@ -1,0 +1,203 @@
+package cri
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
+)
+
+// ContainerStats reports one container's CPU, memory and writable layer.
+func (s *Server) ContainerStats(_ context.Context, req *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
+	cm, err := s.containerManager()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetContainerId() == "" {
+		return nil, errdefs.InvalidArgument("container_id is required")
+	}
+	snap, st, err := cm.Stats(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ContainerStatsResponse{Stats: toCRIContainerStats(snap, st)}, nil
+}
+
+// ListContainerStats reports the stats of the containers the filter selects.
+func (s *Server) ListContainerStats(_ context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
+	cm, err := s.containerManager()
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListContainerStatsResponse{Stats: listContainerStats(cm, req.GetFilter())}, nil
+}
+
+// StreamContainerStats is ListContainerStats in chunks.
+func (s *Server) StreamContainerStats(req *runtimeapi.StreamContainerStatsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamContainerStatsResponse]) error {
+	cm, err := s.containerManager()
+	if err != nil {
+		return err
+	}
+	all := listContainerStats(cm, req.GetFilter())
+	for start := 0; start < len(all); start += streamChunk {
+		msg := &runtimeapi.StreamContainerStatsResponse{ContainerStats: all[start:min(start+streamChunk, len(all))]}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func listContainerStats(cm Containers, f *runtimeapi.ContainerStatsFilter) []*runtimeapi.ContainerStats {
+	snaps, stats := cm.ListStats(container.Filter{ID: f.GetId(), PodID: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()})
+	out := make([]*runtimeapi.ContainerStats, len(snaps))
+	for i := range snaps {
+		out[i] = toCRIContainerStats(snaps[i], stats[i])
+	}
+	return out
+}
+
+// PodSandboxStats sums a pod's containers and adds its network counters.
+func (s *Server) PodSandboxStats(_ context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
+	cm, err := s.containerManager()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetPodSandboxId() == "" {
+		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
+	}
+	sb, err := s.sandboxes.Get(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.PodSandboxStatsResponse{Stats: toCRIPodSandboxStats(sb, cm)}, nil
+}
+
+// ListPodSandboxStats reports the pods the filter selects.
+func (s *Server) ListPodSandboxStats(_ context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	cm, err := s.containerManager()
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: s.listPodStats(cm, req.GetFilter())}, nil
+}
+
+// StreamPodSandboxStats is ListPodSandboxStats in chunks.
+func (s *Server) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxStatsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxStatsResponse]) error {
+	cm, err := s.containerManager()
+	if err != nil {
+		return err
+	}
+	all := s.listPodStats(cm, req.GetFilter())
+	for start := 0; start < len(all); start += streamChunk {
+		msg := &runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: all[start:min(start+streamChunk, len(all))]}
+		if err := stream.Send(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) listPodStats(cm Containers, f *runtimeapi.PodSandboxStatsFilter) []*runtimeapi.PodSandboxStats {
+	pods := s.sandboxes.List(sandbox.Filter{ID: f.GetId(), LabelSelector: f.GetLabelSelector()})
+	out := make([]*runtimeapi.PodSandboxStats, 0, len(pods))
+	for _, sb := range pods {
+		out = append(out, toCRIPodSandboxStats(sb, cm))
+	}
+	return out
+}
+
+func toCRIPodSandboxStats(sb *sandbox.Sandbox, cm Containers) *runtimeapi.PodSandboxStats {
+	ps := cm.PodStats(sb.ID, sb.Namespaces[sandbox.NSNet] != "")
+	ts := ps.Timestamp.UnixNano()
+	lx := &runtimeapi.LinuxPodSandboxStats{
+		Cpu:     toCRICPU(&ps.Total),
+		Memory:  toCRIMemory(&ps.Total, nil),
+		Process: &runtimeapi.ProcessUsage{Timestamp: ts, ProcessCount: &runtimeapi.UInt64Value{Value: ps.Total.Pids}},
+	}
+	if n := ps.Network; n != nil {
+		nu := &runtimeapi.NetworkUsage{Timestamp: n.Timestamp.UnixNano()}
+		for i, ifc := range n.Interfaces {
+			u := &runtimeapi.NetworkInterfaceUsage{
+				Name:     ifc.Name,
+				RxBytes:  &runtimeapi.UInt64Value{Value: ifc.RxBytes},
+				RxErrors: &runtimeapi.UInt64Value{Value: ifc.RxErrors},
+				TxBytes:  &runtimeapi.UInt64Value{Value: ifc.TxBytes},
+				TxErrors: &runtimeapi.UInt64Value{Value: ifc.TxErrors},
+			}
+			if i == 0 {
+				nu.DefaultInterface = u
+			} else {
+				nu.Interfaces = append(nu.Interfaces, u)
+			}
+		}
+		lx.Network = nu
+	}
+	for i := range ps.Containers {
+		lx.Containers = append(lx.Containers, toCRIContainerStats(ps.Containers[i], ps.Stats[i]))
+	}
+	return &runtimeapi.PodSandboxStats{
+		Attributes: &runtimeapi.PodSandboxAttributes{
+			Id: sb.ID, Metadata: toCRIMetadata(sb.Config.Metadata),
+			Labels: sb.Config.Labels, Annotations: sb.Config.Annotations,
+		},
+		Linux: lx,
+	}
+}
+
+func toCRIContainerStats(snap *container.Snapshot, st *container.Stats) *runtimeapi.ContainerStats {
+	cfg := snap.Config()
+	out := &runtimeapi.ContainerStats{
+		Attributes: &runtimeapi.ContainerAttributes{
+			Id: snap.ID, Metadata: toCRIContainerMetadata(snap),
+			Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+		},
+		Cpu:    toCRICPU(st),
+		Memory: toCRIMemory(st, snap),
+	}
+	w := st.WritableLayer
+	if !w.Timestamp.IsZero() {
+		out.WritableLayer = &runtimeapi.FilesystemUsage{
+			Timestamp:  w.Timestamp.UnixNano(),
+			FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: w.Mountpoint},
+			UsedBytes:  &runtimeapi.UInt64Value{Value: w.Bytes},
+			InodesUsed: &runtimeapi.UInt64Value{Value: w.Inodes},
+		}
+	}
+	return out
+}
+
+func toCRICPU(st *container.Stats) *runtimeapi.CpuUsage {
+	cpu := &runtimeapi.CpuUsage{Timestamp: st.Timestamp.UnixNano()}
+	if st.HasCgroup {
+		cpu.UsageCoreNanoSeconds = &runtimeapi.UInt64Value{Value: st.CPUUsageNanos}
+		if st.CPUNanoCores != nil {
+			cpu.UsageNanoCores = &runtimeapi.UInt64Value{Value: *st.CPUNanoCores}
+		}
+	}
+	return cpu
+}
+
+// toCRIMemory fills available_bytes from the container's limit when it has
+// one, as cAdvisor does.
+func toCRIMemory(st *container.Stats, snap *container.Snapshot) *runtimeapi.MemoryUsage {
+	mem := &runtimeapi.MemoryUsage{Timestamp: st.Timestamp.UnixNano()}
+	if !st.HasCgroup {
+		return mem
+	}
+	mem.WorkingSetBytes = &runtimeapi.UInt64Value{Value: st.MemoryWorkingSetBytes}
+	mem.UsageBytes = &runtimeapi.UInt64Value{Value: st.MemoryUsageBytes}
+	mem.RssBytes = &runtimeapi.UInt64Value{Value: st.MemoryRSSBytes}
+	mem.PageFaults = &runtimeapi.UInt64Value{Value: st.PageFaults}
+	mem.MajorPageFaults = &runtimeapi.UInt64Value{Value: st.MajorPageFaults}
+	if snap != nil && snap.Resources != nil && snap.Resources.Memory != nil && snap.Resources.Memory.Limit != nil {
+		if limit := uint64(*snap.Resources.Memory.Limit); limit > st.MemoryWorkingSetBytes {
+			mem.AvailableBytes = &runtimeapi.UInt64Value{Value: limit - st.MemoryWorkingSetBytes}
+		}
+	}
+	return mem
+}
