@@ -126,6 +126,14 @@ func (c *cgroups) create(planned []string) ([]string, error) {
 	var made []string
 	for _, d := range planned {
 		err := os.Mkdir(d, 0o755)
+		if errors.Is(err, os.ErrNotExist) {
+			// A shared parent (/crisp, a kubelet QoS cgroup) was removed by
+			// another pod's or daemon's cleanup since plan looked. Re-create
+			// it without recording it: whoever owns it removes it.
+			if err = mkdirParents(filepath.Dir(d)); err == nil {
+				err = os.Mkdir(d, 0o755)
+			}
+		}
 		if errors.Is(err, os.ErrExist) {
 			continue
 		}
@@ -204,4 +212,19 @@ func (c *cgroups) join(cgPath string, pid int) error {
 		}
 	}
 	return nil
+}
+
+// mkdirParents is MkdirAll for cgroupfs: each new cpuset directory must get
+// cpus and mems from its parent before anything is created below it.
+func mkdirParents(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := mkdirParents(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return inheritCpuset(dir)
 }
