@@ -45,8 +45,11 @@ images:
 integration: build images
 	CRISP_BINARY=$(BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
 
+# The whole critest suite twice: serially, then with two ginkgo workers, each
+# against a fresh crisp; JUnit reports in _output/critest-{serial,parallel}.
 conformance: build images
-	CRISP_BINARY=$(BIN)/crisp hack/conformance.sh
+	CRISP_BINARY=$(BIN)/crisp CRITEST_REPORT_DIR=$(CURDIR)/_output/critest-serial hack/conformance.sh
+	CRISP_BINARY=$(BIN)/crisp CRITEST_REPORT_DIR=$(CURDIR)/_output/critest-parallel CRITEST_PARALLEL=2 hack/conformance.sh
 
 registry-start:
 	hack/registry.sh start
