@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test unit integration conformance images registry-start registry-stop lint clean
+.PHONY: all build deps run test unit integration conformance e2e-kubelet images registry-start registry-stop lint clean
 
 all: build
 
@@ -28,8 +28,9 @@ build:
 run: deps build
 	hack/run.sh $(BIN)/crisp
 
-# Everything CI runs: lint, unit tests, integration tests, critest conformance.
-test: deps build lint unit images integration conformance
+# Everything CI runs: lint, unit tests, integration tests, critest conformance,
+# a real kubelet.
+test: deps build lint unit images integration conformance e2e-kubelet
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -50,6 +51,14 @@ integration: build images
 conformance: build images
 	CRISP_BINARY=$(BIN)/crisp CRITEST_REPORT_DIR=$(CURDIR)/_output/critest-serial hack/conformance.sh
 	CRISP_BINARY=$(BIN)/crisp CRITEST_REPORT_DIR=$(CURDIR)/_output/critest-parallel CRITEST_PARALLEL=2 hack/conformance.sh
+	# Streaming once more with client-go's websocket clients (kubectl's default).
+	CRISP_BINARY=$(BIN)/crisp CRITEST_REPORT_DIR=$(CURDIR)/_output/critest-websocket CRITEST_FOCUS='Streaming' \
+		CRITEST_ARGS='-websocket-exec -websocket-attach -websocket-portforward' hack/conformance.sh
+
+# A standalone kubelet (built once into _output/bin/kubelet, ~15 min cold) runs
+# static pods on crisp; logs in _output/e2e-kubelet.
+e2e-kubelet: deps build images
+	hack/e2e-kubelet.sh
 
 registry-start:
 	hack/registry.sh start

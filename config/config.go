@@ -36,6 +36,7 @@ type Config struct {
 
 	CNI        CNI                 `toml:"cni"`
 	Streaming  Streaming           `toml:"streaming"`
+	NRI        NRI                 `toml:"nri"`
 	Registries map[string]Registry `toml:"registries"`
 	// InsecureRegistries may be reached over plain HTTP or with unverified TLS.
 	// Entries are host[:port] patterns; "*" matches any port or host label.
@@ -93,6 +94,7 @@ func Default() *Config {
 		Streaming:          Streaming{Address: "127.0.0.1", Port: 0, IdleTimeout: 4 * time.Hour, CreationTimeout: 30 * time.Second, MaxStreams: 128},
 		Registries:         map[string]Registry{},
 		InsecureRegistries: []string{"localhost:*", "127.0.0.1:*"},
+		NRI:                defaultNRI(),
 	}
 }
 
@@ -152,6 +154,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: streaming.port must be between 0 and 65535, got %d", c.Streaming.Port)
 	}
 	if err := c.Streaming.validate(); err != nil {
+		return err
+	}
+	if err := c.NRI.validate(); err != nil {
 		return err
 	}
 	for host, r := range c.Registries {

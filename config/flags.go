@@ -79,6 +79,47 @@ var flagSetters = []struct {
 		c.Streaming.MaxStreams = n
 		return nil
 	}},
+	{"nri-enable", "relay pod and container events to NRI plugins (key nri.enable)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("--nri-enable: %q is not true or false", v)
+		}
+		c.NRI.Enable = b
+		return nil
+	}},
+	{"nri-socket-path", "unix socket NRI plugins connect to (key nri.socket_path)", func(c *Config, v string) error { c.NRI.SocketPath = v; return nil }},
+	{"nri-plugin-path", "directory of NRI plugins crisp starts (key nri.plugin_path)", func(c *Config, v string) error { c.NRI.PluginPath = v; return nil }},
+	{"nri-plugin-config-path", "directory of their configurations (key nri.plugin_config_path)", func(c *Config, v string) error { c.NRI.PluginConfigPath = v; return nil }},
+	{"nri-plugin-registration-timeout", "time an NRI plugin has to register (key nri.plugin_registration_timeout)", func(c *Config, v string) (err error) {
+		c.NRI.PluginRegistrationTimeout, err = parseDuration("nri-plugin-registration-timeout", v)
+		return err
+	}},
+	{"nri-plugin-request-timeout", "time an NRI plugin has to handle an event (key nri.plugin_request_timeout)", func(c *Config, v string) (err error) {
+		c.NRI.PluginRequestTimeout, err = parseDuration("nri-plugin-request-timeout", v)
+		return err
+	}},
+}
+
+// boolFlags may be given without a value, as -name.
+var boolFlags = map[string]bool{"nri-enable": true}
+
+type boolFlag struct{ v *string }
+
+func (b boolFlag) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return *b.v
+}
+func (b boolFlag) Set(v string) error { *b.v = v; return nil }
+func (b boolFlag) IsBoolFlag() bool   { return true }
+
+func parseDuration(flag, v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %q is not a duration", flag, v)
+	}
+	return d, nil
 }
 
 // NewFlags registers crisp's configuration flags on fs.
@@ -86,6 +127,12 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	f := &Flags{fs: fs, values: map[string]*string{}}
 	fs.StringVar(&f.ConfigPath, "config", DefaultPath, "configuration file")
 	for _, s := range flagSetters {
+		if boolFlags[s.name] {
+			v := new(string)
+			fs.Var(boolFlag{v}, s.name, s.usage)
+			f.values[s.name] = v
+			continue
+		}
 		f.values[s.name] = fs.String(s.name, "", s.usage)
 	}
 	fs.Var(&f.mirrors, "registry-mirror", "HOST=URL: try URL before registry HOST (repeatable; key registries.HOST.mirrors)")

@@ -96,6 +96,11 @@ type Container struct {
 	// removed (the lease keeps the layers).
 	Rootfs    string   `json:"rootfs"`
 	LowerDirs []string `json:"lowerDirs,omitempty"`
+	// IDMap is set in a pod with its own user namespace.
+	IDMap *RootfsIDMap `json:"idmap,omitempty"`
+	// ImageVolumes are the images mounted into the container, in the order
+	// their mounts and leases are numbered.
+	ImageVolumes []ImageVolume `json:"imageVolumes,omitempty"`
 	// StopSignal is the image's STOPSIGNAL, resolved at create.
 	StopSignal int `json:"stopSignal"`
 	// Process is the spec's process: ExecSync runs commands with its user,

@@ -88,14 +88,19 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 	if err != nil {
 		return "", err
 	}
+	vols, err := m.resolveImageVolumes(cfg)
+	if err != nil {
+		return "", err
+	}
 	c := &Container{
 		ID: id, PodID: podID, Name: md.GetName(), Attempt: md.GetAttempt(),
-		Phase:      PhaseCreating,
-		CreatedAt:  time.Now(),
-		Image:      imageInfo(cfg.GetImage(), img),
-		LogPath:    logPath,
-		Rootfs:     m.rootfsDir(id),
-		StopSignal: int(stopSig),
+		Phase:        PhaseCreating,
+		CreatedAt:    time.Now(),
+		Image:        imageInfo(cfg.GetImage(), img),
+		LogPath:      logPath,
+		Rootfs:       m.rootfsDir(id),
+		ImageVolumes: vols,
+		StopSignal:   int(stopSig),
 	}
 	if err := c.setConfig(cloneConfig(cfg)); err != nil {
 		return "", err
@@ -129,14 +134,33 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 			klog.Warningf("container %s: rollback: %v", id, err)
 		}
 	})
-	if err := m.mountRootfs(id, c.LowerDirs, c.Rootfs); err != nil {
+	c.IDMap = rootfsIDMap(sb)
+	if err := m.mountRootfs(id, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
 		return "", err
 	}
-
-	s, err := m.generateSpec(c, sb, cfg, img)
+	rollback.add(func() {
+		if err := m.releaseImageVolumes(id, len(vols)); err != nil {
+			klog.Warningf("container %s: rollback: %v", id, err)
+		}
+	})
+	volSrcs, err := m.mountImageVolumes(id, vols)
 	if err != nil {
 		return "", err
 	}
+
+	s, err := m.generateSpec(c, sb, cfg, img, volSrcs)
+	if err != nil {
+		return "", err
+	}
+	// Plugins adjust the spec before anything runs from it; until the
+	// container is listed, a connecting plugin waits for it.
+	hooks := m.lifecycleHooks()
+	unblock := hooks.BlockSync()
+	defer unblock()
+	if err := hooks.CreateContainer(ctx, sb, c, s); err != nil {
+		return "", err
+	}
+	rollback.add(func() { hooks.UndoCreateContainer(context.WithoutCancel(ctx), sb, c) })
 	c.Process, c.Resources = s.Process, s.Linux.Resources
 	if logPath != "" {
 		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
@@ -178,6 +202,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 	e.visible.Store(true)
 	m.watchExit(e)
 	m.events.publish(Event{Type: EventCreated, ContainerID: id, PodID: podID, Time: time.Now()})
+	hooks.PostCreateContainer(ctx, sb, e.snapshot())
 	return id, nil
 }
 
@@ -240,15 +265,16 @@ func isImageID(ref, id string) bool {
 
 // generateSpec builds the OCI spec from the pod's record (never from the
 // request's copy of the sandbox config, which a client controls).
-func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, cfg *runtimeapi.ContainerConfig, img *image.Image) (*specs.Spec, error) {
+func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, cfg *runtimeapi.ContainerConfig, img *image.Image, imageVolumes map[string]string) (*specs.Spec, error) {
 	in := spec.Input{
-		ID:         c.ID,
-		Pod:        podSpec(sb),
-		Config:     withSecurityContext(cfg),
-		Image:      img.Config,
-		ImageName:  c.Image.Name,
-		RootfsPath: c.Rootfs,
-		Options:    m.specOpts,
+		ID:           c.ID,
+		Pod:          podSpec(sb),
+		Config:       withSecurityContext(cfg),
+		Image:        img.Config,
+		ImageName:    c.Image.Name,
+		RootfsPath:   c.Rootfs,
+		ImageVolumes: imageVolumes,
+		Options:      m.specOpts,
 	}
 	if nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); nso.GetPid() == runtimeapi.NamespaceMode_TARGET {
 		ns, err := m.targetPIDNS(nso.GetTargetId(), c.PodID)
@@ -318,6 +344,9 @@ func podSpec(sb *sandbox.Sandbox) spec.Pod {
 		IPCNS:          sb.Namespaces[sandbox.NSIPC],
 		UTSNS:          sb.Namespaces[sandbox.NSUTS],
 		PIDNS:          sb.Namespaces[sandbox.NSPID],
+		UserNS:         sb.Namespaces[sandbox.NSUser],
+		UIDMappings:    ociIDMaps(ns.UIDs),
+		GIDMappings:    ociIDMaps(ns.GIDs),
 		CgroupParent:   sb.Cgroup,
 		HostsPath:      sb.HostsPath,
 		ResolvConfPath: sb.ResolvPath,

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // EventType is a container lifecycle event, as the CRI's GetContainerEvents
@@ -18,12 +20,29 @@ const (
 	EventDeleted
 )
 
-// Event is one lifecycle change.
+// Event is one lifecycle change of a container or, when ContainerID is
+// PodID, of a pod.
 type Event struct {
 	Type        EventType
 	ContainerID string
 	PodID       string
 	Time        time.Time
+	// Sandbox is the pod as it was, set for pod events only: after a
+	// pod's deletion it is the only status left to send.
+	Sandbox *sandbox.Sandbox
+}
+
+var podEventTypes = map[sandbox.EventType]EventType{
+	sandbox.EventCreated: EventCreated,
+	sandbox.EventStarted: EventStarted,
+	sandbox.EventStopped: EventStopped,
+	sandbox.EventDeleted: EventDeleted,
+}
+
+// PublishPodEvent puts a pod's lifecycle change into the containers' event
+// stream (sandbox.Manager.SetEventSink): the CRI has one stream for both.
+func (m *Manager) PublishPodEvent(ev sandbox.Event) {
+	m.events.publish(Event{Type: podEventTypes[ev.Type], ContainerID: ev.Sandbox.ID, PodID: ev.Sandbox.ID, Time: ev.Time, Sandbox: ev.Sandbox})
 }
 
 // eventBuffer is each subscriber's backlog. kubelet's evented PLEG reads

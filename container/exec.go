@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -14,10 +15,13 @@ import (
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
-// MaxExecSyncOutput caps each of ExecSync's streams, as containerd does
-// (16 MiB): a chatty probe must not make the daemon buffer without bound.
+// MaxExecSyncOutput caps ExecSync's two streams together: a chatty probe
+// must not make the daemon buffer without bound. containerd caps each stream
+// at 16 MiB, so more than 16 MiB in all makes a response over the gRPC
+// message limit (crisp's and kubelet's: 16 MiB) and the call fails; one
+// budget a little under the limit returns the output truncated instead.
 // Output beyond it is dropped; the command still runs to completion.
-const MaxExecSyncOutput = 16 << 20
+const MaxExecSyncOutput = 16<<20 - 64<<10
 
 // ExecResult is what ExecSync returns.
 type ExecResult struct {
@@ -49,7 +53,8 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		ctx, cancel = context.WithTimeoutCause(ctx, timeout, errExecTimeout)
 		defer cancel()
 	}
-	stdout, stderr := &cappedBuffer{max: MaxExecSyncOutput}, &cappedBuffer{max: MaxExecSyncOutput}
+	budget := &outputBudget{left: MaxExecSyncOutput}
+	stdout, stderr := &cappedBuffer{budget: budget}, &cappedBuffer{budget: budget}
 	code, err := e.proc.Exec(ctx, p, nil, stdout, stderr, false, nil)
 	if err != nil {
 		if context.Cause(ctx) == errExecTimeout {
@@ -133,16 +138,28 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	return err
 }
 
-// cappedBuffer keeps the first max bytes and discards the rest while
+// outputBudget is what the cappedBuffers sharing it may still keep.
+type outputBudget struct {
+	mu   sync.Mutex
+	left int
+}
+
+func (b *outputBudget) take(n int) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n = min(n, b.left)
+	b.left -= n
+	return n
+}
+
+// cappedBuffer keeps what its budget allows and discards the rest while
 // reporting success, so the writer (the process's pipe) is never blocked.
 type cappedBuffer struct {
-	b   []byte
-	max int
+	b      []byte
+	budget *outputBudget
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := c.max - len(c.b); room > 0 {
-		c.b = append(c.b, p[:min(room, len(p))]...)
-	}
+	c.b = append(c.b, p[:c.budget.take(len(p))]...)
 	return len(p), nil
 }

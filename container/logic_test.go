@@ -129,14 +129,20 @@ func TestOverlayData(t *testing.T) {
 }
 
 func TestCappedBuffer(t *testing.T) {
-	b := &cappedBuffer{max: 5}
-	for _, s := range []string{"abc", "defg", "hij"} {
-		if n, err := b.Write([]byte(s)); n != len(s) || err != nil {
+	budget := &outputBudget{left: 7}
+	a, b := &cappedBuffer{budget: budget}, &cappedBuffer{budget: budget}
+	for i, s := range []string{"abc", "de", "fgh", "ij"} {
+		w := a
+		if i%2 == 1 {
+			w = b
+		}
+		if n, err := w.Write([]byte(s)); n != len(s) || err != nil {
 			t.Fatalf("write %q: %d %v", s, n, err)
 		}
 	}
-	if string(b.b) != "abcde" {
-		t.Fatalf("%q", b.b)
+	// The two streams share one budget.
+	if string(a.b) != "abcfg" || string(b.b) != "de" {
+		t.Fatalf("%q %q", a.b, b.b)
 	}
 }
 

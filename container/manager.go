@@ -67,6 +67,7 @@ type Manager struct {
 	stats     *sampler
 
 	oomClampLogged sync.Once
+	hooks          atomic.Pointer[Hooks]
 
 	// mu guards the index only; lifecycle work holds the container's lock.
 	mu         sync.RWMutex

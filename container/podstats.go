@@ -29,13 +29,23 @@ type NetStats struct {
 type IfaceStats struct {
 	Name                                 string
 	RxBytes, RxErrors, TxBytes, TxErrors uint64
+	RxPackets, RxDropped                 uint64
+	TxPackets, TxDropped                 uint64
 }
 
 // PodStats sums the usage of a pod's containers. hostNetwork pods report no
 // network stats (they would be the node's).
 func (m *Manager) PodStats(podID string, podNetwork bool) *PodStats {
-	ps := &PodStats{Timestamp: time.Now()}
-	ps.Containers, ps.Stats = m.ListStats(Filter{PodID: podID})
+	return m.podStats(podID, podNetwork, m.containerStats)
+}
+
+// podStats sums what stats returns for each of the pod's containers.
+func (m *Manager) podStats(podID string, podNetwork bool, stats func(*Snapshot) *Stats) *PodStats {
+	ps := &PodStats{Timestamp: time.Now(), Containers: m.List(Filter{PodID: podID})}
+	ps.Stats = make([]*Stats, len(ps.Containers))
+	for i, snap := range ps.Containers {
+		ps.Stats[i] = stats(snap)
+	}
 	var rate uint64
 	haveRate := false
 	for i, st := range ps.Stats {
@@ -89,11 +99,15 @@ func parseNetDev(sc *bufio.Scanner) (*NetStats, error) {
 		}
 		name = strings.TrimSpace(name)
 		f := strings.Fields(rest)
-		if name == "lo" || len(f) < 11 {
+		if name == "lo" || len(f) < 12 {
 			continue
 		}
 		num := func(i int) uint64 { v, _ := strconv.ParseUint(f[i], 10, 64); return v }
-		s := IfaceStats{Name: name, RxBytes: num(0), RxErrors: num(2), TxBytes: num(8), TxErrors: num(10)}
+		s := IfaceStats{
+			Name:    name,
+			RxBytes: num(0), RxPackets: num(1), RxErrors: num(2), RxDropped: num(3),
+			TxBytes: num(8), TxPackets: num(9), TxErrors: num(10), TxDropped: num(11),
+		}
 		if name == "eth0" {
 			n.Interfaces = append([]IfaceStats{s}, n.Interfaces...)
 		} else {

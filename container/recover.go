@@ -29,6 +29,10 @@ func (m *Manager) recover(ctx context.Context) error {
 	for _, c := range cs {
 		if c.Phase == PhaseCreating {
 			klog.Infof("container %s: rolling back a create interrupted by a restart", c.ID)
+			if err := m.releaseImageVolumes(c.ID, len(c.ImageVolumes)); err != nil {
+				klog.Warningf("container %s: %v", c.ID, err)
+				continue
+			}
 			m.cleanupOrphan(c.ID)
 			continue
 		}
@@ -48,9 +52,10 @@ func (m *Manager) recover(ctx context.Context) error {
 		if st := statusOf(c, e.proc); st.State == StateRunning || st.State == StateCreated {
 			// Still needed by the live container (and by exec); after a
 			// reboot the container is dead and needs no rootfs.
-			if err := m.mountRootfs(c.ID, c.LowerDirs, c.Rootfs); err != nil {
+			if err := m.mountRootfs(c.ID, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
 				klog.Errorf("container %s: re-mount rootfs: %v", c.ID, err)
 			}
+			m.remountImageVolumes(c)
 		}
 		e.visible.Store(true)
 		m.mu.Lock()
@@ -79,6 +84,11 @@ func (m *Manager) cleanupOrphan(id string) {
 		} else if !errors.Is(err, os.ErrNotExist) {
 			klog.Warningf("container %s: load orphaned monitor: %v", id, err)
 		}
+	}
+	// Its leases were released before its record went (see Remove).
+	if err := m.releaseImageVolumes(id, 0); err != nil {
+		klog.Warningf("container %s: %v", id, err)
+		return
 	}
 	if err := m.unmountRootfs(id, m.rootfsDir(id)); err != nil {
 		klog.Warningf("container %s: %v", id, err)

@@ -35,13 +35,20 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 		return nil
 	}
 	c := e.c.Load()
+	last := e.snapshot()
 	if e.proc != nil {
 		if err := m.stopEntry(ctx, e, 0); err != nil {
 			return err
 		}
+		last = e.snapshot()
 		if err := e.proc.Destroy(); err != nil {
 			return fmt.Errorf("remove container %s: %w", c.ID, err)
 		}
+	}
+	// Released while the record still lists them: an interrupted Remove
+	// must not leave leases that no record names.
+	if err := m.releaseImageVolumes(c.ID, len(c.ImageVolumes)); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
 	if err := m.unmountRootfs(c.ID, c.Rootfs); err != nil {
 		return err
@@ -52,6 +59,7 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 	m.forget(e, c)
 	m.cleanupDirs(c.ID)
 	m.events.publish(Event{Type: EventDeleted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
+	m.lifecycleHooks().RemoveContainer(ctx, m.podOf(c.PodID), last)
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 
 // Start lets a created container run its process. Only a container in
 // state created can be started; anything else is FailedPrecondition.
-func (m *Manager) Start(_ context.Context, id string) error {
+func (m *Manager) Start(ctx context.Context, id string) error {
 	e, err := m.lookup(id)
 	if err != nil {
 		return err
@@ -26,10 +26,15 @@ func (m *Manager) Start(_ context.Context, id string) error {
 	if st := statusOf(c, e.proc).State; st != StateCreated {
 		return fmt.Errorf("container %s is %s, only a created container can be started: %w", c.ID, st, errdefs.ErrFailedPrecondition)
 	}
+	hooks, pod := m.lifecycleHooks(), m.podOf(c.PodID)
+	if err := hooks.StartContainer(ctx, pod, e.snapshot()); err != nil {
+		return err
+	}
 	if err := e.proc.Start(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	m.events.publish(Event{Type: EventStarted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
+	hooks.PostStartContainer(ctx, pod, e.snapshot())
 	return nil
 }
 
@@ -45,24 +50,34 @@ func (m *Manager) watchExit(e *entry) {
 		case <-m.stop:
 			return // Close: the next daemon's watcher takes over
 		}
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		if e.removed {
-			return
+		if s := m.recordExit(e); s != nil {
+			// Outside the lock: plugins may take their time.
+			m.lifecycleHooks().StopContainer(context.Background(), m.podOf(s.PodID), s)
 		}
-		c := e.c.Load()
-		st := statusOf(c, e.proc)
-		if st.State != StateExited {
-			return
-		}
-		if c.Exit == nil {
-			n := c.clone()
-			n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
-			if err := m.commit(e, n); err != nil {
-				// The monitor's exit.json still has it.
-				klog.Warningf("container %s: record exit: %v", c.ID, err)
-			}
-		}
-		m.events.publish(Event{Type: EventStopped, ContainerID: c.ID, PodID: c.PodID, Time: st.FinishedAt})
 	}()
+}
+
+// recordExit persists an exit the monitor reported and tells event
+// subscribers; it returns the exited container, nil if there was no exit.
+func (m *Manager) recordExit(e *entry) *Snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return nil
+	}
+	c := e.c.Load()
+	st := statusOf(c, e.proc)
+	if st.State != StateExited {
+		return nil
+	}
+	if c.Exit == nil {
+		n := c.clone()
+		n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
+		if err := m.commit(e, n); err != nil {
+			// The monitor's exit.json still has it.
+			klog.Warningf("container %s: record exit: %v", c.ID, err)
+		}
+	}
+	m.events.publish(Event{Type: EventStopped, ContainerID: c.ID, PodID: c.PodID, Time: st.FinishedAt})
+	return e.snapshot()
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/container/monitor"
 )
 
 // defaultStatsInterval is the sampler's period: CPU rates are averaged over
@@ -21,31 +23,31 @@ const (
 	minRateWindow = time.Second
 )
 
-// Stats is one container's resource usage.
+// Stats is one container's resource usage: the cgroup's counters as the
+// monitor reads them, plus what the sampler derives or caches.
 type Stats struct {
-	Timestamp     time.Time
-	CPUUsageNanos uint64
+	monitor.Stats
 	// CPUNanoCores is the usage rate since the previous sample; nil until
 	// there are two samples.
-	CPUNanoCores          *uint64
-	MemoryUsageBytes      uint64
-	MemoryWorkingSetBytes uint64
-	MemoryRSSBytes        uint64
-	PageFaults            uint64
-	MajorPageFaults       uint64
-	Pids                  uint64
+	CPUNanoCores *uint64
 	// HasCgroup is false for containers whose cgroup is gone (exited) or
 	// could not be read; only the writable layer is then known.
 	HasCgroup     bool
 	WritableLayer FSUsage
+	// Files counts the open files of the container's processes, as of its
+	// Timestamp (zero without a cgroup).
+	Files FileUsage
 }
 
-// FSUsage is a writable layer's size, as of Timestamp.
+// FSUsage is a writable layer's size, as of Timestamp, and the size of the
+// filesystem holding it.
 type FSUsage struct {
 	Timestamp  time.Time
 	Mountpoint string // the directory measured
 	Bytes      uint64
 	Inodes     uint64
+	// Capacity of the filesystem under Mountpoint; zero if statfs failed.
+	FSBytes, FSInodes, FSInodesFree uint64
 }
 
 type cpuSample struct {
@@ -54,27 +56,37 @@ type cpuSample struct {
 	rate  *uint64 // computed against the sample before this one
 }
 
-// sampler keeps the previous CPU sample and the last writable layer size of
-// every container, so that stats calls are cheap.
+// sampler keeps, for every container, the previous CPU sample, the latest
+// cgroup sample, the last writable layer size and open file count, so that
+// stats and metrics calls are cheap.
 type sampler struct {
-	m   *Manager
-	mu  sync.Mutex
-	cpu map[string]cpuSample
-	fs  map[string]FSUsage
+	m     *Manager
+	mu    sync.Mutex
+	cpu   map[string]cpuSample
+	fs    map[string]FSUsage
+	files map[string]FileUsage
+	last  map[string]*Stats // the latest cgroup sample, see cachedStats
+	// period is run's interval; 0 while no sampler runs.
+	period time.Duration
 }
 
 func newSampler(m *Manager) *sampler {
-	return &sampler{m: m, cpu: map[string]cpuSample{}, fs: map[string]FSUsage{}}
+	return &sampler{m: m, cpu: map[string]cpuSample{}, fs: map[string]FSUsage{}, files: map[string]FileUsage{}, last: map[string]*Stats{}}
 }
 
 func (s *sampler) forget(id string) {
 	s.mu.Lock()
 	delete(s.cpu, id)
 	delete(s.fs, id)
+	delete(s.files, id)
+	delete(s.last, id)
 	s.mu.Unlock()
 }
 
 func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
+	s.mu.Lock()
+	s.period = interval
+	s.mu.Unlock()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for n := 0; ; n++ {
@@ -146,6 +158,11 @@ func (s *sampler) measureFS(id string) FSUsage {
 	if err != nil {
 		klog.V(4).Infof("container %s: measure writable layer: %v", id, err)
 	}
+	var sfs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &sfs); err == nil {
+		u.FSBytes = sfs.Blocks * uint64(sfs.Bsize)
+		u.FSInodes, u.FSInodesFree = sfs.Files, sfs.Ffree
+	}
 	if _, ok := s.m.entryOf(id); ok { // not removed meanwhile
 		s.mu.Lock()
 		s.fs[id] = u
@@ -184,7 +201,8 @@ func (m *Manager) ListStats(f Filter) ([]*Snapshot, []*Stats) {
 }
 
 func (m *Manager) containerStats(snap *Snapshot) *Stats {
-	st := &Stats{Timestamp: time.Now(), WritableLayer: m.stats.writable(snap.ID)}
+	st := &Stats{WritableLayer: m.stats.writable(snap.ID)}
+	st.Timestamp = time.Now()
 	e, ok := m.entryOf(snap.ID)
 	if !ok || e.proc == nil || snap.Status.State == StateExited {
 		return st
@@ -195,14 +213,9 @@ func (m *Manager) containerStats(snap *Snapshot) *Stats {
 		return st
 	}
 	st.HasCgroup = true
-	st.Timestamp = ms.Timestamp
-	st.CPUUsageNanos = ms.CPUUsageNanos
+	st.Stats = *ms
 	st.CPUNanoCores = m.stats.rate(snap.ID, ms.Timestamp, ms.CPUUsageNanos)
-	st.MemoryUsageBytes = ms.MemoryUsageBytes
-	st.MemoryWorkingSetBytes = ms.MemoryWorkingSetBytes
-	st.MemoryRSSBytes = ms.MemoryRSSBytes
-	st.PageFaults = ms.PageFaults
-	st.MajorPageFaults = ms.MajorPageFaults
-	st.Pids = ms.Pids
+	st.Files = m.stats.openFiles(snap.ID, ms.Processes, ms.Timestamp)
+	m.stats.keep(snap.ID, st)
 	return st
 }

@@ -63,6 +63,9 @@ func (m *Manager) stopEntry(ctx context.Context, e *entry, timeout time.Duration
 	if err := e.proc.Stop(sctx, sig, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
 	}
+	// Told here as well as by the exit watcher: plugins must have heard of
+	// the stop when StopContainer (or the pod's stop) returns.
+	m.lifecycleHooks().StopContainer(sctx, m.podOf(c.PodID), e.snapshot())
 	return nil
 }
 

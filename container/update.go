@@ -15,7 +15,17 @@ import (
 // UpdateResources applies new resource limits to a created or running
 // container's cgroup and records them for status. The CRI resources go
 // through the same translation (and validation) as at create.
-func (m *Manager) UpdateResources(_ context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+func (m *Manager) UpdateResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+	return m.updateResources(ctx, id, r, m.lifecycleHooks())
+}
+
+// ApplyResources is UpdateResources without the hooks, for the updates
+// that the hooks (NRI plugins) ask for themselves.
+func (m *Manager) ApplyResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+	return m.updateResources(ctx, id, r, noHooks{})
+}
+
+func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources, hooks Hooks) error {
 	if r == nil {
 		return errdefs.InvalidArgument("linux resources are required")
 	}
@@ -31,6 +41,10 @@ func (m *Manager) UpdateResources(_ context.Context, id string, r *runtimeapi.Li
 	c := e.c.Load()
 	if st := statusOf(c, e.proc).State; st != StateRunning && st != StateCreated {
 		return fmt.Errorf("container %s is %s: %w", c.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	r, err = hooks.UpdateContainer(ctx, m.podOf(c.PodID), e.snapshot(), r)
+	if err != nil {
+		return err
 	}
 	cfg := cloneConfig(c.Config())
 	if cfg.Linux == nil {
@@ -69,7 +83,11 @@ func (m *Manager) UpdateResources(_ context.Context, id string, r *runtimeapi.Li
 	if err := n.setConfig(cfg); err != nil {
 		return err
 	}
-	return m.commit(e, n)
+	if err := m.commit(e, n); err != nil {
+		return err
+	}
+	hooks.PostUpdateContainer(ctx, m.podOf(c.PodID), e.snapshot())
+	return nil
 }
 
 // ReopenLog makes the monitor reopen the container's log file after kubelet

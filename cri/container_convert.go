@@ -1,9 +1,11 @@
 package cri
 
 import (
+	"path"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container"
@@ -81,7 +83,7 @@ func toCRIContainerStatus(s *container.Snapshot) *runtimeapi.ContainerStatus {
 		Message:     s.Status.Message,
 		Labels:      cfg.GetLabels(),
 		Annotations: cfg.GetAnnotations(),
-		Mounts:      cfg.GetMounts(),
+		Mounts:      statusMounts(s),
 		LogPath:     s.LogPath,
 		Resources:   toCRIResources(s.Resources, s.Process),
 	}
@@ -93,6 +95,30 @@ func toCRIContainerStatus(s *container.Snapshot) *runtimeapi.ContainerStatus {
 		st.User = &runtimeapi.ContainerUser{Linux: u}
 	}
 	return st
+}
+
+// statusMounts are the mounts as requested, each image volume with its
+// image_ref: the id of the image mounted, which is what PullImage returned
+// and what critest and kubelet compare it with.
+func statusMounts(s *container.Snapshot) []*runtimeapi.Mount {
+	ms := s.Config().GetMounts()
+	if len(s.ImageVolumes) == 0 {
+		return ms
+	}
+	ids := make(map[string]string, len(s.ImageVolumes))
+	for _, v := range s.ImageVolumes {
+		ids[v.ContainerPath] = v.ImageID
+	}
+	out := make([]*runtimeapi.Mount, len(ms))
+	for i, m := range ms {
+		if id, ok := ids[path.Clean(m.GetContainerPath())]; ok && m.GetImage() != nil {
+			// The record's config is shared with other readers.
+			m = proto.Clone(m).(*runtimeapi.Mount)
+			m.Image.ImageRef = id
+		}
+		out[i] = m
+	}
+	return out
 }
 
 // toCRIResources reports the effective limits, as containerd does: kubelet

@@ -14,8 +14,9 @@ var criEventTypes = map[container.EventType]runtimeapi.ContainerEventType{
 	container.EventDeleted: runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT,
 }
 
-// GetContainerEvents streams container lifecycle events until the client
-// goes away. Each event carries the pod's status and the statuses of all its
+// GetContainerEvents streams container and pod lifecycle events until the
+// client goes away; a pod's event has the pod's id as its container id, as
+// containerd sends them. Each event carries the pod's status and the statuses of all its
 // containers, as kubelet's evented PLEG uses them in place of a relist. The
 // statuses are read when the event is sent, so a lagging client gets the
 // current state with every event rather than a stale one. A client that
@@ -49,6 +50,10 @@ func (s *Server) containerEvent(cm Containers, ev container.Event) *runtimeapi.C
 	}
 	if sb, err := s.sandboxes.Get(ev.PodID); err == nil {
 		resp.PodSandboxStatus = toCRIPodSandboxStatus(sb)
+	} else if ev.Sandbox != nil {
+		// A deleted pod: kubelet drops it from its cache on this event,
+		// matching the pod by the status's id, so the last status goes.
+		resp.PodSandboxStatus = toCRIPodSandboxStatus(ev.Sandbox)
 	}
 	for _, c := range cm.List(container.Filter{PodID: ev.PodID}) {
 		resp.ContainersStatuses = append(resp.ContainersStatuses, toCRIContainerStatus(c))

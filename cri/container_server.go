@@ -25,6 +25,8 @@ type Containers interface {
 	Stats(id string) (*container.Snapshot, *container.Stats, error)
 	ListStats(f container.Filter) ([]*container.Snapshot, []*container.Stats)
 	PodStats(podID string, podNetwork bool) *container.PodStats
+	PodMetricsStats(podID string, podNetwork bool) *container.PodStats
+	Features() container.Features
 }
 
 // errNoContainers answers container RPCs of a Server built without a

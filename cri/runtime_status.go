@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/container"
 )
 
 // Status reports the runtime and network conditions kubelet gates pod starts on.
@@ -22,11 +24,20 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		networkCond.Reason = "NetworkPluginNotReady"
 		networkCond.Message = "crisp: network plugin is not ready: " + netErr.Error()
 	}
+	var features container.Features
+	if s.containers != nil {
+		features = s.containers.Features()
+	}
 	resp := &runtimeapi.StatusResponse{
 		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, networkCond}},
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{
-			Name:     "",
-			Features: &runtimeapi.RuntimeHandlerFeatures{},
+			Name: "",
+			Features: &runtimeapi.RuntimeHandlerFeatures{
+				RecursiveReadOnlyMounts: features.RecursiveReadOnlyMounts,
+				// Pods and their containers, rootfs and volumes
+				// alike, given the kernel's idmapped mounts.
+				UserNamespaces: s.sandboxes != nil && s.containers != nil && s.sandboxes.UserNamespaces() == nil,
+			},
 		}},
 		// Containers report the uid, gid and groups they really run with
 		// (ContainerStatus.user), which the Merge/Strict policies need.

@@ -47,14 +47,22 @@ func toSandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 		CgroupParent: lx.GetCgroupParent(),
 		Sysctls:      lx.GetSysctls(),
 		Namespaces: sandbox.NamespaceOptions{
-			Network:   namespaceModes[nso.GetNetwork()],
-			PID:       namespaceModes[nso.GetPid()],
-			IPC:       namespaceModes[nso.GetIpc()],
-			UsernsPod: nso.GetUsernsOptions() != nil && nso.GetUsernsOptions().GetMode() == runtimeapi.NamespaceMode_POD,
+			Network: namespaceModes[nso.GetNetwork()],
+			PID:     namespaceModes[nso.GetPid()],
+			IPC:     namespaceModes[nso.GetIpc()],
 		},
 		Privileged: sc.GetPrivileged(),
 		Overhead:   toSandboxResources(lx.GetOverhead()),
 		Resources:  toSandboxResources(lx.GetResources()),
+	}
+	if u := nso.GetUsernsOptions(); u != nil {
+		mode, ok := namespaceModes[u.GetMode()]
+		if !ok {
+			return sandbox.Config{}, errdefs.InvalidArgument("namespace_options.userns_options.mode %d is not a namespace mode", u.GetMode())
+		}
+		out.Namespaces.User = mode
+		out.Namespaces.UIDs = toSandboxIDMaps(u.GetUids())
+		out.Namespaces.GIDs = toSandboxIDMaps(u.GetGids())
 	}
 	if d := c.GetDnsConfig(); d != nil {
 		out.DNS = &sandbox.DNSConfig{Servers: d.GetServers(), Searches: d.GetSearches(), Options: d.GetOptions()}
@@ -68,6 +76,22 @@ func toSandboxConfig(c *runtimeapi.PodSandboxConfig) (sandbox.Config, error) {
 		})
 	}
 	return out, nil
+}
+
+func toSandboxIDMaps(maps []*runtimeapi.IDMapping) []sandbox.IDMap {
+	var out []sandbox.IDMap
+	for _, m := range maps {
+		out = append(out, sandbox.IDMap{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
+}
+
+func toCRIIDMaps(maps []sandbox.IDMap) []*runtimeapi.IDMapping {
+	var out []*runtimeapi.IDMapping
+	for _, m := range maps {
+		out = append(out, &runtimeapi.IDMapping{ContainerId: m.ContainerID, HostId: m.HostID, Length: m.Size})
+	}
+	return out
 }
 
 func toSandboxResources(r *runtimeapi.LinuxContainerResources) *sandbox.Resources {
@@ -130,6 +154,11 @@ func toCRIPodSandboxStatus(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStatus {
 			Pid:     criNamespaceModes[sb.Config.Namespaces.PID],
 			Ipc:     criNamespaceModes[sb.Config.Namespaces.IPC],
 		}}},
+	}
+	if ns := sb.Config.Namespaces; ns.UsernsPod() {
+		st.Linux.Namespaces.Options.UsernsOptions = &runtimeapi.UserNamespace{
+			Mode: runtimeapi.NamespaceMode_POD, Uids: toCRIIDMaps(ns.UIDs), Gids: toCRIIDMaps(ns.GIDs),
+		}
 	}
 	if ips := sb.Network.IPs; len(ips) > 0 {
 		st.Network.Ip = ips[0]

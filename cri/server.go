@@ -36,6 +36,8 @@ type Sandboxes interface {
 	Get(id string) (*sandbox.Sandbox, error)
 	List(f sandbox.Filter) []*sandbox.Sandbox
 	UpdateResources(ctx context.Context, id string, overhead, resources *sandbox.Resources) error
+	// UserNamespaces is nil when pods can have their own user namespace.
+	UserNamespaces() error
 }
 
 // Server implements runtimeapi.RuntimeServiceServer and runtimeapi.ImageServiceServer.

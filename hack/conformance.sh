@@ -4,6 +4,8 @@
 # uses upstream image names (no -registry-prefix).
 #
 #   CRITEST_FOCUS   ginkgo focus regex (default: the whole suite)
+#   CRISP_NRI_SOCKET  NRI socket for crisp and critest's NRI specs
+#                   (default: a private one in the work directory)
 #   CRITEST_PARALLEL, CRITEST_SKIP_FILE, CRITEST_REPORT_DIR: see hack/critest.sh
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +22,9 @@ flock 9
 "$repo/hack/registry.sh" start >/dev/null
 
 work=$(mktemp -d /tmp/crisp-critest-XXXXXX)
+# Searchable like /var/lib and /run: pods with their own user namespace reach
+# their rootfs below it as a root that is not the node's.
+chmod 711 "$work"
 mkdir -p "$work/cni"
 # A private pod network: critest fetches pod IPs and host ports from the host.
 subnet=${CRITEST_POD_SUBNET:-10.212.0.0/22}
@@ -40,8 +45,15 @@ for host in docker.io registry.k8s.io k8s.gcr.io gcr.io quay.io public.ecr.aws; 
   printf '[registries.%s]\nmirrors = ["http://%s"]\nskip_upstream = true\n' "\"$host\"" "$registry"
 done > "$work/crisp.toml"
 
+# NRI on a private socket, with no pre-installed plugins: critest's NRI specs
+# connect their own. Their synchronization spec holds a plugin's Synchronize
+# open for 2s, as long as NRI's default request timeout, so allow more.
+export CRISP_NRI_SOCKET=${CRISP_NRI_SOCKET:-$work/nri.sock}
 "$bin" --config "$work/crisp.toml" --listen "$work/crisp.sock" --root "$work/root" \
-  --state "$work/state" --cni-conf-dir "$work/cni" -v=2 --logtostderr=true >"$work/crisp.log" 2>&1 &
+  --state "$work/state" --cni-conf-dir "$work/cni" \
+  --nri-enable --nri-socket-path "$CRISP_NRI_SOCKET" --nri-plugin-path "$work/nri/plugins" \
+  --nri-plugin-config-path "$work/nri/conf.d" --nri-plugin-request-timeout 10s \
+  -v=2 --logtostderr=true >"$work/crisp.log" 2>&1 &
 pid=$!
 cleanup() {
   kill -TERM "$pid" 2>/dev/null || true

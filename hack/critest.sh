@@ -39,7 +39,7 @@ BIN=$ROOT/_output/bin
 
 SOCKET=${CRISP_SOCKET:-/run/crisp/crisp.sock}
 FOCUS=${CRITEST_FOCUS:-}
-SKIP_FILE=${CRITEST_SKIP_FILE:-$ROOT/test/critest-skips.txt}
+SKIP_FILE=${CRITEST_SKIP_FILE-$ROOT/test/critest-skips.txt}
 PARALLEL=${CRITEST_PARALLEL:-1}
 REPORT_DIR=${CRITEST_REPORT_DIR:-$ROOT/_output/critest}
 NRI_SOCKET=${CRISP_NRI_SOCKET:-}

@@ -43,7 +43,9 @@ type Options struct {
 	State string
 	// Network may be nil only if no pod uses a pod network.
 	Network Network
-	// Exe is re-executed with InitCommand; /proc/self/exe by default.
+	// Exe is started with podinit.Command to create a pod's namespaces; it
+	// stays as the reaper of shared-PID pods, so the lean crisp-monitor
+	// binary is the better choice. /proc/self/exe by default.
 	Exe string
 }
 
@@ -58,6 +60,12 @@ type Manager struct {
 	names   *names
 
 	containers atomic.Pointer[ContainerStopper]
+	events     atomic.Pointer[func(Event)]
+	hooks      atomic.Pointer[Hooks]
+
+	// usernsErr is UserNamespaces' verdict, probed once.
+	usernsOnce sync.Once
+	usernsErr  error
 
 	// mu guards the index only; lifecycle work holds the pod's own lock.
 	mu   sync.RWMutex

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
 
 // spawnTimeout bounds the child's set-up; it does a handful of syscalls.
@@ -24,13 +26,16 @@ var cloneFlags = map[string]uintptr{
 	NSIPC: unix.CLONE_NEWIPC,
 	NSUTS: unix.CLONE_NEWUTS,
 	NSPID: unix.CLONE_NEWPID,
+	// The kernel creates the user namespace first and makes it the owner
+	// of the others cloned with it.
+	NSUser: unix.CLONE_NEWUSER,
 }
 
 // pinner creates pods' namespaces and pins them under dir/<pod-id>/<kind>.
 type pinner struct {
 	// dir is <state>/ns, a shared mount point (makeSharedMountpoint).
 	dir string
-	// exe is the binary re-executed with InitCommand.
+	// exe is the binary started with podinit.Command.
 	exe string
 }
 
@@ -48,62 +53,26 @@ type pinned struct {
 // create starts a child in new namespaces of the given kinds, lets it set
 // itself up per spec, bind-mounts its namespaces onto pin files, then lets it
 // exit (or keeps it as the reaper when a PID namespace is among the kinds).
-// beforeKeep runs with the reaper's PID before it is released (to move it
-// into the pod cgroup). On error nothing is left behind.
-func (p *pinner) create(ctx context.Context, id string, kinds []string, spec initSpec, beforeKeep func(pid int) error) (_ *pinned, retErr error) {
+// ns gives the mappings when NSUser is among the kinds. beforeKeep runs with
+// the reaper's PID before it is released (to move it into the pod cgroup).
+// On error nothing is left behind.
+func (p *pinner) create(ctx context.Context, id string, kinds []string, ns NamespaceOptions, spec podinit.Spec, beforeKeep func(pid int) error) (_ *pinned, retErr error) {
 	var flags uintptr
 	for _, k := range kinds {
 		flags |= cloneFlags[k]
 	}
 	spec.Reaper = flags&unix.CLONE_NEWPID != 0
-	env, err := json.Marshal(spec)
+	c, err := p.start(ctx, flags, spec, &ns)
 	if err != nil {
 		return nil, err
 	}
-	statusR, statusW, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	defer statusR.Close()
-	releaseR, releaseW, err := os.Pipe()
-	if err != nil {
-		statusW.Close()
-		return nil, err
-	}
-	defer releaseW.Close()
-
-	cmd := &exec.Cmd{
-		Path: p.exe,
-		Args: []string{"crisp", InitCommand},
-		// GOMAXPROCS=1 keeps a reaper to one P and few threads.
-		Env:        []string{initEnv + "=" + string(env), "GOMAXPROCS=1"},
-		ExtraFiles: []*os.File{statusW, releaseR},
-		Dir:        "/",
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: flags,
-			Setsid:     true,
-		},
-	}
-	err = cmd.Start()
-	statusW.Close()
-	releaseR.Close()
-	if err != nil {
-		return nil, fmt.Errorf("start pod namespaces: %w", err)
-	}
-	pid := cmd.Process.Pid
 	kept := false
 	defer func() {
 		if !kept {
-			// Closing releaseW (deferred above) lets a healthy child
-			// exit; the kill covers one that is stuck.
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
+			c.stop()
 		}
 	}()
-
-	if err := waitReady(ctx, statusR); err != nil {
-		return nil, err
-	}
+	pid := c.cmd.Process.Pid
 
 	res := &pinned{pins: map[string]string{}}
 	defer func() {
@@ -123,8 +92,8 @@ func (p *pinner) create(ctx context.Context, id string, kinds []string, spec ini
 	}
 
 	if !spec.Reaper {
-		releaseW.Close()
-		if err := cmd.Wait(); err != nil {
+		c.release.Close()
+		if err := c.cmd.Wait(); err != nil {
 			return nil, fmt.Errorf("pod namespace child: %w", err)
 		}
 		kept = true // already gone
@@ -139,13 +108,82 @@ func (p *pinner) create(ctx context.Context, id string, kinds []string, spec ini
 			return nil, err
 		}
 	}
-	if _, err := releaseW.Write([]byte{'k'}); err != nil {
+	if _, err := c.release.Write([]byte{'k'}); err != nil {
 		return nil, fmt.Errorf("release pod reaper: %w", err)
 	}
+	c.release.Close()
 	kept = true
 	res.reaper = &Reaper{PID: pid, StartTime: start}
-	res.cmd = cmd
+	res.cmd = c.cmd
 	return res, nil
+}
+
+// child is a pod-init process that has reported itself set up and waits
+// on release.
+type child struct {
+	cmd     *exec.Cmd
+	release *os.File
+}
+
+// stop lets the child exit, kills it if it is stuck, and reaps it.
+func (c *child) stop() {
+	c.release.Close()
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+}
+
+// start runs podinit in new namespaces (clone flags) and waits until it is
+// set up. With CLONE_NEWUSER, ns supplies the mappings.
+func (p *pinner) start(ctx context.Context, flags uintptr, spec podinit.Spec, ns *NamespaceOptions) (*child, error) {
+	env, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer statusR.Close()
+	releaseR, releaseW, err := os.Pipe()
+	if err != nil {
+		statusW.Close()
+		return nil, err
+	}
+	cmd := &exec.Cmd{
+		Path: p.exe,
+		Args: []string{"crisp", podinit.Command},
+		// GOMAXPROCS=1 keeps a reaper to one P and few threads.
+		Env:        []string{podinit.Env + "=" + string(env), "GOMAXPROCS=1"},
+		ExtraFiles: []*os.File{statusW, releaseR},
+		Dir:        "/",
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: flags,
+			Setsid:     true,
+		},
+	}
+	if flags&unix.CLONE_NEWUSER != 0 {
+		exe, err := userChild(cmd, ns)
+		if err != nil {
+			statusW.Close()
+			releaseR.Close()
+			releaseW.Close()
+			return nil, err
+		}
+		defer exe.Close()
+	}
+	err = cmd.Start()
+	statusW.Close()
+	releaseR.Close()
+	if err != nil {
+		releaseW.Close()
+		return nil, fmt.Errorf("start pod namespaces: %w", err)
+	}
+	c := &child{cmd: cmd, release: releaseW}
+	if err := waitReady(ctx, statusR); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
 }
 
 // waitReady reads the child's one status line.

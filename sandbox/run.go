@@ -14,6 +14,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
 
 // runTimeout bounds RunPodSandbox's work, which goes on even if the client
@@ -34,6 +35,11 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error)
 	podNet := cfg.Namespaces.Network == ModePod
 	if podNet && m.net == nil {
 		return "", fmt.Errorf("%w: %w", errNoNetwork, errdefs.ErrFailedPrecondition)
+	}
+	if cfg.Namespaces.UsernsPod() {
+		if err := m.UserNamespaces(); err != nil {
+			return "", fmt.Errorf("namespace_options.userns_options: %w: %w", err, errdefs.ErrFailedPrecondition)
+		}
 	}
 	cgPath, err := podCgroupPath(cfg.CgroupParent, "")
 	if err != nil {
@@ -94,12 +100,12 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error)
 
 	var reaperExit processExit
 	if len(kinds) > 0 {
-		spec := initSpec{Sysctls: cfg.Sysctls}
+		spec := podinit.Spec{Sysctls: cfg.Sysctls}
 		if podNet {
 			spec.Hostname = sb.Hostname
 		}
 		undo = append(undo, func() error { return m.pins.remove(id) })
-		p, err := m.pins.create(ctx, id, kinds, spec, func(pid int) error { return m.cgroups.join(cgPath, pid) })
+		p, err := m.pins.create(ctx, id, kinds, cfg.Namespaces, spec, func(pid int) error { return m.cgroups.join(cgPath, pid) })
 		if err != nil {
 			return "", err
 		}
@@ -130,6 +136,20 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error)
 		return "", fmt.Errorf("pod hosts file: %w", err)
 	}
 
+	// Plugins see the pod complete but nobody else sees it before they
+	// agreed; until it is indexed, a connecting plugin waits for it.
+	hooks := m.lifecycleHooks()
+	unblock := hooks.BlockSync()
+	defer unblock()
+	if err := hooks.RunPod(ctx, sb); err != nil {
+		return "", err
+	}
+	undo = append(undo, func() error {
+		hooks.StopPod(ctx, sb)
+		hooks.RemovePod(ctx, sb)
+		return nil
+	})
+
 	sb.State = StateReady
 	e := &entry{reaperExit: reaperExit}
 	if err := m.commit(e, sb); err != nil {
@@ -141,6 +161,9 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error)
 	m.mu.Lock()
 	m.pods[id] = e
 	m.mu.Unlock()
+	// The pod's namespaces are its "container": created and started at once.
+	m.publish(EventCreated, sb)
+	m.publish(EventStarted, sb)
 	return id, nil
 }
 
@@ -187,6 +210,9 @@ func (m *Manager) plan(id string, cfg Config, cgPath string) (*Sandbox, []string
 	}
 	if ns.PID == ModePod {
 		kinds = append(kinds, NSPID)
+	}
+	if ns.UsernsPod() {
+		kinds = append(kinds, NSUser)
 	}
 	for _, k := range kinds {
 		sb.Namespaces[k] = filepath.Join(m.pins.podDir(id), k)
@@ -241,5 +267,6 @@ func (m *Manager) watchReaper(e *entry, r Reaper) {
 			klog.Errorf("pod %s: %v", sb.ID, err)
 			e.sb.Store(sb)
 		}
+		m.publish(EventStopped, sb)
 	}()
 }

@@ -31,9 +31,12 @@ type NamespaceOptions struct {
 	Network NamespaceMode `json:"network"`
 	PID     NamespaceMode `json:"pid"`
 	IPC     NamespaceMode `json:"ipc"`
-	// UsernsPod is true when the pod asked for a user namespace of its own,
-	// which crisp does not support yet.
-	UsernsPod bool `json:"usernsPod,omitempty"`
+	// User is ModePod for a pod with a user namespace of its own (kubelet's
+	// hostUsers: false), mapped by UIDs and GIDs; "" or ModeNode is the
+	// host's. See userns.go.
+	User NamespaceMode `json:"user,omitempty"`
+	UIDs []IDMap       `json:"uids,omitempty"`
+	GIDs []IDMap       `json:"gids,omitempty"`
 }
 
 // Metadata identifies a pod to kubelet; name+uid+namespace+attempt is unique.
@@ -113,6 +116,9 @@ const (
 	NSIPC = "ipc"
 	NSUTS = "uts"
 	NSPID = "pid"
+	// NSUser is pinned for pods with their own user namespace, which owns
+	// the pod's other namespaces.
+	NSUser = "user"
 )
 
 // PodNetwork is what CNI gave the pod.

@@ -74,12 +74,15 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	delete(m.pods, sb.ID)
 	m.mu.Unlock()
 	m.names.release(nameKey(sb.Config.Metadata), sb.ID)
+	m.publish(EventDeleted, sb)
+	m.lifecycleHooks().RemovePod(ctx, sb)
 	return nil
 }
 
 // stopLocked does the work of Stop; the pod's lock is held.
 func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	sb := e.sb.Load().clone()
+	wasReady := sb.State == StateReady
 	if cs := m.containerStopper(); cs != nil {
 		// The CRI demands forcible termination: kubelet has already
 		// given containers their grace period by the time it stops a pod.
@@ -87,6 +90,9 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 			return fmt.Errorf("stop containers of pod %s: %w", sb.ID, err)
 		}
 	}
+	// Once per pod however often it is stopped: the hooks keep count, as
+	// they also know pods of a previous run.
+	m.lifecycleHooks().StopPod(ctx, sb)
 	if sb.State == StateNotReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
 		return nil // fully stopped already; no need to write the record again
 	}
@@ -135,6 +141,9 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	}
 	if err := m.commit(e, sb); err != nil {
 		errs = append(errs, err)
+	}
+	if wasReady {
+		m.publish(EventStopped, e.sb.Load())
 	}
 	return errors.Join(errs...)
 }

@@ -20,8 +20,8 @@ func (c *Config) validate() error {
 		return errdefs.InvalidArgument("config.metadata.namespace is required")
 	}
 	ns := c.Namespaces
-	if ns.UsernsPod {
-		return errdefs.InvalidArgument("namespace_options.userns_options: user namespaces are not supported")
+	if err := validateUserns(ns); err != nil {
+		return err
 	}
 	for field, m := range map[string]NamespaceMode{"network": ns.Network, "ipc": ns.IPC} {
 		if m != ModePod && m != ModeNode {

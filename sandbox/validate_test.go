@@ -27,7 +27,7 @@ func TestValidate(t *testing.T) {
 		{"no namespace", func(c *Config) { c.Metadata.Namespace = "" }, "config.metadata.namespace"},
 		{"target pid", func(c *Config) { c.Namespaces.PID = ModeTarget }, "namespace_options.pid"},
 		{"container network", func(c *Config) { c.Namespaces.Network = ModeContainer }, "namespace_options.network"},
-		{"user namespace", func(c *Config) { c.Namespaces.UsernsPod = true }, "userns"},
+		{"container user namespace", func(c *Config) { c.Namespaces.User = ModeContainer }, "userns_options.mode"},
 		{"net sysctl", func(c *Config) { c.Sysctls = map[string]string{"net.ipv4.ip_forward": "1"} }, ""},
 		{"slash sysctl", func(c *Config) { c.Sysctls = map[string]string{"net/ipv4/conf/eth0.100/forwarding": "1"} }, ""},
 		{"ipc sysctl", func(c *Config) { c.Sysctls = map[string]string{"kernel.shmmax": "1000"} }, ""},
@@ -65,14 +65,5 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v, want InvalidArgument naming %s", err, tc.field)
 			}
 		})
-	}
-}
-
-func TestSysctlPath(t *testing.T) {
-	if got := sysctlPath("net.ipv4.ip_forward"); got != "/proc/sys/net/ipv4/ip_forward" {
-		t.Error(got)
-	}
-	if got := sysctlPath("net/ipv4/conf/eth0.100/forwarding"); got != "/proc/sys/net/ipv4/conf/eth0.100/forwarding" {
-		t.Error(got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	cristreaming "k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -111,7 +113,10 @@ type Server struct {
 	url        *url.URL
 	pods       Pods
 	containers Containers
+	rt         *runtime
+	requests   sessionRequests
 	idle       time.Duration
+	creation   time.Duration
 	slots      chan struct{}
 
 	// base is cancelled by Close to end every session, which the HTTP
@@ -163,6 +168,7 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("streaming: listen: %w", err)
 	}
+	lis = goneListener{lis}
 	u := &url.URL{Scheme: "http", Host: lis.Addr().String(), Path: "/"}
 	if tlsConfig != nil {
 		u.Scheme = "https"
@@ -175,10 +181,12 @@ func New(o Options) (*Server, error) {
 		pods:       o.Pods,
 		containers: o.Containers,
 		idle:       o.IdleTimeout,
+		creation:   o.CreationTimeout,
 		slots:      make(chan struct{}, o.MaxStreams),
 		sessions:   map[net.Conn]struct{}{},
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
+	s.rt = &runtime{s: s}
 
 	cfg := cristreaming.DefaultConfig
 	cfg.Addr = lis.Addr().String()
@@ -186,7 +194,7 @@ func New(o Options) (*Server, error) {
 	cfg.StreamIdleTimeout = o.IdleTimeout
 	cfg.StreamCreationTimeout = o.CreationTimeout
 	// The library's own listener and TLS are unused: it only routes.
-	s.lib, err = cristreaming.NewServer(cfg, &runtime{s: s})
+	s.lib, err = cristreaming.NewServer(cfg, s.rt)
 	if err != nil {
 		lis.Close()
 		return nil, fmt.Errorf("streaming: %w", err)
@@ -196,9 +204,7 @@ func New(o Options) (*Server, error) {
 		// Upgrade requests are small; a client that trickles its headers
 		// must not hold a slot for long.
 		ReadHeaderTimeout: 30 * time.Second,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			return context.WithValue(ctx, connKey{}, c)
-		},
+		ConnContext:       connContext,
 	}
 	return s, nil
 }
@@ -260,8 +266,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
+	if klog.V(5).Enabled() {
+		// A cheap leak check: after sessions end the count comes back.
+		defer func() {
+			klog.Infof("streaming: %s %s ended; %d goroutines", r.Method, r.URL.Path, goruntime.NumGoroutine())
+		}()
+	}
 	// The response writer goes through unwrapped: the library must be able
 	// to hijack it for the SPDY and websocket upgrades.
+	if s.remoteCommand(w, r) {
+		return
+	}
+	if wsstream.IsWebSocketRequestWithTunnelingProtocol(r) && s.tunnelPortForward(w, r) {
+		return
+	}
 	s.lib.ServeHTTP(w, r)
 }
 
@@ -304,6 +322,9 @@ func (s *Server) GetExec(req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse,
 	if s.containers == nil {
 		return nil, fmt.Errorf("Exec: %w", errdefs.ErrUnimplemented)
 	}
+	if err := checkStreams(req.GetTty(), req.GetStdin(), req.GetStdout(), req.GetStderr()); err != nil {
+		return nil, err
+	}
 	id, err := s.containers.Running(req.GetContainerId())
 	if err != nil {
 		return nil, err
@@ -311,7 +332,11 @@ func (s *Server) GetExec(req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse,
 	// The cached request is what the session runs: give it the full ID so
 	// a prefix cannot come to name another container in the meantime.
 	r := &runtimeapi.ExecRequest{ContainerId: id, Cmd: req.GetCmd(), Tty: req.GetTty(), Stdin: req.GetStdin(), Stdout: req.GetStdout(), Stderr: req.GetStderr()}
-	return s.lib.GetExec(r)
+	tok, err := s.requests.insert(r)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ExecResponse{Url: s.sessionURL("exec", tok)}, nil
 }
 
 // GetAttach checks that the container can be attached to and returns a
@@ -320,12 +345,19 @@ func (s *Server) GetAttach(req *runtimeapi.AttachRequest) (*runtimeapi.AttachRes
 	if s.containers == nil {
 		return nil, fmt.Errorf("Attach: %w", errdefs.ErrUnimplemented)
 	}
+	if err := checkStreams(req.GetTty(), req.GetStdin(), req.GetStdout(), req.GetStderr()); err != nil {
+		return nil, err
+	}
 	id, err := s.containers.Running(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
 	r := &runtimeapi.AttachRequest{ContainerId: id, Tty: req.GetTty(), Stdin: req.GetStdin(), Stdout: req.GetStdout(), Stderr: req.GetStderr()}
-	return s.lib.GetAttach(r)
+	tok, err := s.requests.insert(r)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.AttachResponse{Url: s.sessionURL("attach", tok)}, nil
 }
 
 // GetPortForward checks that the pod is ready and returns a one-time URL

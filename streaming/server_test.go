@@ -28,7 +28,6 @@ import (
 
 	"golang.org/x/net/websocket"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
@@ -159,8 +158,7 @@ func TestURLErrors(t *testing.T) {
 	if _, err := s.GetExec(&runtimeapi.ExecRequest{ContainerId: "stopped", Cmd: []string{"sh"}, Stdout: true}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("stopped container: %v", err)
 	}
-	// The library's own checks come back as gRPC statuses.
-	if _, err := s.GetExec(&runtimeapi.ExecRequest{ContainerId: "ctr", Cmd: []string{"sh"}, Tty: true, Stderr: true}); status.Code(err) != codes.InvalidArgument {
+	if _, err := s.GetExec(&runtimeapi.ExecRequest{ContainerId: "ctr", Cmd: []string{"sh"}, Tty: true, Stderr: true}); errdefs.Code(err) != codes.InvalidArgument {
 		t.Errorf("tty+stderr: %v", err)
 	}
 }

@@ -181,7 +181,7 @@ func TestContainerResourcesAndSecurity(t *testing.T) {
 		u0, t0 = usage(), time.Now()
 		time.Sleep(time.Second)
 		u1, t1 = usage(), time.Now()
-		if cores := float64(u1-u0) / float64(t1.Sub(t0).Nanoseconds()); cores < 0.4 || cores > 0.7 {
+		if cores := float64(u1-u0) / float64(t1.Sub(t0).Nanoseconds()); cores < 0.3 || cores > 0.7 {
 			t.Errorf("after update to 0.6 cores: used %.2f", cores)
 		}
 		d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id})
@@ -313,20 +313,25 @@ func TestContainerRestartSafety(t *testing.T) {
 	}
 }
 
-// TestContainerNoZombies: 30 create/start/stop/remove cycles leave no zombie
-// and no mount; it also measures create+start latency.
+// TestContainerNoZombies: 100 create/start/stop/remove cycles leave no
+// zombie and no mount. Each container leaves orphans in its PID namespace;
+// half are killed at once (timeout 0), half exit on SIGTERM.
 func TestContainerNoZombies(t *testing.T) {
 	harness.RequireRegistry(t)
 	d := harness.Start(t)
 	pull(t, d, ctrImage)
 	pod, podCfg := ctrPod(t, d, "cycles")
 	var lat []time.Duration
-	for i := 0; i < 30; i++ {
-		cfg := ctrConfig(fmt.Sprintf("c%d", i), "sleep 1000 & sleep 1000")
+	for i := 0; i < 100; i++ {
+		script, timeout := "sleep 1000 & sleep 1000", int64(0)
+		if i%2 == 1 {
+			script, timeout = "trap 'exit 0' TERM; sleep 1000 & sleep 1000 & wait", 2
+		}
+		cfg := ctrConfig(fmt.Sprintf("c%d", i), script)
 		start := time.Now()
 		id := runCtr(t, d, pod, podCfg, cfg)
 		lat = append(lat, time.Since(start))
-		if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: timeout}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.Runtime.RemoveContainer(harness.Ctx(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {

@@ -8,16 +8,23 @@
 //	crisp-monitor BUNDLE
 //
 // and is re-executed by libcontainer as `crisp-monitor init` inside the
-// container. It is kept lean on purpose: its memory is paid per container.
+// container. The daemon also starts it as `crisp-monitor pod-init` to create
+// a pod's namespaces, and that process stays as the reaper (PID 1) of a pod
+// that shares one PID namespace. It is kept lean on purpose: its memory is
+// paid per container and per shared-PID pod.
 package main
 
 import (
 	"os"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == podinit.Command {
+		podinit.Main()
+	}
 	monitor.InitIfRequested()
 	os.Exit(monitor.Main(os.Args[1:]))
 }

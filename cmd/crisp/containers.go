@@ -38,11 +38,7 @@ func runMonitorIfRequested() {
 
 // newContainerManager recovers the containers of a previous run; like pod
 // recovery it finishes before the socket exists.
-func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.Manager) (*container.Manager, error) {
-	mon, err := monitorBinary(cfg.State)
-	if err != nil {
-		return nil, err
-	}
+func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.Manager, mon string) (*container.Manager, error) {
 	opts, err := spec.DetectOptions()
 	if err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/config"
-	"github.com/crisp-runtime/crisp/sandbox"
+	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -25,8 +25,8 @@ func main() {
 	runMonitorIfRequested()
 	// The pod namespace helper is not a user command: dispatch it before
 	// flags and logging are set up, and keep the process it becomes small.
-	if len(os.Args) > 1 && os.Args[1] == sandbox.InitCommand {
-		sandbox.InitMain()
+	if len(os.Args) > 1 && os.Args[1] == podinit.Command {
+		podinit.Main()
 	}
 	args := os.Args[1:]
 	cmd := "serve"

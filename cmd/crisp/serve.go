@@ -65,20 +65,33 @@ func serve(cfg *config.Config) error {
 
 	// Recovery finishes before the socket exists: kubelet must never see
 	// a pod list that lacks pods of the previous run.
+	mon, err := monitorBinary(cfg.State)
+	if err != nil {
+		return err
+	}
 	pods, err := sandbox.New(context.Background(), sandbox.Options{
 		Root:    cfg.SandboxRoot(),
 		State:   cfg.State,
 		Network: netMgr,
+		// Shared-PID pods keep this process as their reaper: the lean
+		// binary costs a fraction of the daemon's memory per pod.
+		Exe: mon,
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
-	containers, err := newContainerManager(cfg, images, pods)
+	containers, err := newContainerManager(cfg, images, pods, mon)
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
 	}
 	defer containers.Close()
 	pods.SetContainerStopper(containers)
+	pods.SetEventSink(containers.PublishPodEvent)
+	stopNRI, err := startNRI(cfg, pods, containers)
+	if err != nil {
+		return err
+	}
+	defer stopNRI()
 
 	// Listening before the CRI socket exists means every URL handed out
 	// is served; the port is known even when a random one was asked for.

@@ -63,8 +63,12 @@ func (c *Container) Start() error {
 	}
 	c.mu.Lock()
 	c.rec.StartedAt = t
+	// A process that exits at once may have been seen exiting already.
+	if c.status.StartedAt.IsZero() {
+		c.status.StartedAt = t
+	}
 	if c.status.State == StateCreated {
-		c.status.State, c.status.StartedAt = StateRunning, t
+		c.status.State = StateRunning
 	}
 	c.mu.Unlock()
 	return nil

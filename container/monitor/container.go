@@ -27,6 +27,8 @@ type Container struct {
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()
+	// eventsFile is memoryEventsPath's answer, kept: cgroup paths never change.
+	eventsFile string
 }
 
 // ID returns the container id.

@@ -115,3 +115,16 @@ func TestMonitorMemory(t *testing.T) {
 		_ = priv
 	}
 }
+
+// A process that exits at once wakes Start's wait for the fifo and its
+// wait for the init's exit together; Start must still succeed, since the
+// init did start it.
+func TestStartOfInstantExit(t *testing.T) {
+	for i := 0; i < 15; i++ {
+		c := run(t, testOpts{args: []string{"exit", "3"}})
+		if st := waitExit(t, c.Container, 10*time.Second); st.ExitCode != 3 || st.StartedAt.IsZero() {
+			t.Fatalf("run %d: exit %d started %v", i, st.ExitCode, st.StartedAt)
+		}
+		c.destroy(t)
+	}
+}

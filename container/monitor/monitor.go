@@ -290,15 +290,17 @@ func (m *monitor) openExecFifo(path string) error {
 	select {
 	case r = <-opened:
 	case <-m.initExited:
-		// Nobody will open the write end: do it ourselves to release
-		// the opener.
-		if w, err := os.OpenFile(path, os.O_WRONLY|unix.O_NONBLOCK, 0); err == nil {
-			w.Close()
+		// Either the init died before opening its end, or it wrote its
+		// byte and the user process has already exited (a quick "exit
+		// 0"): both wake this case, and the byte in the fifo tells them
+		// apart. A writer of our own (O_RDWR never blocks on a fifo)
+		// lets the opener in whether or not it has called open yet.
+		w, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return errInitDead
 		}
-		if r = <-opened; r.err == nil {
-			r.f.Close()
-		}
-		return errInitDead
+		r = <-opened
+		w.Close()
 	}
 	if r.err != nil {
 		return fmt.Errorf("exec fifo: %w", r.err)

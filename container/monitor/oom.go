@@ -27,15 +27,22 @@ func openOOMCounter(lc *libcontainer.Container) (oomCounter, error) {
 		return oomCounter{}, err
 	}
 	var c oomCounter
-	if cgroups.IsCgroup2UnifiedMode() {
-		c.file = filepath.Join(st.CgroupPaths[""], "memory.events")
-	} else if p := st.CgroupPaths["memory"]; p != "" {
-		c.file = filepath.Join(p, "memory.oom_control")
-	} else {
-		return c, errors.New("no memory cgroup")
+	if c.file, err = memoryEventsPath(st); err != nil {
+		return c, err
 	}
 	c.start, err = c.read()
 	return c, err
+}
+
+// memoryEventsPath is the file holding the cgroup's oom_kill counter.
+func memoryEventsPath(st *libcontainer.State) (string, error) {
+	if cgroups.IsCgroup2UnifiedMode() {
+		return filepath.Join(st.CgroupPaths[""], "memory.events"), nil
+	}
+	if p := st.CgroupPaths["memory"]; p != "" {
+		return filepath.Join(p, "memory.oom_control"), nil
+	}
+	return "", errors.New("no memory cgroup")
 }
 
 // read returns the current oom_kill value (same key in v1 and v2).
@@ -43,18 +50,38 @@ func (c *oomCounter) read() (uint64, error) {
 	if c.file == "" {
 		return 0, errors.New("no OOM counter")
 	}
-	f, err := os.Open(c.file)
+	ev, err := readEventCounts(c.file)
 	if err != nil {
 		return 0, err
 	}
+	n, ok := ev["oom_kill"]
+	if !ok {
+		return 0, errors.New("oom_kill not found in " + c.file)
+	}
+	return n, nil
+}
+
+// readEventCounts parses a flat keyed cgroup file ("key value" lines), such
+// as memory.events or memory.oom_control; lines that are not counters are
+// skipped.
+func readEventCounts(file string) (map[string]uint64, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
+	ev := map[string]uint64{}
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "oom_kill "); ok {
-			return strconv.ParseUint(v, 10, 64)
+		k, v, ok := strings.Cut(s.Text(), " ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			ev[k] = n
 		}
 	}
-	return 0, errors.New("oom_kill not found in " + c.file)
+	return ev, s.Err()
 }
 
 // killed reports whether an OOM kill happened in the cgroup since create.

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/opencontainers/cgroups"
@@ -9,16 +10,55 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// Stats is a container's resource usage from its cgroup.
+// Stats is a container's resource usage from its cgroup. Everything comes
+// from one read of the cgroup (plus its event counters and process list), so
+// that stats and metrics calls cost the same; the v1/v2 differences are
+// resolved here and nowhere else.
 type Stats struct {
 	Timestamp             time.Time
 	CPUUsageNanos         uint64 // cumulative
+	CPUUserNanos          uint64
+	CPUSystemNanos        uint64
+	CFSPeriods            uint64
+	CFSThrottledPeriods   uint64
+	CFSThrottledNanos     uint64
 	MemoryUsageBytes      uint64
+	MemoryMaxUsageBytes   uint64 // 0 where the kernel keeps no peak (v2 before 5.19)
 	MemoryWorkingSetBytes uint64 // usage minus inactive file cache, as cAdvisor computes it
 	MemoryRSSBytes        uint64
+	MemoryCacheBytes      uint64
+	MemorySwapBytes       uint64 // swap alone, not memory+swap
+	MemoryKernelBytes     uint64
+	MemoryMappedFileBytes uint64
+	MemoryFailcnt         uint64 // times usage hit the limit
 	PageFaults            uint64
 	MajorPageFaults       uint64
+	OOMKills              uint64
 	Pids                  uint64 // tasks (threads) in the cgroup: pids.current
+	PidsLimit             uint64 // 0: unlimited
+	Processes             []int  // thread group leaders in the cgroup: cgroup.procs
+	// IOServiceBytes and IOServiced are per device and operation (Read,
+	// Write, ...); empty when the kernel accounts no block I/O.
+	IOServiceBytes []DeviceIO
+	IOServiced     []DeviceIO
+	Hugetlb        map[string]Hugetlb // by page size ("2MB")
+	// Pressure is nil without PSI (cgroup v1, or a kernel without it).
+	Pressure *Pressure
+}
+
+// DeviceIO is one block device counter.
+type DeviceIO struct {
+	Major, Minor uint64
+	Op           string
+	Value        uint64
+}
+
+// Hugetlb is one page size's usage.
+type Hugetlb struct{ Usage, MaxUsage uint64 }
+
+// Pressure holds the PSI "total" stall times, in microseconds.
+type Pressure struct {
+	CPUSome, CPUFull, MemorySome, MemoryFull, IOSome, IOFull uint64
 }
 
 // Stats reads the container's cgroup counters.
@@ -35,17 +75,48 @@ func (c *Container) Stats() (*Stats, error) {
 	if cs == nil {
 		return nil, errors.New("no cgroup stats")
 	}
-	mem := cs.MemoryStats
+	s := fromCgroupStats(cs, cgroups.IsCgroup2UnifiedMode())
+	if s.Processes, err = lc.Processes(); err != nil {
+		return nil, err
+	}
+	if f, err := c.memoryEventsFile(); err == nil {
+		ev, err := readEventCounts(f)
+		if err != nil {
+			return nil, err
+		}
+		s.OOMKills = ev["oom_kill"]
+		if cgroups.IsCgroup2UnifiedMode() {
+			s.MemoryFailcnt = ev["max"]
+		}
+	}
+	return s, nil
+}
+
+// fromCgroupStats converts libcontainer's stats; v2 tells which key names
+// memory.stat uses.
+func fromCgroupStats(cs *cgroups.Stats, v2 bool) *Stats {
+	cpu, mem := &cs.CpuStats, &cs.MemoryStats
 	s := &Stats{
-		Timestamp:        time.Now(),
-		CPUUsageNanos:    cs.CpuStats.CpuUsage.TotalUsage,
-		MemoryUsageBytes: mem.Usage.Usage,
-		Pids:             cs.PidsStats.Current,
+		Timestamp:           time.Now(),
+		CPUUsageNanos:       cpu.CpuUsage.TotalUsage,
+		CPUUserNanos:        cpu.CpuUsage.UsageInUsermode,
+		CPUSystemNanos:      cpu.CpuUsage.UsageInKernelmode,
+		CFSPeriods:          cpu.ThrottlingData.Periods,
+		CFSThrottledPeriods: cpu.ThrottlingData.ThrottledPeriods,
+		CFSThrottledNanos:   cpu.ThrottlingData.ThrottledTime,
+		MemoryUsageBytes:    mem.Usage.Usage,
+		MemoryMaxUsageBytes: mem.Usage.MaxUsage,
+		MemoryCacheBytes:    mem.Cache,
+		MemoryFailcnt:       mem.Usage.Failcnt,
+		Pids:                cs.PidsStats.Current,
+		PidsLimit:           cs.PidsStats.Limit,
+		IOServiceBytes:      deviceIO(cs.BlkioStats.IoServiceBytesRecursive),
+		IOServiced:          deviceIO(cs.BlkioStats.IoServicedRecursive),
 	}
 	// Key names differ between cgroup v1 (total_* for the hierarchy) and v2.
-	inactive, rss, faults, major := "total_inactive_file", "total_rss", "total_pgfault", "total_pgmajfault"
-	if cgroups.IsCgroup2UnifiedMode() {
-		inactive, rss, faults, major = "inactive_file", "anon", "pgfault", "pgmajfault"
+	inactive, rss, faults, major, mapped, swap := "total_inactive_file", "total_rss", "total_pgfault", "total_pgmajfault", "total_mapped_file", "total_swap"
+	if v2 {
+		inactive, rss, faults, major, mapped = "inactive_file", "anon", "pgfault", "pgmajfault", "file_mapped"
 	}
 	s.MemoryWorkingSetBytes = s.MemoryUsageBytes
 	if v := mem.Stats[inactive]; v < s.MemoryWorkingSetBytes {
@@ -56,7 +127,81 @@ func (c *Container) Stats() (*Stats, error) {
 	s.MemoryRSSBytes = mem.Stats[rss]
 	s.PageFaults = mem.Stats[faults]
 	s.MajorPageFaults = mem.Stats[major]
-	return s, nil
+	s.MemoryMappedFileBytes = mem.Stats[mapped]
+	if v2 {
+		// v2 has no kmem counter: memory.stat's "kernel" (5.18+) is the sum
+		// of the kernel's own parts.
+		s.MemorySwapBytes = mem.SwapOnlyUsage.Usage
+		s.MemoryKernelBytes = mem.Stats["kernel"]
+		if s.MemoryKernelBytes == 0 {
+			s.MemoryKernelBytes = mem.Stats["kernel_stack"] + mem.Stats["pagetables"] + mem.Stats["slab"] + mem.Stats["sock"]
+		}
+		s.Pressure = pressure(cpu.PSI, mem.PSI, cs.BlkioStats.PSI)
+	} else {
+		s.MemorySwapBytes = mem.Stats[swap]
+		s.MemoryKernelBytes = mem.KernelUsage.Usage
+	}
+	if len(cs.HugetlbStats) > 0 {
+		s.Hugetlb = make(map[string]Hugetlb, len(cs.HugetlbStats))
+		for size, h := range cs.HugetlbStats {
+			s.Hugetlb[size] = Hugetlb{Usage: h.Usage, MaxUsage: h.MaxUsage}
+		}
+	}
+	return s
+}
+
+func deviceIO(in []cgroups.BlkioStatEntry) []DeviceIO {
+	if len(in) == 0 {
+		return nil
+	}
+	out := make([]DeviceIO, len(in))
+	for i, e := range in {
+		out[i] = DeviceIO{Major: e.Major, Minor: e.Minor, Op: e.Op, Value: e.Value}
+	}
+	return out
+}
+
+func pressure(cpu, mem, io *cgroups.PSIStats) *Pressure {
+	if cpu == nil && mem == nil && io == nil {
+		return nil
+	}
+	var p Pressure
+	if cpu != nil {
+		p.CPUSome, p.CPUFull = cpu.Some.Total, cpu.Full.Total
+	}
+	if mem != nil {
+		p.MemorySome, p.MemoryFull = mem.Some.Total, mem.Full.Total
+	}
+	if io != nil {
+		p.IOSome, p.IOFull = io.Some.Total, io.Full.Total
+	}
+	return &p
+}
+
+// memoryEventsFile is the file with the cgroup's oom_kill counter (and, on
+// v2, the limit-hit counter), looked up once: cgroup paths never change.
+func (c *Container) memoryEventsFile() (string, error) {
+	c.lcMu.Lock()
+	f := c.eventsFile
+	c.lcMu.Unlock()
+	if f != "" {
+		return f, nil
+	}
+	lc, err := c.libcontainer()
+	if err != nil {
+		return "", err
+	}
+	st, err := lc.State()
+	if err != nil {
+		return "", err
+	}
+	if f, err = memoryEventsPath(st); err != nil {
+		return "", fmt.Errorf("container %s: %w", c.cfg.ID, err)
+	}
+	c.lcMu.Lock()
+	c.eventsFile = f
+	c.lcMu.Unlock()
+	return f, nil
 }
 
 // Update applies new resource limits to the container's cgroup

@@ -112,7 +112,10 @@ func mounts(in *Input) ([]specs.Mount, string, error) {
 	})
 	propagation := ""
 	for _, m := range binds {
-		bm, prop, err := bindMount(m)
+		bm, prop, err := bindMount(m, in)
+		if err == nil {
+			err = idmapMount(&bm, m, in)
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("mount %q: %w", m.GetContainerPath(), err)
 		}
@@ -160,16 +163,29 @@ func cleanDestination(p string) (string, error) {
 // directory the way containerd does (kubelet relies on it for some volume
 // types) and resolving symlinks in the source so that the mount table shows
 // the real path.
-func bindMount(m *runtimeapi.Mount) (specs.Mount, string, error) {
-	if img := m.GetImage(); img != nil && img.GetImage() != "" {
-		return specs.Mount{}, "", fmt.Errorf("image volume %q: image volumes are not supported yet: %w", img.GetImage(), errdefs.ErrUnimplemented)
-	}
-	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-		return specs.Mount{}, "", fmt.Errorf("id-mapped mounts need user namespaces, which are not supported: %w", errdefs.ErrUnimplemented)
-	}
+func bindMount(m *runtimeapi.Mount, in *Input) (specs.Mount, string, error) {
 	dst, err := cleanDestination(m.GetContainerPath())
 	if err != nil {
 		return specs.Mount{}, "", errdefs.InvalidArgument("container_path: %v", err)
+	}
+	if IsImageVolume(m) {
+		return imageVolumeMount(m, dst, in.ImageVolumes[dst])
+	}
+	if m.GetImage() != nil && m.GetHostPath() == "" {
+		return specs.Mount{}, "", errdefs.InvalidArgument("image.image is required for an image volume")
+	}
+	// Request errors first, before the host's propagation is looked at.
+	if m.GetRecursiveReadOnly() {
+		switch {
+		case !m.GetReadonly():
+			return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs readonly")
+		case m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+			// A propagating mount would receive new, writable submounts.
+			return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs private propagation, got %s", m.GetPropagation())
+		case !in.Options.RecursiveReadOnlyMounts:
+			// kubelet asks only when Status advertises the feature.
+			return specs.Mount{}, "", fmt.Errorf("recursive_read_only needs mount_setattr (Linux 5.12 or later), which this node's kernel does not provide: %w", errdefs.ErrFailedPrecondition)
+		}
 	}
 	src := m.GetHostPath()
 	if !filepath.IsAbs(src) {
@@ -208,11 +224,6 @@ func bindMount(m *runtimeapi.Mount) (specs.Mount, string, error) {
 	opts = append(opts, prop)
 
 	switch {
-	case m.GetRecursiveReadOnly() && !m.GetReadonly():
-		return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs readonly")
-	case m.GetRecursiveReadOnly() && prop != "rprivate":
-		// A propagating mount would receive new, writable submounts.
-		return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs private propagation, got %s", m.GetPropagation())
 	case m.GetRecursiveReadOnly():
 		opts = append(opts, "rro")
 	case m.GetReadonly():
@@ -244,4 +255,37 @@ func requirePropagation(src string, shared bool) error {
 	}
 	return fmt.Errorf("%s propagation: host path %q is on mount %q which is not a %s mount (make it one with `mount --make-shared %s`): %w",
 		kind, src, mi.Mountpoint, want, mi.Mountpoint, errdefs.ErrFailedPrecondition)
+}
+
+// IsImageVolume reports whether m mounts an image (kubelet's ImageVolume)
+// rather than a host path.
+func IsImageVolume(m *runtimeapi.Mount) bool { return m.GetImage().GetImage() != "" }
+
+// ValidateImageVolume checks what an image volume request can get wrong
+// without looking at the image. Image volumes are read-only by definition
+// (the CRI and critest require readonly=true rather than forcing it).
+func ValidateImageVolume(m *runtimeapi.Mount) error {
+	ref := m.GetImage().GetImage()
+	switch sp := m.GetImageSubPath(); {
+	case m.GetHostPath() != "":
+		return errdefs.InvalidArgument("image volume %q: host_path must be empty, got %q", ref, m.GetHostPath())
+	case !m.GetReadonly():
+		return errdefs.InvalidArgument("image volume %q: image volumes are read-only; readonly must be true", ref)
+	case sp != "" && !filepath.IsLocal(sp):
+		return errdefs.InvalidArgument("image volume %q: image_sub_path %q must be a relative path inside the image without \"..\"", ref, sp)
+	}
+	return nil
+}
+
+// imageVolumeMount binds the caller's mount of the image. Propagation is
+// always private: nothing is ever mounted below an image volume, and
+// requiring shared state on crisp's own directory would only fail.
+func imageVolumeMount(m *runtimeapi.Mount, dst, src string) (specs.Mount, string, error) {
+	if err := ValidateImageVolume(m); err != nil {
+		return specs.Mount{}, "", err
+	}
+	if src == "" {
+		return specs.Mount{}, "", fmt.Errorf("image volume %q was not mounted by the caller", m.GetImage().GetImage())
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"}}, "rprivate", nil
 }

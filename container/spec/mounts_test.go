@@ -116,13 +116,15 @@ func TestCRIMounts(t *testing.T) {
 		wantProp string
 		wantErr  string
 		errKind  error
+		noRRO    bool              // kernel without mount_setattr
+		volumes  map[string]string // Input.ImageVolumes
 	}{
 		{name: "private rw", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host}, wantOpts: []string{"rbind", "rprivate", "rw"}},
 		{name: "readonly", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true}, wantOpts: []string{"rbind", "rprivate", "ro"}},
 		{name: "recursive readonly", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true}, wantOpts: []string{"rbind", "rprivate", "rro"}},
 		{name: "rro needs ro", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true}, wantErr: "recursive_read_only needs readonly", errKind: errInvalid},
 		{name: "rro needs private", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
-			optional: "master:1", wantErr: "needs private propagation", errKind: errInvalid},
+			wantErr: "needs private propagation", errKind: errInvalid},
 		{name: "host to container on shared", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
 			optional: "shared:5", wantOpts: []string{"rbind", "rslave", "rw"}, wantProp: "rslave"},
 		{name: "host to container on slave", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
@@ -139,13 +141,28 @@ func TestCRIMounts(t *testing.T) {
 		{name: "dotdot destination", m: &runtimeapi.Mount{ContainerPath: "/data/../../etc", HostPath: host}, wantErr: `contains ".."`, errKind: errInvalid},
 		{name: "root destination", m: &runtimeapi.Mount{ContainerPath: "/", HostPath: host}, wantErr: "root", errKind: errInvalid},
 		{name: "relative source", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: "tmp"}, wantErr: "not absolute", errKind: errInvalid},
-		{name: "image volume", m: &runtimeapi.Mount{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}}, wantErr: "not supported yet", errKind: errdefs.ErrUnimplemented},
-		{name: "idmapped", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, UidMappings: []*runtimeapi.IDMapping{{Length: 1}}}, wantErr: "user namespaces", errKind: errdefs.ErrUnimplemented},
+		{name: "rro without kernel support", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true},
+			noRRO: true, wantErr: "mount_setattr", errKind: errdefs.ErrFailedPrecondition},
+		{name: "image volume", m: &runtimeapi.Mount{ContainerPath: "/data/", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+			volumes: map[string]string{"/data": host}, wantSrc: host, wantOpts: []string{"rbind", "rprivate", "ro"}},
+		{name: "image volume ignores propagation", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+			volumes: map[string]string{"/data": host}, wantSrc: host, wantOpts: []string{"rbind", "rprivate", "ro"}},
+		{name: "image volume writable", m: &runtimeapi.Mount{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+			volumes: map[string]string{"/data": host}, wantErr: "readonly must be true", errKind: errInvalid},
+		{name: "image volume with host path", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+			volumes: map[string]string{"/data": host}, wantErr: "host_path must be empty", errKind: errInvalid},
+		{name: "image volume escaping sub-path", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, ImageSubPath: "../etc"},
+			volumes: map[string]string{"/data": host}, wantErr: "image_sub_path", errKind: errInvalid},
+		{name: "image volume not mounted", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}}, wantErr: "not mounted"},
+		{name: "image volume without image", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{}}, wantErr: "image.image is required", errKind: errInvalid},
+		{name: "idmapped", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, UidMappings: []*runtimeapi.IDMapping{{Length: 1}}}, wantErr: "given together", errKind: errInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fakeMounts(t, tc.optional)
 			in := baseInput(t)
 			in.Config.Mounts = []*runtimeapi.Mount{tc.m}
+			in.Options.RecursiveReadOnlyMounts = !tc.noRRO
+			in.ImageVolumes = tc.volumes
 			s, _, err := Generate(in)
 			wantErr(t, err, tc.wantErr, tc.errKind)
 			if err != nil {

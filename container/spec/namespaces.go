@@ -70,8 +70,13 @@ func namespaces(in *Input) ([]specs.LinuxNamespace, error) {
 		return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid %d is not supported", mode)
 	}
 
-	if u := opts.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE {
-		return nil, fmt.Errorf("linux.security_context.namespace_options.userns_options: user namespaces are not supported: %w", errdefs.ErrUnimplemented)
+	userns, err := userNamespace(in)
+	if err != nil {
+		return nil, err
+	}
+	if userns != "" {
+		// runc reads the mappings from the namespace it joins.
+		out = append(out, specs.LinuxNamespace{Type: specs.UserNamespace, Path: userns})
 	}
 
 	// A cgroup namespace hides the host's cgroup tree; containerd uses one

@@ -1,14 +1,11 @@
 package spec
 
 import (
-	"errors"
 	"slices"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 func TestNamespaces(t *testing.T) {
@@ -72,14 +69,5 @@ func TestNamespaces(t *testing.T) {
 				t.Fatalf("hostname = %q, want empty (the pod's UTS namespace keeps its own)", s.Hostname)
 			}
 		})
-	}
-}
-
-func TestUserNamespaceUnsupported(t *testing.T) {
-	in := baseInput(t)
-	sc(&in).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}
-	_, _, err := Generate(in)
-	if !errors.Is(err, errdefs.ErrUnimplemented) {
-		t.Fatalf("err = %v, want unimplemented", err)
 	}
 }

@@ -209,6 +209,7 @@ func DetectOptions() (Options, error) {
 	if c, err := capability.NewPid2(0); err == nil && c.Load() == nil {
 		o.RestrictOOMScoreAdj = !c.Get(capability.EFFECTIVE, capability.CAP_SYS_RESOURCE)
 	}
+	o.RecursiveReadOnlyMounts = probeRecursiveReadOnly() == nil
 	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil {
 		o.AppArmorEnabled = strings.TrimSpace(string(b)) == "Y" && exists("/sys/kernel/security/apparmor")
 	}

@@ -220,6 +220,12 @@ func sysctls(p *Pod) (map[string]string, error) {
 			if p.UTSNS == "" {
 				return nil, errdefs.InvalidArgument("linux.sysctls: %q needs a pod UTS namespace, the pod uses the host's", k)
 			}
+			if p.UserNS != "" {
+				// The pod's init set it with setdomainname(2); runc
+				// would write the node root's /proc file, which the
+				// pod's root may not open.
+				continue
+			}
 		default:
 			return nil, errdefs.InvalidArgument("linux.sysctls: %q is not namespaced and would change the node", k)
 		}

@@ -33,6 +33,10 @@ type Pod struct {
 	// PIDNS is the pod's shared PID namespace ("" unless the pod asked for
 	// NamespaceMode_POD).
 	PIDNS string
+	// UserNS is the pod's own user namespace ("" for the host's), which
+	// UIDMappings and GIDMappings describe.
+	UserNS                   string
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 	// CgroupParent is the pod cgroup: a cgroupfs path, or with the systemd
 	// driver a slice name or a path whose last element is the slice.
 	CgroupParent string
@@ -77,6 +81,9 @@ type Options struct {
 	AppArmorDefaultProfile string
 	// DefaultCapabilities replaces the default capability set when non-nil.
 	DefaultCapabilities []string
+	// RecursiveReadOnlyMounts is whether the kernel can make a bind mount
+	// and its submounts read-only (mount_setattr, Linux 5.12+).
+	RecursiveReadOnlyMounts bool
 }
 
 // Input is one CreateContainer request, resolved by the caller.
@@ -97,6 +104,10 @@ type Input struct {
 	// checks it before CreateContainer), so callers that know it set it here
 	// to have the resolved user checked as well.
 	RunAsNonRoot bool
+	// ImageVolumes maps the cleaned container path of each image volume to
+	// the host directory (or file) to bind there: the caller mounts the
+	// images and resolves their sub-paths.
+	ImageVolumes map[string]string
 	Options      Options
 }
 

@@ -65,6 +65,7 @@ func TestKitchenSink(t *testing.T) {
 	} {
 		in := baseInput(t)
 		in.Options = o
+		in.Options.RecursiveReadOnlyMounts = true
 		if o.CgroupDriver == "systemd" {
 			in.Pod.CgroupParent = "kubepods-besteffort-poduid_1.slice"
 		}

@@ -114,6 +114,11 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Searchable, as /var/lib and /run are: the root of a pod with its own
+	// user namespace is not the node's root and must reach its rootfs.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	d := &Daemon{
 		Dir:     dir,
 		Socket:  filepath.Join(dir, "crisp.sock"),

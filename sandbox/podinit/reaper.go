@@ -1,4 +1,4 @@
-package sandbox
+package podinit
 
 import (
 	"os"

@@ -1,4 +1,9 @@
-package sandbox
+// Package podinit is the process that creates a pod's namespaces and, for a
+// pod that shares one PID namespace, stays as its PID 1 to reap orphans. It
+// is kept apart from package sandbox so that the lean crisp-monitor binary
+// can link it without the daemon's dependencies: a reaper lives as long as
+// its pod, and every page it touches is paid per pod.
+package podinit
 
 import (
 	"encoding/json"
@@ -11,13 +16,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// InitCommand is the hidden subcommand of the crisp binary that creates a
-// pod's namespaces: the daemon re-executes itself with it in new namespaces
-// (see spawnPodInit), so no namespace work ever runs on the daemon's threads.
-const InitCommand = "pod-init"
+// Command is the hidden subcommand, of both crisp and crisp-monitor, that
+// the daemon starts in new namespaces (sandbox's pinner), so no namespace
+// work ever runs on the daemon's threads.
+const Command = "pod-init"
 
-// initEnv carries the initSpec to the child as JSON.
-const initEnv = "CRISP_POD_INIT"
+// Env carries the Spec to the child as JSON.
+const Env = "CRISP_POD_INIT"
 
 // File descriptors of the two pipes between daemon and child.
 const (
@@ -31,8 +36,8 @@ const (
 
 const initProcName = "crisp-pod-init"
 
-// initSpec is what the child applies inside its new namespaces.
-type initSpec struct {
+// Spec is what the child applies inside its new namespaces.
+type Spec struct {
 	// Hostname is set when the child has its own UTS namespace.
 	Hostname string            `json:"hostname,omitempty"`
 	Sysctls  map[string]string `json:"sysctls,omitempty"`
@@ -40,17 +45,17 @@ type initSpec struct {
 	Reaper bool `json:"reaper,omitempty"`
 }
 
-// InitMain is the child's whole life; main calls it first thing when
-// os.Args[1] is InitCommand. It never returns.
-func InitMain() {
+// Main is the child's whole life; main calls it first thing when
+// os.Args[1] is Command. It never returns.
+func Main() {
 	// The executable is /proc/self/exe, which ps would show as "exe".
 	if name, err := unix.BytePtrFromString(initProcName); err == nil {
 		_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(name)), 0, 0, 0)
 	}
 	status := os.NewFile(statusFD, "status")
 	release := os.NewFile(releaseFD, "release")
-	var spec initSpec
-	err := json.Unmarshal([]byte(os.Getenv(initEnv)), &spec)
+	var spec Spec
+	err := json.Unmarshal([]byte(os.Getenv(Env)), &spec)
 	if err == nil {
 		err = spec.apply()
 	}
@@ -66,6 +71,8 @@ func InitMain() {
 	n, _ := release.Read(b[:])
 	release.Close()
 	if spec.Reaper && n == 1 && b[0] == 'k' {
+		// The Go reaper below is the fallback; the C one is ~8x smaller.
+		_ = execReaper()
 		reap()
 	}
 	os.Exit(0)
@@ -74,13 +81,22 @@ func InitMain() {
 // apply runs in the child's namespaces. /proc/sys resolves net, IPC and UTS
 // sysctls against the namespaces of the process that opens the file, so
 // writing them here configures the pod's namespaces, not the host's.
-func (s *initSpec) apply() error {
+func (s *Spec) apply() error {
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("sethostname %q: %w", s.Hostname, err)
 		}
 	}
 	for k, v := range s.Sysctls {
+		if k == "kernel.domainname" || k == "kernel/domainname" {
+			// The file is the node root's; in a pod user namespace only
+			// the syscall, checked against the UTS namespace's owner,
+			// lets the pod's root set it.
+			if err := unix.Setdomainname([]byte(v)); err != nil {
+				return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
+			}
+			continue
+		}
 		if err := os.WriteFile(sysctlPath(k), []byte(v), 0o644); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
 		}

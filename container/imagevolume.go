@@ -1,0 +1,196 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/container/spec"
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// Image volumes (kubelet's ImageVolume feature) are images that kubelet has
+// already pulled, mounted read-only into a container. Each is a read-only
+// overlay of the image's layers at <state>/containers/<id>/volumes/<n>/mnt,
+// bound (or its sub-path) into the container. A lease per volume keeps the
+// layers while the container exists: like a container's own image, the
+// image can be removed meanwhile (containerd's behaviour too: its snapshot
+// view holds the layers), it only leaves the image list.
+
+// ImageVolume is one image volume of a container, recorded so that it can
+// be re-mounted after a reboot and released on removal.
+type ImageVolume struct {
+	// ContainerPath is the cleaned destination, the key spec generation
+	// uses.
+	ContainerPath string `json:"containerPath"`
+	// ImageID is what ContainerStatus reports as the mount's image_ref: the
+	// id PullImage returned, as critest and kubelet compare it.
+	ImageID string `json:"imageId"`
+	SubPath string `json:"subPath,omitempty"`
+	// LowerDirs are the image's layers, top first.
+	LowerDirs []string `json:"lowerDirs"`
+}
+
+func (m *Manager) imageVolumesDir(id string) string {
+	return filepath.Join(m.stateDir, "containers", id, "volumes")
+}
+
+func (m *Manager) imageVolumeDir(id string, n int) string {
+	return filepath.Join(m.imageVolumesDir(id), strconv.Itoa(n))
+}
+
+// imageVolumeLease is the image store lease owner of volume n.
+func imageVolumeLease(id string, n int) string { return id + "-vol-" + strconv.Itoa(n) }
+
+// resolveImageVolumes validates the image volumes of cfg and finds their
+// images, without side effects, so that a bad request fails before anything
+// is created.
+func (m *Manager) resolveImageVolumes(cfg *runtimeapi.ContainerConfig) ([]ImageVolume, error) {
+	var vols []ImageVolume
+	for i, mnt := range cfg.GetMounts() {
+		if !spec.IsImageVolume(mnt) {
+			continue
+		}
+		ref := mnt.GetImage().GetImage()
+		if err := spec.ValidateImageVolume(mnt); err != nil {
+			return nil, fmt.Errorf("mounts[%d]: %w", i, err)
+		}
+		img, err := m.images.Get(ref)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, errdefs.NotFound("mounts[%d]: image volume %q: the image is not on the node; it must be pulled before the container is created", i, ref)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d]: image volume %q: %w", i, ref, err)
+		}
+		lower, err := m.images.LayerDirs(img.ID)
+		if err != nil {
+			return nil, fmt.Errorf("mounts[%d]: image volume %q: %w", i, ref, err)
+		}
+		vols = append(vols, ImageVolume{
+			// Validated by spec generation; Clean matches its key.
+			ContainerPath: path.Clean(mnt.GetContainerPath()),
+			ImageID:       img.ID,
+			SubPath:       mnt.GetImageSubPath(),
+			LowerDirs:     lower,
+		})
+	}
+	return vols, nil
+}
+
+// mountImageVolumes leases and mounts each volume and returns what to bind
+// at each container path. On error the caller runs releaseImageVolumes.
+func (m *Manager) mountImageVolumes(id string, vols []ImageVolume) (map[string]string, error) {
+	if len(vols) == 0 {
+		return nil, nil
+	}
+	srcs := make(map[string]string, len(vols))
+	for n, v := range vols {
+		if err := m.images.Lease(imageVolumeLease(id, n), v.ImageID); err != nil {
+			return nil, fmt.Errorf("image volume at %q: %w", v.ContainerPath, err)
+		}
+		mnt, err := m.mountImageVolume(id, n, v)
+		if err != nil {
+			return nil, err
+		}
+		src, err := imageVolumeSource(mnt, v)
+		if err != nil {
+			return nil, err
+		}
+		srcs[v.ContainerPath] = src
+	}
+	return srcs, nil
+}
+
+// mountImageVolume mounts volume n read-only; an existing mount is kept, so
+// start-up can call it for every container.
+func (m *Manager) mountImageVolume(id string, n int, v ImageVolume) (string, error) {
+	dir := m.imageVolumeDir(id, n)
+	mnt := filepath.Join(dir, "mnt")
+	lower := v.LowerDirs
+	if len(lower) == 1 {
+		// overlayfs without an upper layer needs two lower ones.
+		empty := filepath.Join(dir, "empty")
+		if err := os.MkdirAll(empty, 0o755); err != nil {
+			return "", err
+		}
+		lower = append([]string{lower[0]}, empty)
+	}
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
+		return "", err
+	}
+	if mounted(mnt) {
+		return mnt, nil
+	}
+	data, err := overlayData(lower, "", "")
+	if err != nil {
+		return "", fmt.Errorf("image volume at %q: %w", v.ContainerPath, err)
+	}
+	if err := unix.Mount("overlay", mnt, "overlay", unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID, data); err != nil {
+		return "", fmt.Errorf("image volume at %q: mount %s: %w", v.ContainerPath, v.ImageID, err)
+	}
+	return mnt, nil
+}
+
+// imageVolumeSource resolves the sub-path inside the mounted image:
+// symlinks in the image are followed as if the image were the root, so a
+// sub-path can never leave it.
+func imageVolumeSource(mnt string, v ImageVolume) (string, error) {
+	if v.SubPath == "" {
+		return mnt, nil
+	}
+	p, err := securejoin.SecureJoin(mnt, v.SubPath)
+	if err != nil {
+		return "", fmt.Errorf("image volume at %q: resolve image_sub_path %q: %w", v.ContainerPath, v.SubPath, err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", errdefs.InvalidArgument("image volume at %q: image_sub_path %q does not exist in image %s", v.ContainerPath, v.SubPath, v.ImageID)
+		}
+		return "", fmt.Errorf("image volume at %q: image_sub_path %q: %w", v.ContainerPath, v.SubPath, err)
+	}
+	return p, nil
+}
+
+// releaseImageVolumes unmounts every image volume of container id (found
+// on disk, so that it also works without a record) and drops the n volume
+// leases. Nothing mounted and unknown leases are fine.
+func (m *Manager) releaseImageVolumes(id string, n int) error {
+	dir := m.imageVolumesDir(id)
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		// unmountRootfs detaches a busy mount and removes the parent.
+		if err := m.unmountRootfs(id, filepath.Join(dir, e.Name(), "mnt")); err != nil {
+			return fmt.Errorf("image volume: %w", err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		if err := m.images.Unlease(imageVolumeLease(id, i)); err != nil {
+			return fmt.Errorf("image volume: %w", err)
+		}
+	}
+	return nil
+}
+
+// remountImageVolumes restores the mounts of a recovered container (after a
+// reboot, /run is empty; after a daemon restart they are still there).
+func (m *Manager) remountImageVolumes(c *Container) {
+	for n, v := range c.ImageVolumes {
+		if _, err := m.mountImageVolume(c.ID, n, v); err != nil {
+			klog.Errorf("container %s: re-mount %v", c.ID, err)
+		}
+	}
+}

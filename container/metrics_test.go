@@ -1,0 +1,115 @@
+package container
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/crisp-runtime/crisp/container/monitor"
+)
+
+func TestCountOpenFiles(t *testing.T) {
+	root := t.TempDir()
+	mk := func(pid, fd, target string) {
+		dir := filepath.Join(root, pid, "fd")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, fd)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("10", "0", "/dev/null")
+	mk("10", "1", "pipe:[77]")
+	mk("10", "3", "socket:[12345]")
+	mk("11", "0", "socket:[12346]")
+	// pid 12 has exited: skipped, not an error.
+	u := countOpenFiles(root, []int{10, 11, 12})
+	if u.FDs != 4 || u.Sockets != 2 {
+		t.Fatalf("got %+v, want 4 fds, 2 sockets", u)
+	}
+}
+
+func TestOpenFilesCachedWithinPeriod(t *testing.T) {
+	m := &Manager{containers: map[string]*entry{"c": {}}}
+	s := newSampler(m)
+	m.stats = s
+	pid := os.Getpid()
+	t0 := time.Now()
+	first := s.openFiles("c", []int{pid}, t0)
+	if first.FDs == 0 {
+		t.Fatal("this test process has no open files?")
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := s.openFiles("c", []int{pid}, t0.Add(filesMaxAge/2)); got != first {
+		t.Fatalf("recounted within the period: %+v, want cached %+v", got, first)
+	}
+	later := t0.Add(filesMaxAge + time.Second)
+	if got := s.openFiles("c", []int{pid}, later); got.FDs <= first.FDs || !got.Timestamp.Equal(later) {
+		t.Fatalf("after the period got %+v, want a new count above %d", got, first.FDs)
+	}
+	s.forget("c")
+	if _, ok := s.files["c"]; ok {
+		t.Fatal("forget kept the open file count")
+	}
+}
+
+func TestParseNetDevPacketsAndDrops(t *testing.T) {
+	in := `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+  eth0:   1234      10    2    4    0     0          0         0     5678      20    3    5    0     0       0          0
+`
+	n, err := parseNetDev(bufio.NewScanner(strings.NewReader(in)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := n.Interfaces[0]
+	if e.RxPackets != 10 || e.RxDropped != 4 || e.TxPackets != 20 || e.TxDropped != 5 {
+		t.Fatalf("%+v", e)
+	}
+}
+
+func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "run1", "pod1", "app", monitor.StateRunning, nil)
+	e.put(t, "exit1", "pod1", "done", monitor.StateExited, nil)
+	byID := func(ps *PodStats) map[string]*Stats {
+		out := map[string]*Stats{}
+		for i, s := range ps.Containers {
+			out[s.ID] = ps.Stats[i]
+		}
+		return out
+	}
+
+	// Without a running sampler every call reads the cgroup.
+	a := byID(e.m.PodMetricsStats("pod1", false))["run1"]
+	time.Sleep(time.Millisecond)
+	b := byID(e.m.PodMetricsStats("pod1", false))["run1"]
+	if !a.HasCgroup || a.Timestamp.Equal(b.Timestamp) {
+		t.Fatalf("no sampler: got a cached sample (%v, %v)", a.Timestamp, b.Timestamp)
+	}
+
+	e.m.stats.mu.Lock()
+	e.m.stats.period = time.Hour
+	e.m.stats.mu.Unlock()
+	a = byID(e.m.PodStats("pod1", false))["run1"] // as the sampler's round does
+	time.Sleep(time.Millisecond)
+	got := byID(e.m.PodMetricsStats("pod1", false))
+	if c := got["run1"]; !c.Timestamp.Equal(a.Timestamp) || c.CPUUsageNanos != a.CPUUsageNanos {
+		t.Fatalf("running container: sample of %v, want the sampler's of %v", c.Timestamp, a.Timestamp)
+	}
+	if x := got["exit1"]; x.HasCgroup {
+		t.Fatal("exited container reported with cgroup stats")
+	}
+	// Live reads are unaffected.
+	if l := byID(e.m.PodStats("pod1", false))["run1"]; l.Timestamp.Equal(a.Timestamp) {
+		t.Fatal("PodStats served a cached sample")
+	}
+}

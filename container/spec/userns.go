@@ -1,0 +1,83 @@
+package spec
+
+import (
+	"slices"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/errdefs"
+)
+
+// userNamespace is the path of the user namespace the container joins, ""
+// for the host's. A pod's user namespace is all or nothing: it owns the pod's
+// network, IPC and UTS namespaces, so a container of such a pod cannot stay
+// in the host's, and one of another pod cannot have it. kubelet repeats the
+// pod's options in the container's; absent options mean "as the pod".
+func userNamespace(in *Input) (string, error) {
+	const field = "linux.security_context.namespace_options.userns_options"
+	u := in.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	pod := in.Pod.UserNS
+	if u == nil {
+		return pod, nil
+	}
+	switch u.GetMode() {
+	case runtimeapi.NamespaceMode_NODE:
+		if pod != "" {
+			return "", errdefs.InvalidArgument("%s.mode is NODE but the pod has a user namespace of its own", field)
+		}
+		if len(u.GetUids())+len(u.GetGids()) > 0 {
+			return "", errdefs.InvalidArgument("%s: uids and gids are only valid with mode POD", field)
+		}
+		return "", nil
+	case runtimeapi.NamespaceMode_POD:
+		if pod == "" {
+			return "", errdefs.InvalidArgument("%s.mode is POD but the pod has no user namespace of its own", field)
+		}
+		for _, m := range []struct {
+			name      string
+			got       []*runtimeapi.IDMapping
+			podMapped []specs.LinuxIDMapping
+		}{{"uids", u.GetUids(), in.Pod.UIDMappings}, {"gids", u.GetGids(), in.Pod.GIDMappings}} {
+			if len(m.got) > 0 && !slices.Equal(ociIDMaps(m.got), m.podMapped) {
+				return "", errdefs.InvalidArgument("%s.%s differ from the pod's mappings", field, m.name)
+			}
+		}
+		return pod, nil
+	}
+	return "", errdefs.InvalidArgument("%s.mode %s is not supported: use POD or NODE", field, u.GetMode())
+}
+
+// idmapMount gives a bind mount the id mapping kubelet asks for (the pod's,
+// for volumes of a pod with its own user namespace): runc makes it an
+// idmapped mount, so files the node's root owns appear owned by the pod's
+// root instead of by nobody, and the pod's writes land with node ids.
+func idmapMount(out *specs.Mount, m *runtimeapi.Mount, in *Input) error {
+	uids, gids := m.GetUidMappings(), m.GetGidMappings()
+	if len(uids)+len(gids) == 0 {
+		return nil
+	}
+	switch {
+	case len(uids) == 0 || len(gids) == 0:
+		return errdefs.InvalidArgument("uidMappings and gidMappings must be given together")
+	case in.Pod.UserNS == "":
+		// runc could make it, but kubelet asks only for pods with a user
+		// namespace; elsewhere it is a client's mistake.
+		return errdefs.InvalidArgument("id-mapped mounts are only supported in pods with a user namespace of their own")
+	}
+	for _, mm := range append(slices.Clone(uids), gids...) {
+		if mm.GetLength() == 0 {
+			return errdefs.InvalidArgument("id mappings must not have length 0")
+		}
+	}
+	out.UIDMappings, out.GIDMappings = ociIDMaps(uids), ociIDMaps(gids)
+	return nil
+}
+
+func ociIDMaps(maps []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, 0, len(maps))
+	for _, m := range maps {
+		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
+}

@@ -1,0 +1,134 @@
+package spec
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// usernsInput is a container of a pod with its own user namespace. The
+// namespace path is this process's own, so that specconv can read its
+// mappings as it reads a pod's.
+func usernsInput(t *testing.T) (Input, []*runtimeapi.IDMapping) {
+	in := baseInput(t)
+	maps := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 65536, Length: 65536}}
+	in.Pod.UserNS = fmt.Sprintf("/proc/%d/ns/user", os.Getpid())
+	in.Pod.UIDMappings = ociIDMaps(maps)
+	in.Pod.GIDMappings = ociIDMaps(maps)
+	return in, maps
+}
+
+func TestUserNamespace(t *testing.T) {
+	userns := func(mode runtimeapi.NamespaceMode, maps []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+		return &runtimeapi.UserNamespace{Mode: mode, Uids: maps, Gids: maps}
+	}
+	other := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 131072, Length: 65536}}
+	for _, tc := range []struct {
+		name    string
+		podNS   bool
+		ctr     func(maps []*runtimeapi.IDMapping) *runtimeapi.UserNamespace
+		join    bool
+		wantErr string
+	}{
+		{name: "kubelet repeats the pod's", podNS: true, ctr: func(m []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_POD, m)
+		}, join: true},
+		{name: "absent options follow the pod", podNS: true, join: true},
+		{name: "pod mode without mappings", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_POD, nil)
+		}, join: true},
+		{name: "host pod, node mode", ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_NODE, nil)
+		}},
+		{name: "host pod, absent options"},
+		{name: "other mappings", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_POD, other)
+		}, wantErr: "differ from the pod's"},
+		{name: "node mode in a userns pod", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_NODE, nil)
+		}, wantErr: "has a user namespace of its own"},
+		{name: "pod mode in a host pod", ctr: func(m []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_POD, m)
+		}, wantErr: "has no user namespace"},
+		{name: "node mode with mappings", ctr: func(m []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_NODE, m)
+		}, wantErr: "only valid with mode POD"},
+		{name: "container mode", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
+			return userns(runtimeapi.NamespaceMode_CONTAINER, nil)
+		}, wantErr: "CONTAINER is not supported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, maps := usernsInput(t)
+			if !tc.podNS {
+				in = baseInput(t)
+			}
+			if tc.ctr != nil {
+				sc(&in).NamespaceOptions.UsernsOptions = tc.ctr(maps)
+			}
+			s, _, err := Generate(in)
+			wantErr(t, err, tc.wantErr, errInvalid)
+			if err != nil {
+				return
+			}
+			checkLibcontainer(t, s, in.Options)
+			i := slices.IndexFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+			switch {
+			case tc.join && (i < 0 || s.Linux.Namespaces[i].Path != in.Pod.UserNS):
+				t.Fatalf("namespaces = %+v, want the pod's user namespace joined", s.Linux.Namespaces)
+			case !tc.join && i >= 0:
+				t.Fatalf("namespaces = %+v, want the host's user namespace", s.Linux.Namespaces)
+			}
+			// runc reads the mappings from the namespace; giving them
+			// as well is what runc warns about.
+			if len(s.Linux.UIDMappings)+len(s.Linux.GIDMappings) > 0 {
+				t.Fatalf("spec repeats the mappings: %+v %+v", s.Linux.UIDMappings, s.Linux.GIDMappings)
+			}
+		})
+	}
+}
+
+func TestIDMappedVolume(t *testing.T) {
+	in, maps := usernsInput(t)
+	vol := t.TempDir()
+	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: vol, UidMappings: maps, GidMappings: maps}}
+	s := mustGenerateMount(t, in, "/data")
+	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}
+	if !slices.Equal(s.UIDMappings, want) || !slices.Equal(s.GIDMappings, want) {
+		t.Fatalf("mount mappings = %+v / %+v, want %+v", s.UIDMappings, s.GIDMappings, want)
+	}
+
+	for name, tc := range map[string]struct {
+		mutate func(*Input)
+		want   string
+	}{
+		"uids only": {func(in *Input) { in.Config.Mounts[0].GidMappings = nil }, "given together"},
+		"host pod":  {func(in *Input) { in.Pod.UserNS = "" }, "pods with a user namespace"},
+		"empty range": {func(in *Input) {
+			in.Config.Mounts[0].UidMappings = []*runtimeapi.IDMapping{{HostId: 65536}}
+		}, "length 0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in, maps := usernsInput(t)
+			in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: vol, UidMappings: maps, GidMappings: maps}}
+			tc.mutate(&in)
+			_, _, err := Generate(in)
+			wantErr(t, err, tc.want, errInvalid)
+		})
+	}
+}
+
+func mustGenerateMount(t *testing.T, in Input, dst string) specs.Mount {
+	t.Helper()
+	s, _ := mustGenerate(t, in)
+	for _, m := range s.Mounts {
+		if m.Destination == dst {
+			return m
+		}
+	}
+	t.Fatalf("no mount at %s in %+v", dst, s.Mounts)
+	return specs.Mount{}
+}

@@ -1,0 +1,239 @@
+package cri
+
+import (
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/container/monitor"
+)
+
+type (
+	pressure     = monitor.Pressure
+	memoryLimits = specs.LinuxMemory
+)
+
+// Defaults the kernel applies when a container sets none, reported as
+// cAdvisor reads them back from the cgroup.
+const (
+	defaultCPUShares = 1024
+	defaultCPUPeriod = 100000
+)
+
+func value(v uint64) []metricSample { return []metricSample{{value: v}} }
+
+func labeled(v uint64, labels ...string) []metricSample {
+	return []metricSample{{value: v, labels: labels}}
+}
+
+// seconds truncates: the CRI has no fractional values.
+func seconds(nanos uint64) uint64 { return nanos / 1e9 }
+
+// cgroup computes samples from cgroup counters, stamped with the time they
+// were read (they may come from the sampler's cache); a container without a
+// readable cgroup (exited) has none.
+func cgroup(f func(*container.Stats) []metricSample) func(*metricSource) []metricSample {
+	return func(src *metricSource) []metricSample {
+		if src.st == nil || !src.st.HasCgroup {
+			return nil
+		}
+		out := f(src.st)
+		for i := range out {
+			if out[i].at.IsZero() {
+				out[i].at = src.st.Timestamp
+			}
+		}
+		return out
+	}
+}
+
+func cgroupValue(f func(*container.Stats) uint64) func(*metricSource) []metricSample {
+	return cgroup(func(s *container.Stats) []metricSample { return value(f(s)) })
+}
+
+// withQuota reports CFS counters only for containers with a CPU quota, as
+// cAdvisor does: without one they say nothing.
+func withQuota(f func(*container.Stats) uint64) func(*metricSource) []metricSample {
+	return func(src *metricSource) []metricSample {
+		if quota(src.snap) == nil {
+			return nil
+		}
+		return cgroupValue(f)(src)
+	}
+}
+
+func withPressure(f func(*pressure) uint64) func(*metricSource) []metricSample {
+	return cgroup(func(s *container.Stats) []metricSample {
+		if s.Pressure == nil {
+			return nil
+		}
+		return value(f(s.Pressure) / 1e6) // PSI totals are microseconds
+	})
+}
+
+func memoryFailures(s *container.Stats) []metricSample {
+	// A container's cgroup has no children crisp knows of: the container
+	// and hierarchy scopes are the same counters.
+	return []metricSample{
+		{value: s.PageFaults, labels: []string{"pgfault", "container"}},
+		{value: s.PageFaults, labels: []string{"pgfault", "hierarchy"}},
+		{value: s.MajorPageFaults, labels: []string{"pgmajfault", "container"}},
+		{value: s.MajorPageFaults, labels: []string{"pgmajfault", "hierarchy"}},
+	}
+}
+
+func hugetlb(s *container.Stats, peak bool) []metricSample {
+	sizes := make([]string, 0, len(s.Hugetlb))
+	for size := range s.Hugetlb {
+		sizes = append(sizes, size)
+	}
+	sort.Strings(sizes)
+	out := make([]metricSample, 0, len(sizes))
+	for _, size := range sizes {
+		v := s.Hugetlb[size].Usage
+		if peak {
+			v = s.Hugetlb[size].MaxUsage
+		}
+		out = append(out, metricSample{value: v, labels: []string{size}})
+	}
+	return out
+}
+
+func blkioUsage(s *container.Stats) []metricSample {
+	out := make([]metricSample, 0, len(s.IOServiceBytes))
+	for _, e := range s.IOServiceBytes {
+		out = append(out, metricSample{value: e.Value, labels: []string{
+			blockDeviceName(e.Major, e.Minor), strconv.FormatUint(e.Major, 10), strconv.FormatUint(e.Minor, 10), e.Op,
+		}})
+	}
+	return out
+}
+
+func deviceOp(entries []monitor.DeviceIO, op string) []metricSample {
+	var out []metricSample
+	for _, e := range entries {
+		if e.Op == op {
+			out = append(out, metricSample{value: e.Value, labels: []string{blockDeviceName(e.Major, e.Minor)}})
+		}
+	}
+	return out
+}
+
+// blockDevNames caches /sys lookups; device numbers of disks do not change
+// while crisp runs, and the few that come and go (loop) only add entries.
+var blockDevNames sync.Map
+
+// blockDeviceName is the device's /dev name, as cAdvisor labels it, or
+// "major:minor" when sysfs does not know it.
+func blockDeviceName(major, minor uint64) string {
+	key := strconv.FormatUint(major, 10) + ":" + strconv.FormatUint(minor, 10)
+	if v, ok := blockDevNames.Load(key); ok {
+		return v.(string)
+	}
+	name := key
+	if b, err := os.ReadFile("/sys/dev/block/" + key + "/uevent"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
+				name = "/dev/" + v
+			}
+		}
+	}
+	blockDevNames.Store(key, name)
+	return name
+}
+
+// layer reports the writable layer as the sampler last measured it.
+func layer(f func(*container.FSUsage) uint64) func(*metricSource) []metricSample {
+	return func(src *metricSource) []metricSample {
+		if src.st == nil || src.st.WritableLayer.Timestamp.IsZero() {
+			return nil
+		}
+		u := &src.st.WritableLayer
+		return []metricSample{{value: f(u), at: u.Timestamp}}
+	}
+}
+
+func openFiles(f func(*container.FileUsage) uint64) func(*metricSource) []metricSample {
+	return cgroup(func(s *container.Stats) []metricSample {
+		return []metricSample{{value: f(&s.Files), at: s.Files.Timestamp}}
+	})
+}
+
+func cpuSpec(snap *container.Snapshot) *specs.LinuxCPU {
+	if snap.Resources == nil {
+		return nil
+	}
+	return snap.Resources.CPU
+}
+
+func quota(snap *container.Snapshot) *int64 {
+	if c := cpuSpec(snap); c != nil && c.Quota != nil && *c.Quota > 0 {
+		return c.Quota
+	}
+	return nil
+}
+
+func specCPUPeriod(src *metricSource) []metricSample {
+	if c := cpuSpec(src.snap); c != nil && c.Period != nil && *c.Period > 0 {
+		return value(*c.Period)
+	}
+	return value(defaultCPUPeriod)
+}
+
+func specCPUQuota(src *metricSource) []metricSample {
+	if q := quota(src.snap); q != nil {
+		return value(uint64(*q))
+	}
+	return nil
+}
+
+func specCPUShares(src *metricSource) []metricSample {
+	if c := cpuSpec(src.snap); c != nil && c.Shares != nil && *c.Shares > 0 {
+		return value(*c.Shares)
+	}
+	return value(defaultCPUShares)
+}
+
+// specMemory reports a memory limit; unset or negative (unlimited) is 0.
+func specMemory(f func(*memoryLimits) *int64) func(*metricSource) []metricSample {
+	return func(src *metricSource) []metricSample {
+		var v uint64
+		if r := src.snap.Resources; r != nil && r.Memory != nil {
+			if p := f(r.Memory); p != nil && *p > 0 {
+				v = uint64(*p)
+			}
+		}
+		return value(v)
+	}
+}
+
+// startTime is when the container started, or was created if it has not.
+func startTime(src *metricSource) []metricSample {
+	t := src.snap.Status.StartedAt
+	if t.IsZero() {
+		t = src.snap.Status.CreatedAt
+	}
+	if t.IsZero() {
+		return nil
+	}
+	return value(uint64(t.Unix()))
+}
+
+func network(f func(*container.IfaceStats) uint64) func(*metricSource) []metricSample {
+	return func(src *metricSource) []metricSample {
+		if src.net == nil {
+			return nil
+		}
+		out := make([]metricSample, len(src.net.Interfaces))
+		for i := range src.net.Interfaces {
+			ifc := &src.net.Interfaces[i]
+			out[i] = metricSample{value: f(ifc), labels: []string{ifc.Name}}
+		}
+		return out
+	}
+}

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# hack/e2e-kubelet.sh: a real kubelet (standalone, static pods, no API server)
+# runs pods on crisp. Builds or reuses _output/bin/kubelet
+# (hack/kubelet/build.sh), starts crisp and kubelet on private roots, sockets,
+# ports, pod network (10.213.0.0/24 on crkub0) and cgroup root, and checks
+# through crictl on crisp's socket and kubelet's healthz and read-only ports:
+#
+#   a pod runs and its log reads back; exec readiness and liveness probes make
+#   a two-container pod Ready; a memory/CPU limit reaches the container
+#   cgroup; a crash-looping container is restarted with growing attempts;
+#   restarting kubelet, then crisp, restarts no container; editing a manifest
+#   replaces the pod; deleting the manifests removes every pod and leaves no
+#   mount, namespace pin, veth, pod cgroup or monitor behind; /stats/summary
+#   has CPU and memory for the pods.
+#
+# Prints the time from manifest written to pod Ready, the kubelet error lines
+# left in its log, and a closing "e2e-kubelet: N passed, N failed" line.
+# Logs of both daemons are kept in _output/e2e-kubelet/. One run per machine at
+# a time (fixed ports, bridge and cgroup root); a second run waits.
+#
+# Environment: CRISP_BINARY, CRISP_TEST_REGISTRY (default 127.0.0.1:5000).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/_output/bin
+REGISTRY=${CRISP_TEST_REGISTRY:-127.0.0.1:5000}
+IMAGE=registry.k8s.io/e2e-test-images/busybox:1.29-2
+
+"$ROOT/hack/kubelet/build.sh"
+if [[ -n ${CRISP_BINARY:-} && $CRISP_BINARY != "$BIN/crisp" ]]; then
+	echo "e2e-kubelet: CRISP_BINARY must be $BIN/crisp (crisp finds crisp-monitor next to itself)" >&2
+	exit 1
+fi
+for b in crisp crisp-monitor crictl kubelet; do
+	[[ -x $BIN/$b ]] || { echo "e2e-kubelet: $BIN/$b missing: run make build deps" >&2; exit 1; }
+done
+
+exec 8>/run/lock/crisp-e2e-kubelet.lock
+flock 8
+"$ROOT/hack/registry.sh" start >/dev/null
+
+WORK=$(mktemp -d /tmp/crisp-e2e-kubelet-XXXXXX)
+# shellcheck source=hack/kubelet/lib.sh
+source "$ROOT/hack/kubelet/lib.sh"
+trap teardown EXIT
+started=$SECONDS
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "PASS: $*"; }
+fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
+# eventually TIMEOUT DESC CMD...: poll CMD every 0.5s until it succeeds.
+eventually() {
+	local timeout=$1 desc=$2 deadline=$((SECONDS + $1))
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			fail "$desc (not within ${timeout}s)"
+			return 1
+		fi
+		sleep 0.5
+	done
+	pass "$desc"
+}
+# must: the checks after this one need it.
+must() { "$@" || { log "stopping: later checks depend on this one"; exit 1; }; }
+check() { local desc=$1; shift; if "$@" >/dev/null 2>&1; then pass "$desc"; else fail "$desc"; fi; }
+
+# shellcheck source=hack/kubelet/pods.sh
+source "$ROOT/hack/kubelet/pods.sh"
+
+not() { ! "$@"; }
+all_ready() { ready single && ready probes && ready limited; }
+no_pods() { pods_json | jq -e '.items | length == 0'; }
+no_sandboxes() { [[ -z $(cri pods -q) && -z $(cri ps -aq) ]]; }
+exit_code() { cri inspect "$1" | jq -r .status.exitCode; }
+cgroup_root_gone() { local d; for d in "${created_cgroups[@]}"; do [[ ! -d $d ]] || return 1; done; }
+has_log() { cri logs "$1" 2>&1 | grep -qF "$2"; }
+empty() { local out; out=$("$@") || return 1; [[ -z $out ]]; }
+same() { [[ $1 == "$2" ]] || { diff <(echo "$1") <(echo "$2") | sed 's/^/    /'; return 1; }; }
+
+log "crisp and kubelet in $WORK"
+setup_host
+start_crisp
+start_kubelet
+pass "kubelet starts on crisp and its healthz answers"
+
+# --- pods start ------------------------------------------------------------
+single_pod gen1
+probes_pod
+limited_pod
+crasher_pod
+must wait_ready single:gen1 probes limited
+
+s=$(sandbox single)
+c=$(container_id "$s" main)
+eventually 10 "crictl logs reads the pod's output" has_log "$c" "hello from gen1"
+name=$(pod_name single)
+check "kubelet reads the container log itself (/containerLogs)" \
+	grep -qF "hello from gen1" <(readonly_get "/containerLogs/default/$name/main")
+
+s=$(sandbox probes)
+check "the probes pod runs two containers" test "$(running "$s" | wc -l)" -eq 2
+web=$(container_id "$s" web)
+# The readiness probe really runs: without its file the pod turns NotReady,
+# and Ready again once the file is back.
+cri exec "$web" rm -f /tmp/ready >/dev/null
+eventually 20 "a failing exec readiness probe makes the pod NotReady" not ready probes
+cri exec "$web" touch /tmp/ready >/dev/null
+eventually 20 "a passing exec readiness probe makes it Ready again" ready probes
+
+s=$(sandbox limited)
+c=$(container_id "$s" main)
+pid=$(cri inspect "$c" | jq -r '.info.pid')
+if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+	check "64Mi memory limit in the container cgroup (memory.max)" test "$(cat "$(cgroup_file "$pid" memory - memory.max)")" = 67108864
+	check "250m CPU limit in the container cgroup (cpu.max)" test "$(cat "$(cgroup_file "$pid" cpu - cpu.max)")" = "25000 100000"
+else
+	check "64Mi memory limit in the container cgroup (memory.limit_in_bytes)" test "$(cat "$(cgroup_file "$pid" memory memory.limit_in_bytes)")" = 67108864
+	check "250m CPU limit in the container cgroup (cpu.cfs_quota_us)" test "$(cat "$(cgroup_file "$pid" cpu cpu.cfs_quota_us)")" = 25000
+fi
+check "the container cgroup is under kubelet's pod cgroup" grep -q "/$CGROOT/kubepods/pod" <(cgroup_file "$pid" memory - -)
+
+# --- crash loop ---------------------------------------------------------------
+crash_attempts() { cri ps -a --pod "$(sandbox crasher)" -o json | jq '[.containers[].metadata.attempt] | max // -1'; }
+seen=()
+deadline=$((SECONDS + 60))
+while ((SECONDS < deadline)); do
+	a=$(crash_attempts 2>/dev/null || echo -1)
+	[[ ${#seen[@]} -gt 0 && ${seen[-1]} == "$a" ]] || seen+=("$a")
+	((a >= 3)) && break
+	sleep 0.5
+done
+if ((${seen[-1]} >= 3)) && [[ $(printf '%s\n' "${seen[@]}" | sort -n | tr '\n' ' ') == "$(printf '%s\n' "${seen[@]}" | tr '\n' ' ')" ]]; then
+	pass "a crash-looping container is restarted with growing attempts (${seen[*]})"
+else
+	fail "crash loop attempts seen: ${seen[*]} (want growing to 3 within 60s)"
+fi
+check "kubelet counts the restarts" test "$(restarts crasher)" -ge 2
+last=$(cri ps -a --pod "$(sandbox crasher)" --state exited -o json | jq -r '.containers | max_by(.metadata.attempt) | .id')
+check "the crashed container's exit code (3) is reported" test "$(exit_code "$last")" = 3
+check "the crashed container's log reads back" has_log "$last" crashing
+
+# --- stats ----------------------------------------------------------------------
+stats_ok() {
+	readonly_get /stats/summary | jq -e '[.pods[] | select(.podRef.name | test("^(single|probes|limited)-")) |
+		select(.cpu.usageCoreNanoSeconds > 0 and .memory.workingSetBytes > 0)] | length == 3'
+}
+eventually 60 "/stats/summary has CPU and memory of the running pods" stats_ok
+
+# --- kubelet restart --------------------------------------------------------------
+before=$(snapshot)
+stop_kubelet
+start_kubelet
+pass "kubelet restarts and its healthz answers"
+eventually 60 "after a kubelet restart the pods are Ready again" all_ready
+sleep 5
+check "kubelet adopts the running pods: same sandboxes, containers and attempts" same "$before" "$(snapshot)"
+
+# --- crisp restart ------------------------------------------------------------------
+before=$(snapshot)
+stop_crisp
+sleep 3
+start_crisp
+pass "crisp restarts under a running kubelet"
+eventually 60 "kubelet healthz answers after crisp's restart" healthz
+sleep 10
+eventually 30 "after crisp's restart the pods are Ready" all_ready
+check "kubelet restarts nothing when crisp restarts: same sandboxes, containers and attempts" same "$before" "$(snapshot)"
+check "kubelet is still running" kill -0 "$kubelet_pid"
+
+# --- edit -------------------------------------------------------------------------
+old=$(sandbox single)
+single_pod gen2
+wait_ready single:gen2
+new=$(sandbox single gen2) || new=
+check "editing a manifest replaces the pod (new sandbox)" test -n "$new" -a "$new" != "$old"
+eventually 30 "the old pod's sandbox is stopped" empty cri pods --id "$old" --state ready -q
+[[ -n $new ]] && eventually 10 "the new pod logs its generation" has_log "$(container_id "$new" main)" "hello from gen2"
+
+check "the liveness probe restarted nothing" test "$(restarts probes)" -eq 0
+
+# --- delete -----------------------------------------------------------------------------
+rm -f "$MANIFESTS"/*.yaml
+eventually 60 "kubelet drops every pod when the manifests are deleted" no_pods
+eventually 60 "no sandbox is ready" empty cri pods --state ready -q
+eventually 120 "kubelet removes every sandbox and container" no_sandboxes
+eventually 30 "no mount left under crisp's root and state" empty our_mounts
+eventually 10 "no namespace pin left" empty ls -A "$WORK/state/ns"
+eventually 10 "no veth left on $BRIDGE" empty bridge_veths
+eventually 30 "no pod cgroup left" empty pod_cgroups
+eventually 10 "no crisp-monitor process left" empty monitor_pids
+eventually 60 "no pod log directory left" empty ls -A "$WORK/pod-logs"
+check "kubelet healthz still answers" healthz
+
+# --- host ------------------------------------------------------------------------------------
+stop_kubelet
+stop_crisp
+for d in "${created_cgroups[@]}"; do
+	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+done
+check "kubelet's cgroup root can be removed (nothing left in it)" cgroup_root_gone
+for s in "${!saved_sysctl[@]}"; do sysctl -qw "$s=${saved_sysctl[$s]}" >/dev/null; done
+check "kubelet added no KUBE-* iptables chain" test "$(kube_chains)" = "$kube_chains_before"
+
+# --- report ----------------------------------------------------------------------------------
+if ((${#ready_ms[@]})); then
+	mapfile -t sorted < <(printf '%s\n' "${ready_ms[@]}" | sort -n)
+	log "manifest written -> pod Ready (ms): ${sorted[*]}; p50 $((sorted[(${#sorted[@]} - 1) / 2])) ms"
+fi
+errors=$(grep -E '^E[0-9]{4} ' "$WORK/kubelet.log" || true)
+log "kubelet error lines: $(grep -c . <<<"$errors" || true); distinct messages:"
+sed -E 's/^E[0-9]{4} [0-9:.]+ +[0-9]+ ([^]]+\]) "?([^"]*).*/\1 \2/' <<<"$errors" | sort | uniq -c | sort -rn | head -40 >&2
+log "done in $((SECONDS - started))s"
+echo "e2e-kubelet: $passed passed, $failed failed"
+((failed == 0))

@@ -1,0 +1,198 @@
+# hack/kubelet/lib.sh: the environment of hack/e2e-kubelet.sh: a crisp and a
+# standalone kubelet on private roots, sockets, ports, pod network and cgroup
+# root, and the host state kubelet touches, saved before and restored after.
+# Sourced; expects ROOT, BIN and WORK to be set.
+# shellcheck shell=bash
+
+SUBNET=${E2E_KUBELET_SUBNET:-10.213.0.0/24}
+BRIDGE=crkub0
+# kubelet's cgroupRoot; kubelet creates kubepods/... below it.
+CGROOT=crisp-e2e-kubelet
+# Not kubelet's default ports, so a kubelet someone runs by hand can stay.
+HEALTHZ_PORT=10348
+KUBELET_PORT=10350
+READONLY_PORT=10355
+SOCK=$WORK/crisp.sock
+MANIFESTS=$WORK/manifests
+# kubelet sets these at start-up (vm.overcommit_memory=1, kernel.panic=10, ...).
+SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
+	kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
+# kubelet creates legacy symlinks to container logs here, whatever its roots.
+CONTAINER_LOGS=/var/log/containers
+
+crisp_pid=
+kubelet_pid=
+declare -A saved_sysctl=()
+created_logs_dir=
+created_cgroups=()
+kube_chains_before=
+
+log() { echo "e2e-kubelet: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cri() { "$BIN/crictl" --runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" --timeout 10s "$@"; }
+readonly_get() { curl -sf --max-time 5 "http://127.0.0.1:$READONLY_PORT$1"; }
+healthz() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz" 2>/dev/null) == ok ]]; }
+now_ms() { date +%s%3N; }
+
+kube_chains() { iptables-save 2>/dev/null | grep -E '^(\*|:KUBE-)' | cut -d' ' -f1 | tr '\n' ' '; }
+
+# cgroup_hierarchies: the mount points of every cgroup hierarchy (v1 ones
+# including name=systemd, and the v2 one): kubelet's cgroupfs manager wants
+# cgroupRoot in all of them.
+cgroup_hierarchies() { awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /proc/self/mounts | sort -u; }
+
+setup_host() {
+	local s d
+	for s in "${SYSCTLS[@]}"; do
+		saved_sysctl[$s]=$(sysctl -n "$s")
+	done
+	[[ -d $CONTAINER_LOGS ]] || created_logs_dir=1
+	# shellcheck disable=SC2034 # compared by hack/e2e-kubelet.sh
+	kube_chains_before=$(kube_chains)
+	for d in $(cgroup_hierarchies); do
+		[[ -d $d/$CGROOT ]] && die "$d/$CGROOT exists: another e2e-kubelet run or a leftover; remove it first"
+		mkdir "$d/$CGROOT"
+		created_cgroups+=("$d/$CGROOT")
+	done
+	mkdir -p "$WORK/cni" "$MANIFESTS" "$WORK/kubelet" "$WORK/pod-logs"
+	cat >"$WORK/cni/10-e2e-kubelet.conflist" <<JSON
+{
+  "cniVersion": "1.0.0",
+  "name": "crisp-e2e-kubelet",
+  "plugins": [
+    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$WORK/ipam", "ranges": [[{"subnet": "$SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+JSON
+	"$ROOT/hack/cni-config.sh" firewall-on "$SUBNET"
+	# Pods pull upstream names; crisp serves them from the loopback registry.
+	local host
+	for host in docker.io registry.k8s.io k8s.gcr.io gcr.io quay.io; do
+		printf '[registries.%s]\nmirrors = ["http://%s"]\nskip_upstream = true\n' "\"$host\"" "$REGISTRY"
+	done >"$WORK/crisp.toml"
+	write_kubelet_config
+}
+
+write_kubelet_config() {
+	cat >"$WORK/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+# Standalone: no API server, pods come from files only.
+staticPodPath: $MANIFESTS
+fileCheckFrequency: 1s
+syncFrequency: 10s
+registerNode: false
+containerRuntimeEndpoint: unix://$SOCK
+imageServiceEndpoint: unix://$SOCK
+podLogsDir: $WORK/pod-logs
+cgroupDriver: cgroupfs
+cgroupRoot: /$CGROOT
+failCgroupV1: false
+failSwapOn: false
+address: 127.0.0.1
+port: $KUBELET_PORT
+readOnlyPort: $READONLY_PORT
+healthzBindAddress: 127.0.0.1
+healthzPort: $HEALTHZ_PORT
+authentication:
+  anonymous: {enabled: true}
+  webhook: {enabled: false}
+authorization: {mode: AlwaysAllow}
+# The host's iptables belong to the host: kubelet adds no KUBE-* chains.
+makeIPTablesUtilChains: false
+# A shared test machine is always short of something: evict nothing.
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", nodefs.inodesFree: "1%", imagefs.available: "1%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+# The crash-loop check wants several restarts in seconds, not minutes.
+crashLoopBackOff: {maxContainerRestartPeriod: 2s}
+YAML
+}
+
+start_crisp() {
+	rm -f "$SOCK"
+	"$BIN/crisp" --config "$WORK/crisp.toml" --listen "$SOCK" --root "$WORK/root" \
+		--state "$WORK/state" --cni-conf-dir "$WORK/cni" -v=2 --logtostderr=true >>"$WORK/crisp.log" 2>&1 &
+	crisp_pid=$!
+	for _ in $(seq 1 150); do
+		[[ -S $SOCK ]] && cri version >/dev/null 2>&1 && return 0
+		kill -0 "$crisp_pid" 2>/dev/null || { tail -20 "$WORK/crisp.log" >&2; die "crisp exited during start-up"; }
+		sleep 0.2
+	done
+	die "crisp did not answer on $SOCK within 30s"
+}
+
+start_kubelet() {
+	"$BIN/kubelet" --config "$WORK/kubelet.yaml" --root-dir "$WORK/kubelet" --v=2 >>"$WORK/kubelet.log" 2>&1 &
+	kubelet_pid=$!
+	for _ in $(seq 1 300); do
+		healthz && return 0
+		kill -0 "$kubelet_pid" 2>/dev/null || { grep -E '^[EF][0-9]{4}' "$WORK/kubelet.log" | tail -20 >&2; die "kubelet exited during start-up"; }
+		sleep 0.2
+	done
+	die "kubelet healthz did not answer within 60s"
+}
+
+# stop_pid PID NAME: SIGTERM, then SIGKILL after 20s.
+stop_pid() {
+	local pid=$1 name=$2
+	[[ -n $pid ]] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+		sleep 0.2
+	done
+	log "$name ($pid) ignored SIGTERM for 20s; killing it"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+stop_kubelet() { stop_pid "$kubelet_pid" kubelet; kubelet_pid=; }
+stop_crisp() { stop_pid "$crisp_pid" crisp; crisp_pid=; }
+
+# monitor_pids: crisp-monitor processes of this run (their arguments name a
+# bundle under our crisp root).
+monitor_pids() { ps -eo pid=,args= | awk -v r="$WORK/root/" 'index($0, r) && $2 ~ /crisp-monitor/ { print $1 }'; }
+# our_mounts: mount points under crisp's root and state, but not the shared
+# <state>/ns mount point crisp keeps while it runs.
+our_mounts() { awk '{ print $5 }' /proc/self/mountinfo | grep -F "$WORK/" | grep -vxF "$WORK/state/ns" | grep -v "^$WORK/kubelet" || true; }
+pod_cgroups() { local d; for d in "${created_cgroups[@]}"; do [[ -d $d ]] && find "$d" -mindepth 1 -type d -name 'pod*'; done; }
+bridge_veths() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ print $2 }'; }
+
+# teardown: stop everything this run started, by PID, and undo what it and
+# kubelet changed on the host, even after a failed check.
+teardown() {
+	local rc=$? d pid s
+	set +e
+	stop_kubelet
+	if [[ -n $crisp_pid ]]; then
+		cri rmp -af >/dev/null 2>&1
+		stop_crisp
+	fi
+	for pid in $(monitor_pids); do
+		log "killing leftover crisp-monitor $pid"
+		kill -KILL "$pid" 2>/dev/null
+	done
+	for d in "${created_cgroups[@]}"; do
+		# Depth first; a cgroup with processes in it stays and is reported.
+		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+		[[ -d $d ]] && log "cannot remove cgroup $d: $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')"
+	done
+	for s in "${!saved_sysctl[@]}"; do
+		sysctl -qw "$s=${saved_sysctl[$s]}" >/dev/null
+	done
+	if [[ -d $CONTAINER_LOGS ]]; then
+		# Symlinks kubelet left into this run's log directory.
+		find "$CONTAINER_LOGS" -maxdepth 1 -type l -lname "$WORK/*" -delete
+		[[ -n $created_logs_dir ]] && rmdir "$CONTAINER_LOGS" 2>/dev/null
+	fi
+	mkdir -p "$ROOT/_output/e2e-kubelet"
+	cp "$WORK/kubelet.log" "$WORK/crisp.log" "$ROOT/_output/e2e-kubelet/" 2>/dev/null
+	grep -o " $WORK/[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null
+	rm -rf "$WORK"
+	"$ROOT/hack/cni-config.sh" firewall-off "$SUBNET"
+	ip link del "$BRIDGE" 2>/dev/null
+	exit "$rc"
+}

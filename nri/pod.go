@@ -1,0 +1,114 @@
+package nri
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/sandbox"
+)
+
+// undoTimeout bounds telling plugins about a rollback, which runs on a
+// fresh context: the caller's may be why we are rolling back.
+const undoTimeout = 30 * time.Second
+
+// RunPod implements sandbox.Hooks. When a plugin fails it, the others are
+// told that the pod stopped and went away, as containerd does.
+func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) error {
+	pod := podToNRI(sb)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	err := n.nri.RunPodSandbox(ctx, &api.RunPodSandboxRequest{Pod: pod})
+	n.setState(sb.ID, running)
+	if err == nil {
+		return nil
+	}
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	defer cancel()
+	n.stopPodLocked(uctx, pod)
+	n.removePodLocked(uctx, pod)
+	return fmt.Errorf("NRI plugin failed RunPodSandbox of pod %s (%s/%s): %w", sb.ID, sb.Config.Metadata.Namespace, sb.Config.Metadata.Name, err)
+}
+
+// StopPod implements sandbox.Hooks.
+func (n *NRI) StopPod(ctx context.Context, sb *sandbox.Sandbox) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stopPodLocked(ctx, podToNRI(sb))
+}
+
+// RemovePod implements sandbox.Hooks.
+func (n *NRI) RemovePod(ctx context.Context, sb *sandbox.Sandbox) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pod := podToNRI(sb)
+	n.stopPodLocked(ctx, pod)
+	n.removePodLocked(ctx, pod)
+}
+
+func (n *NRI) stopPodLocked(ctx context.Context, pod *api.PodSandbox) {
+	if !n.needsStop(pod.Id) {
+		return
+	}
+	n.setState(pod.Id, stopped)
+	if err := n.nri.StopPodSandbox(ctx, &api.StopPodSandboxRequest{Pod: pod}); err != nil {
+		klog.Warningf("pod %s: NRI StopPodSandbox: %v", pod.Id, err)
+	}
+}
+
+func (n *NRI) removePodLocked(ctx context.Context, pod *api.PodSandbox) {
+	if !n.needsRemove(pod.Id) {
+		return
+	}
+	n.setState(pod.Id, gone)
+	if err := n.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod}); err != nil {
+		klog.Warningf("pod %s: NRI RemovePodSandbox: %v", pod.Id, err)
+	}
+}
+
+// nsTypes maps crisp's pin names to the OCI namespace types plugins know.
+var nsTypes = map[string]string{
+	sandbox.NSNet:  "network",
+	sandbox.NSIPC:  "ipc",
+	sandbox.NSUTS:  "uts",
+	sandbox.NSPID:  "pid",
+	sandbox.NSUser: "user",
+}
+
+// podToNRI describes a pod to plugins. Without an infra process, the pid
+// is the reaper's (0 for pods without one) and the namespaces are the pins.
+func podToNRI(sb *sandbox.Sandbox) *api.PodSandbox {
+	md := sb.Config.Metadata
+	pod := &api.PodSandbox{
+		Id:          sb.ID,
+		Name:        md.Name,
+		Uid:         md.UID,
+		Namespace:   md.Namespace,
+		Labels:      maps.Clone(sb.Config.Labels),
+		Annotations: maps.Clone(sb.Config.Annotations),
+		Ips:         append([]string(nil), sb.Network.IPs...),
+		Linux: &api.LinuxPodSandbox{
+			PodOverhead:  podResources(sb.Config.Overhead),
+			PodResources: podResources(sb.Config.Resources),
+			CgroupParent: sb.Config.CgroupParent,
+			CgroupsPath:  sb.Cgroup,
+		},
+	}
+	if sb.Reaper != nil {
+		pod.Pid = uint32(sb.Reaper.PID)
+	}
+	for kind, path := range sb.Namespaces {
+		if t, ok := nsTypes[kind]; ok {
+			pod.Linux.Namespaces = append(pod.Linux.Namespaces, &api.LinuxNamespace{Type: t, Path: path})
+		}
+	}
+	return pod
+}
+
+// podStub stands for a pod that is gone when one of its containers is
+// still being talked about.
+func podStub(id string) *api.PodSandbox { return &api.PodSandbox{Id: id} }

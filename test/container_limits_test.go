@@ -1,0 +1,111 @@
+//go:build integration
+
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/test/harness"
+)
+
+// TestContainerPidsLimit: a fork bomb is stopped by the pod's pids limit.
+// The CRI has no per-container pids field: kubelet writes pids.max on the pod
+// cgroup (its pod-level PID limit), and crisp's part is that containers'
+// cgroups nest under the pod's. The test writes pids.max where kubelet would.
+// The bomb is bounded (255 processes) so that a broken limit fails the test
+// without hurting the machine.
+func TestContainerPidsLimit(t *testing.T) {
+	harness.RequireRegistry(t)
+	d := harness.Start(t)
+	pull(t, d, ctrImage)
+	pod, podCfg := ctrPod(t, d, "pids")
+	_, info := podStatus(t, d, pod)
+	dir := pidsCgroupDir(info.Cgroup)
+	const limit = 40
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(limit)), 0o644); err != nil {
+		t.Fatalf("set the pod's pids.max as kubelet does: %v", err)
+	}
+	before := forkFailures(t, dir)
+
+	cfg := ctrConfig("bomb", "b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)) & fi; sleep 30; }; b 7")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000}
+	id := runCtr(t, d, pod, podCfg, cfg)
+	waitFor(t, "forks to hit the pod's pids.max", 30*time.Second, func() bool { return forkFailures(t, dir) > before })
+	for i := 0; i < 10; i++ {
+		if n := readInt(t, filepath.Join(dir, "pids.current")); n > limit {
+			t.Fatalf("pod has %d tasks, over its pids.max %d", n, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if b, _ := os.ReadFile(logPathOf(podCfg, cfg)); !strings.Contains(string(b), "can't fork") {
+		t.Errorf("the shell did not report failed forks; log:\n%.500s", b)
+	}
+
+	start := time.Now()
+	if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the pod's tasks to be gone", 30*time.Second, func() bool { return readInt(t, filepath.Join(dir, "pids.current")) == 0 })
+	t.Logf("bomb stopped and its %d-task pod emptied in %v", limit, time.Since(start))
+}
+
+// pidsCgroupDir is the pod cgroup's directory holding pids.max.
+func pidsCgroupDir(cgroup string) string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return filepath.Join("/sys/fs/cgroup", cgroup)
+	}
+	return filepath.Join("/sys/fs/cgroup/pids", cgroup)
+}
+
+// forkFailures counts the forks that pids limits refused in the pod: the
+// "max" lines of pids.events in the pod's cgroup and its containers'. On
+// cgroup v1 a refusal is counted where the forking task is (the container),
+// on v2 also at the cgroup whose limit refused it (the pod) and above.
+func forkFailures(t *testing.T, dir string) int {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "pids.events"))
+	total := 0
+	for _, f := range append(files, filepath.Join(dir, "pids.events")) {
+		for _, line := range strings.Split(readFile(t, f), "\n") {
+			if v, ok := strings.CutPrefix(line, "max "); ok {
+				n, err := strconv.Atoi(strings.TrimSpace(v))
+				if err != nil {
+					t.Fatal(err)
+				}
+				total += n
+			}
+		}
+	}
+	return total
+}
+
+func readInt(t *testing.T, path string) int {
+	t.Helper()
+	n, err := strconv.Atoi(strings.TrimSpace(readFile(t, path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestExecSyncOutputCapped: a command printing more than the gRPC message
+// limit gets its output back truncated, not a failed call, and the exit code.
+func TestExecSyncOutputCapped(t *testing.T) {
+	harness.RequireRegistry(t)
+	d := harness.Start(t)
+	pull(t, d, ctrImage)
+	pod, podCfg := ctrPod(t, d, "execcap")
+	id := runCtr(t, d, pod, podCfg, ctrConfig("c", "sleep 1000"))
+	r := execSync(t, d, id, 60, "sh", "-c", "head -c 12000000 /dev/zero; head -c 12000000 /dev/zero >&2; exit 4")
+	total := len(r.Stdout) + len(r.Stderr)
+	if r.ExitCode != 4 || total < 15<<20 || total >= 16<<20 {
+		t.Errorf("exit %d, %d bytes of stdout and %d of stderr: want 4 and just under 16 MiB in all", r.ExitCode, len(r.Stdout), len(r.Stderr))
+	}
+}
