@@ -143,7 +143,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 			klog.Warningf("container %s: rollback: %v", id, err)
 		}
 	})
-	volSrcs, err := m.mountImageVolumes(id, vols)
+	volSrcs, err := m.mountImageVolumes(id, vols, c.IDMap)
 	if err != nil {
 		return "", err
 	}

@@ -87,7 +87,7 @@ func (m *Manager) resolveImageVolumes(cfg *runtimeapi.ContainerConfig) ([]ImageV
 
 // mountImageVolumes leases and mounts each volume and returns what to bind
 // at each container path. On error the caller runs releaseImageVolumes.
-func (m *Manager) mountImageVolumes(id string, vols []ImageVolume) (map[string]string, error) {
+func (m *Manager) mountImageVolumes(id string, vols []ImageVolume, idm *RootfsIDMap) (map[string]string, error) {
 	if len(vols) == 0 {
 		return nil, nil
 	}
@@ -96,7 +96,7 @@ func (m *Manager) mountImageVolumes(id string, vols []ImageVolume) (map[string]s
 		if err := m.images.Lease(imageVolumeLease(id, n), v.ImageID); err != nil {
 			return nil, fmt.Errorf("image volume at %q: %w", v.ContainerPath, err)
 		}
-		mnt, err := m.mountImageVolume(id, n, v)
+		mnt, err := m.mountImageVolume(id, n, v, idm)
 		if err != nil {
 			return nil, err
 		}
@@ -110,8 +110,10 @@ func (m *Manager) mountImageVolumes(id string, vols []ImageVolume) (map[string]s
 }
 
 // mountImageVolume mounts volume n read-only; an existing mount is kept, so
-// start-up can call it for every container.
-func (m *Manager) mountImageVolume(id string, n int, v ImageVolume) (string, error) {
+// start-up can call it for every container. In a pod with its own user
+// namespace its layers are idmapped like the rootfs's (an overlay mount
+// itself cannot be idmapped).
+func (m *Manager) mountImageVolume(id string, n int, v ImageVolume, idm *RootfsIDMap) (string, error) {
 	dir := m.imageVolumeDir(id, n)
 	mnt := filepath.Join(dir, "mnt")
 	lower := v.LowerDirs
@@ -128,6 +130,18 @@ func (m *Manager) mountImageVolume(id string, n int, v ImageVolume) (string, err
 	}
 	if mounted(mnt) {
 		return mnt, nil
+	}
+	if idm != nil {
+		mapped, release, err := m.idmapLayers(id, lower, idm)
+		defer func() {
+			if err := release(); err != nil {
+				klog.Warningf("container %s: %v", id, err)
+			}
+		}()
+		if err != nil {
+			return "", fmt.Errorf("image volume at %q: %w", v.ContainerPath, err)
+		}
+		lower = mapped
 	}
 	data, err := overlayData(lower, "", "")
 	if err != nil {
@@ -189,7 +203,7 @@ func (m *Manager) releaseImageVolumes(id string, n int) error {
 // reboot, /run is empty; after a daemon restart they are still there).
 func (m *Manager) remountImageVolumes(c *Container) {
 	for n, v := range c.ImageVolumes {
-		if _, err := m.mountImageVolume(c.ID, n, v); err != nil {
+		if _, err := m.mountImageVolume(c.ID, n, v, c.IDMap); err != nil {
 			klog.Errorf("container %s: re-mount %v", c.ID, err)
 		}
 	}

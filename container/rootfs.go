@@ -66,7 +66,12 @@ func (m *Manager) mountRootfs(id string, lower []string, target string, idm *Roo
 		return nil
 	}
 	if idm != nil {
-		mapped, release, err := m.idmapLayers(id, lower, upper, idm)
+		// The merged root directory is the upper one: owned by the
+		// node's root, the pod's root could not create anything in "/".
+		if err := os.Chown(upper, int(idm.UID), int(idm.GID)); err != nil {
+			return err
+		}
+		mapped, release, err := m.idmapLayers(id, lower, idm)
 		defer func() {
 			if err := release(); err != nil {
 				klog.Warningf("container %s: %v", id, err)
@@ -155,18 +160,14 @@ func (m *Manager) layerBindsDir(id string) string {
 	return filepath.Join(m.stateDir, "containers", id, "l")
 }
 
-// idmapLayers binds lower idmapped and returns the paths to mount the overlay
-// from; release removes the binds, which the mounted overlay no longer needs.
-func (m *Manager) idmapLayers(id string, lower []string, upper string, idm *RootfsIDMap) ([]string, func() error, error) {
-	noop := func() error { return nil }
-	// The merged root directory is the upper one: owned by the node's
-	// root, the pod's root could not create anything in "/".
-	if err := os.Chown(upper, int(idm.UID), int(idm.GID)); err != nil {
-		return nil, noop, err
-	}
+// idmapLayers binds lower idmapped and returns the paths to mount an overlay
+// (the rootfs or an image volume) from; release removes the binds, which the
+// mounted overlay no longer needs. Overlays are mounted one at a time per
+// container, so they share one scratch directory.
+func (m *Manager) idmapLayers(id string, lower []string, idm *RootfsIDMap) ([]string, func() error, error) {
 	userns, err := os.Open(idm.Userns)
 	if err != nil {
-		return nil, noop, fmt.Errorf("pod user namespace: %w", err)
+		return nil, func() error { return nil }, fmt.Errorf("pod user namespace: %w", err)
 	}
 	defer userns.Close()
 	paths, release, err := idmap.BindLayers(lower, m.layerBindsDir(id), userns)

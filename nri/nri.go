@@ -64,7 +64,8 @@ type NRI struct {
 
 	// mu serializes events, so that plugins see them in the order the
 	// runtime made them, and guards state. It is never held while calling
-	// into the sandbox or container manager.
+	// into the managers for anything that takes a pod's or container's
+	// lock: the hooks are called with those held.
 	mu sync.Mutex
 	// state is what plugins were told about each pod and container; it
 	// turns repeated stops into one event and orders stop before remove.
@@ -87,7 +88,9 @@ func New(opts Options) (*NRI, error) {
 	if opts.Pods == nil || opts.Containers == nil {
 		return nil, fmt.Errorf("nri: pods and containers are required")
 	}
-	nrilog.Set(klogger{})
+	// The library's logger is process-wide, and read without a lock by
+	// goroutines of earlier adaptations (tests run several).
+	setLogger.Do(func() { nrilog.Set(klogger{}) })
 	// The library keeps these process-wide.
 	adaptation.SetPluginRegistrationTimeout(opts.RegistrationTimeout)
 	adaptation.SetPluginRequestTimeout(opts.RequestTimeout)
@@ -139,6 +142,8 @@ func (n *NRI) needsStop(id string) bool {
 }
 
 func (n *NRI) needsRemove(id string) bool { return n.state[id] != gone }
+
+var setLogger sync.Once
 
 // klogger sends the library's log to klog; its informational chatter
 // (plugin registration, invocation order) is worth -v=2.

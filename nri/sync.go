@@ -64,9 +64,14 @@ func (n *NRI) synchronize(ctx context.Context, cb adaptation.SyncCB) error {
 }
 
 // updateFromPlugin applies the updates a plugin asks for on its own and
-// returns those that failed.
+// returns those that failed. Failures are not an error of the request: an
+// error would lose the list of what failed on its way to the plugin.
 func (n *NRI) updateFromPlugin(ctx context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
-	return n.applyUpdates(ctx, updates)
+	failed, err := n.applyUpdates(ctx, updates)
+	if err != nil {
+		klog.Warningf("NRI: updates a plugin asked for: %v", err)
+	}
+	return failed, nil
 }
 
 // applyUpdates applies resource updates: what a plugin sets, over the

@@ -135,6 +135,11 @@ func (c *cgroups) create(planned []string) ([]string, error) {
 			}
 		}
 		if errors.Is(err, os.ErrExist) {
+			// Another daemon may have just made it and not filled its
+			// cpuset yet; a child made below it would inherit nothing.
+			if err := inheritCpuset(d); err != nil {
+				return made, err
+			}
 			continue
 		}
 		if err != nil {
@@ -166,6 +171,16 @@ func inheritCpuset(dir string) error {
 		parent, err := os.ReadFile(filepath.Join(filepath.Dir(dir), f))
 		if err != nil {
 			return err
+		}
+		if strings.TrimSpace(string(parent)) == "" {
+			// A shared parent that another process created but has
+			// not filled yet: fill it first (the root is never empty).
+			if err := inheritCpuset(filepath.Dir(dir)); err != nil {
+				return err
+			}
+			if parent, err = os.ReadFile(filepath.Join(filepath.Dir(dir), f)); err != nil {
+				return err
+			}
 		}
 		if err := os.WriteFile(filepath.Join(dir, f), parent, 0o644); err != nil {
 			return fmt.Errorf("initialise %s: %w", filepath.Join(dir, f), err)

@@ -67,3 +67,34 @@ func TestCgroupPlanCreateRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A child below a shared parent that another daemon created but has not
+// filled yet gets the grandparent's cpus and mems, and so does the parent.
+func TestInheritCpusetFillsEmptyParent(t *testing.T) {
+	root := t.TempDir()
+	parent := filepath.Join(root, "crisp")
+	child := filepath.Join(parent, "pod-1")
+	if err := os.MkdirAll(child, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(dir, cpus, mems string) {
+		for f, v := range map[string]string{"cpuset.cpus": cpus, "cpuset.mems": mems} {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(v), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(root, "0-1\n", "0\n")
+	write(parent, "\n", "\n")
+	write(child, "\n", "\n")
+	if err := inheritCpuset(child); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{parent, child} {
+		cpus, _ := os.ReadFile(filepath.Join(d, "cpuset.cpus"))
+		mems, _ := os.ReadFile(filepath.Join(d, "cpuset.mems"))
+		if string(cpus) != "0-1\n" || string(mems) != "0\n" {
+			t.Errorf("%s: cpus %q mems %q", d, cpus, mems)
+		}
+	}
+}

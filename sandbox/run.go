@@ -28,7 +28,11 @@ const cleanupTimeout = 2 * time.Minute
 
 // Run creates a pod and returns its id. Everything it did is undone if it
 // fails; a crash half way is undone at the next start-up (see recover).
-func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error) {
+//
+// The id is not a named result: a failing return sets the result to "",
+// and the rollback closures must still remove this pod's files, not the
+// directories of every pod.
+func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) {
 	if err := cfg.validate(); err != nil {
 		return "", err
 	}
@@ -48,7 +52,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (id string, retErr error)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runTimeout)
 	defer cancel()
 
-	id = ids.New()
+	id := ids.New()
 	if cfg.CgroupParent == "" {
 		cgPath, _ = podCgroupPath("", id)
 	}

@@ -104,6 +104,7 @@ func TestUserNamespacePod(t *testing.T) {
 		t.Error("Status advertises user_namespaces_host_network, which crisp does not support")
 	}
 	pull(t, d, ctrImage)
+	pull(t, d, volImage)
 
 	userns := &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: usernsMapping(), Gids: usernsMapping()}
 	podCfg := podConfig("userns")
@@ -132,7 +133,9 @@ func TestUserNamespacePod(t *testing.T) {
 	}
 	cfg := ctrConfig("app", "sleep 3600")
 	cfg.Linux.SecurityContext.NamespaceOptions = podCfg.Linux.SecurityContext.NamespaceOptions
-	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", HostPath: vol, UidMappings: usernsMapping(), GidMappings: usernsMapping()}}
+	img := imageVolume("/img", volImage, "")
+	img.UidMappings, img.GidMappings = usernsMapping(), usernsMapping()
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", HostPath: vol, UidMappings: usernsMapping(), GidMappings: usernsMapping()}, img}
 	id := runCtr(t, d, pod, podCfg, cfg)
 	pid := ctrPid(t, d, id)
 
@@ -163,8 +166,8 @@ func TestUserNamespacePod(t *testing.T) {
 
 	// Image layers: the pod's root owns them inside, the mapped id outside,
 	// and the image on disk stays owned by the node's root.
-	if got := in("stat -c %u:%g /bin/sh /etc/passwd"); got != "0:0\n0:0" {
-		t.Errorf("image files inside owned by %q, want 0:0", got)
+	if got := in("stat -c %u:%g /bin/sh /etc/passwd /img/test-image-1 /img/bin/sh"); got != "0:0\n0:0\n0:0\n0:0" {
+		t.Errorf("image and image volume files inside owned by %q, want 0:0", got)
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	if uid, _ := statOwner(t, root+"/etc/passwd"); uid != usernsHost {

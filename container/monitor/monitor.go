@@ -262,10 +262,13 @@ func (m *monitor) start() (time.Time, error) {
 	}
 	defer unlock()
 	fifo := filepath.Join(m.cfg.libcontainerRoot(), m.cfg.ID, "exec.fifo")
+	// Taken before the init is released: a process that exits at once
+	// must not be reported as finished before it started.
+	startedAt := time.Now().UTC()
 	if err := m.openExecFifo(fifo); err != nil {
 		return time.Time{}, err
 	}
-	m.status.StartedAt = time.Now().UTC()
+	m.status.StartedAt = startedAt
 	if err := writeJSONAtomic(m.cfg.path(statusFile), &m.status); err != nil {
 		return time.Time{}, err
 	}

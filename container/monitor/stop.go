@@ -32,12 +32,19 @@ func (c *Container) Signal(sig syscall.Signal) error {
 	}
 	defer unlock()
 	if err := lc.Signal(sig); err != nil {
-		if errors.Is(err, libcontainer.ErrNotRunning) {
+		if initGone(err) {
 			return ErrNotRunning
 		}
 		return err
 	}
 	return nil
+}
+
+// initGone tells libcontainer's "not running" apart from real failures: an
+// init that exits between libcontainer's liveness check and its signal
+// surfaces as os.ErrProcessDone.
+func initGone(err error) bool {
+	return errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, os.ErrProcessDone)
 }
 
 // Stop sends sig to the init and, if the container has not exited after
@@ -115,7 +122,8 @@ func (c *Container) killAll() error {
 	}
 	defer unlock()
 	err = signalCgroup(lc, func(int) bool { return true })
-	if err2 := lc.Signal(unix.SIGKILL); err == nil && err2 != nil && !errors.Is(err2, libcontainer.ErrNotRunning) {
+	// The cgroup kill above usually got the init already.
+	if err2 := lc.Signal(unix.SIGKILL); err == nil && err2 != nil && !initGone(err2) {
 		err = err2
 	}
 	return err

@@ -54,7 +54,9 @@ func userNamespace(in *Input) (string, error) {
 // root instead of by nobody, and the pod's writes land with node ids.
 func idmapMount(out *specs.Mount, m *runtimeapi.Mount, in *Input) error {
 	uids, gids := m.GetUidMappings(), m.GetGidMappings()
-	if len(uids)+len(gids) == 0 {
+	if len(uids)+len(gids) == 0 || IsImageVolume(m) {
+		// The caller mounts an image volume from idmapped layers; the
+		// overlay itself cannot be idmapped.
 		return nil
 	}
 	switch {

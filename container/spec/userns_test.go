@@ -101,6 +101,14 @@ func TestIDMappedVolume(t *testing.T) {
 		t.Fatalf("mount mappings = %+v / %+v, want %+v", s.UIDMappings, s.GIDMappings, want)
 	}
 
+	// An image volume arrives mounted from idmapped layers: the overlay
+	// itself cannot be idmapped, so its bind must not ask runc to.
+	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/img", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, UidMappings: maps, GidMappings: maps}}
+	in.ImageVolumes = map[string]string{"/img": vol}
+	if s := mustGenerateMount(t, in, "/img"); len(s.UIDMappings)+len(s.GIDMappings) > 0 {
+		t.Fatalf("image volume bind has mappings: %+v", s)
+	}
+
 	for name, tc := range map[string]struct {
 		mutate func(*Input)
 		want   string

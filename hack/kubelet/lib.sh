@@ -30,8 +30,11 @@ kube_chains_before=
 log() { echo "e2e-kubelet: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-cri() { "$BIN/crictl" --runtime-endpoint "unix://$SOCK" --image-endpoint "unix://$SOCK" --timeout 10s "$@"; }
+cri() { "$BIN/crictl" --config "$WORK/crictl.yaml" "$@"; }
 readonly_get() { curl -sf --max-time 5 "http://127.0.0.1:$READONLY_PORT$1"; }
+# kubelet_get PATH: kubelet's main port (self-signed TLS, anonymous allowed)
+# serves what the read-only port does not, e.g. /containerLogs.
+kubelet_get() { curl -sfk --max-time 5 "https://127.0.0.1:$KUBELET_PORT$1"; }
 healthz() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz" 2>/dev/null) == ok ]]; }
 now_ms() { date +%s%3N; }
 
@@ -56,6 +59,7 @@ setup_host() {
 		created_cgroups+=("$d/$CGROOT")
 	done
 	mkdir -p "$WORK/cni" "$MANIFESTS" "$WORK/kubelet" "$WORK/pod-logs"
+	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 10\n' "$SOCK" "$SOCK" >"$WORK/crictl.yaml"
 	cat >"$WORK/cni/10-e2e-kubelet.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
