@@ -17,6 +17,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/internal/ids"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -40,9 +41,9 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		return "", err
 	}
 	md := cfg.GetMetadata()
-	id := newID()
+	id := ids.New()
 	key := nameKey(podID, md.GetName(), md.GetAttempt())
-	if err := m.names.reserve(key, id); err != nil {
+	if err := m.names.Reserve(key, id); err != nil {
 		return "", err
 	}
 	var rollback undo
@@ -51,7 +52,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 			rollback.run()
 		}
 	}()
-	rollback.add(func() { m.names.release(key, id) })
+	rollback.add(func() { m.names.Release(key, id) })
 
 	// Indexed (hidden) before the pod is checked: a pod stop that starts
 	// now finds this entry and waits for its lock, so it cannot miss a

@@ -2,7 +2,6 @@ package container
 
 import (
 	"sort"
-	"strings"
 )
 
 // Filter selects containers for List; zero values match everything.
@@ -30,28 +29,6 @@ func (f *Filter) match(s *Snapshot) bool {
 		}
 	}
 	return true
-}
-
-// resolveID finds the one id equal to, or else uniquely prefixed by, prefix.
-// ok is false when nothing or more than one id matches.
-func resolveID(ids func(yield func(string) bool), prefix string) (id string, ok bool, ambiguous bool) {
-	n := 0
-	for cand := range ids {
-		if cand == prefix {
-			return cand, true, false
-		}
-		if strings.HasPrefix(cand, prefix) {
-			id = cand
-			n++
-		}
-	}
-	switch n {
-	case 0:
-		return "", false, false
-	case 1:
-		return id, true, false
-	}
-	return "", false, true
 }
 
 // sortByCreation gives List a stable order for people and chunked streams.

@@ -2,8 +2,6 @@ package container
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +13,8 @@ import (
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/registrar"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -62,7 +62,7 @@ type Manager struct {
 	runtime   Runtime
 	monitor   string
 	specOpts  spec.Options
-	names     *names
+	names     *registrar.Registrar
 	events    *broadcaster
 	stats     *sampler
 
@@ -115,7 +115,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		runtime:    rt,
 		monitor:    opts.MonitorBinary,
 		specOpts:   opts.Spec,
-		names:      newNames(),
+		names:      registrar.New("container"),
 		events:     newBroadcaster(),
 		containers: map[string]*entry{},
 		stop:       make(chan struct{}),
@@ -171,7 +171,7 @@ func (m *Manager) lookup(id string) (*entry, error) {
 	if e, ok := m.containers[id]; ok && e.visible.Load() {
 		return e, nil
 	}
-	full, ok, ambiguous := resolveID(m.visibleIDs, id)
+	full, ok, ambiguous := ids.Resolve(m.visibleIDs, id)
 	if ambiguous {
 		return nil, errdefs.InvalidArgument("container id prefix %q matches several containers", id)
 	}
@@ -205,7 +205,7 @@ func (m *Manager) List(f Filter) []*Snapshot {
 	defer m.mu.RUnlock()
 	var out []*Snapshot
 	if f.ID != "" {
-		id, ok, _ := resolveID(m.visibleIDs, f.ID)
+		id, ok, _ := ids.Resolve(m.visibleIDs, f.ID)
 		if !ok {
 			return nil
 		}
@@ -256,14 +256,6 @@ func (m *Manager) forget(e *entry, c *Container) {
 	m.mu.Lock()
 	delete(m.containers, c.ID)
 	m.mu.Unlock()
-	m.names.release(nameKey(c.PodID, c.Name, c.Attempt), c.ID)
+	m.names.Release(nameKey(c.PodID, c.Name, c.Attempt), c.ID)
 	m.stats.forget(c.ID)
-}
-
-func newID() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b[:])
 }

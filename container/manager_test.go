@@ -13,6 +13,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/registrar"
 )
 
 func cfg(name string) *runtimeapi.ContainerConfig {
@@ -54,32 +55,32 @@ func TestCreateValidation(t *testing.T) {
 	if ents, _ := os.ReadDir(e.opts.Root); len(ents) != 0 {
 		t.Fatalf("directories left: %v", ents)
 	}
-	if len(e.m.names.owner) != 0 {
-		t.Fatalf("names left: %v", e.m.names.owner)
+	if n := e.m.names.Len(); n != 0 {
+		t.Fatalf("%d names left reserved", n)
 	}
 }
 
 func TestNameReservation(t *testing.T) {
-	n := newNames()
+	n := registrar.New("container")
 	k := nameKey("pod", "c", 0)
-	if err := n.reserve(k, "id1"); err != nil {
+	if err := n.Reserve(k, "id1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.reserve(k, "id1"); err != nil {
+	if err := n.Reserve(k, "id1"); err != nil {
 		t.Fatalf("same owner again: %v", err)
 	}
-	if err := n.reserve(k, "id2"); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if err := n.Reserve(k, "id2"); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("second owner: %v", err)
 	}
-	if err := n.reserve(nameKey("pod", "c", 1), "id2"); err != nil {
+	if err := n.Reserve(nameKey("pod", "c", 1), "id2"); err != nil {
 		t.Fatalf("next attempt: %v", err)
 	}
-	n.release(k, "id2") // not the owner: no effect
-	if err := n.reserve(k, "id3"); err == nil {
+	n.Release(k, "id2") // not the owner: no effect
+	if err := n.Reserve(k, "id3"); err == nil {
 		t.Fatal("release by a non-owner freed the name")
 	}
-	n.release(k, "id1")
-	if err := n.reserve(k, "id3"); err != nil {
+	n.Release(k, "id1")
+	if err := n.Reserve(k, "id3"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -250,7 +251,7 @@ func TestRecoveryRollsBackInterruptedCreate(t *testing.T) {
 		t.Fatalf("leases left: %v", e.images.leases)
 	}
 	// The name is free again.
-	if err := e.m.names.reserve(nameKey("pod1", "c", 0), "new"); err != nil {
+	if err := e.m.names.Reserve(nameKey("pod1", "c", 0), "new"); err != nil {
 		t.Fatal(err)
 	}
 }

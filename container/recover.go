@@ -36,7 +36,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			m.cleanupOrphan(c.ID)
 			continue
 		}
-		if err := m.names.reserve(nameKey(c.PodID, c.Name, c.Attempt), c.ID); err != nil {
+		if err := m.names.Reserve(nameKey(c.PodID, c.Name, c.Attempt), c.ID); err != nil {
 			klog.Errorf("container %s: %v", c.ID, err)
 		}
 		e := &entry{podID: c.PodID}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/crisp-runtime/crisp/internal/registrar"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -59,7 +60,7 @@ func testManager(t *testing.T, net Network) *Manager {
 		cgroups: &cgroups{roots: []string{filepath.Join(dir, "cg")}},
 		shmDir:  filepath.Join(dir, "shm"),
 		net:     net,
-		names:   newNames(),
+		names:   registrar.New("pod"),
 		pods:    map[string]*entry{},
 	}
 }
@@ -73,7 +74,7 @@ func addPod(t *testing.T, m *Manager, sb *Sandbox) {
 	if err := m.store.save(sb); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.names.reserve(nameKey(sb.Config.Metadata), sb.ID); err != nil {
+	if err := m.names.Reserve(nameKey(sb.Config.Metadata), sb.ID); err != nil {
 		t.Fatal(err)
 	}
 	e := &entry{}

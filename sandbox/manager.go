@@ -11,6 +11,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/registrar"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -57,7 +58,7 @@ type Manager struct {
 	cgroups *cgroups
 	shmDir  string
 	net     Network
-	names   *names
+	names   *registrar.Registrar
 
 	containers atomic.Pointer[ContainerStopper]
 	events     atomic.Pointer[func(Event)]
@@ -100,7 +101,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		cgroups: cg,
 		shmDir:  filepath.Join(opts.State, "pods"),
 		net:     opts.Network,
-		names:   newNames(),
+		names:   registrar.New("pod"),
 		pods:    map[string]*entry{},
 	}
 	for _, d := range []string{m.pins.dir, m.shmDir} {

@@ -81,7 +81,7 @@ func TestRemoveRetriesTeardownAndReleasesName(t *testing.T) {
 	if m.podDirExists("p1") {
 		t.Fatal("record left on disk")
 	}
-	if err := m.names.reserve(nameKey(sb.Config.Metadata), "p2"); err != nil {
+	if err := m.names.Reserve(nameKey(sb.Config.Metadata), "p2"); err != nil {
 		t.Fatalf("name not released: %v", err)
 	}
 }

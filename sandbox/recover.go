@@ -83,7 +83,7 @@ func (m *Manager) recover(ctx context.Context) error {
 				return err
 			}
 		}
-		if err := m.names.reserve(nameKey(sb.Config.Metadata), sb.ID); err != nil {
+		if err := m.names.Reserve(nameKey(sb.Config.Metadata), sb.ID); err != nil {
 			klog.Errorf("pod %s: %v", sb.ID, err)
 		}
 		e := &entry{}

@@ -57,7 +57,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 		cgPath, _ = podCgroupPath("", id)
 	}
 	key := nameKey(cfg.Metadata)
-	if err := m.names.reserve(key, id); err != nil {
+	if err := m.names.Reserve(key, id); err != nil {
 		return "", err
 	}
 
@@ -71,7 +71,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 				klog.Errorf("pod %s: rolling back a failed RunPodSandbox: %v", id, err)
 			}
 		}
-		m.names.release(key, id)
+		m.names.Release(key, id)
 	}()
 
 	sb, kinds, err := m.plan(id, cfg, cgPath)

@@ -73,7 +73,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	m.mu.Lock()
 	delete(m.pods, sb.ID)
 	m.mu.Unlock()
-	m.names.release(nameKey(sb.Config.Metadata), sb.ID)
+	m.names.Release(nameKey(sb.Config.Metadata), sb.ID)
 	m.publish(EventDeleted, sb)
 	m.lifecycleHooks().RemovePod(ctx, sb)
 	return nil
