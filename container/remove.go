@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -66,6 +67,11 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 // cleanupDirs removes what is left once the record is gone; failures are
 // logged, and start-up retries them (the directory is then an orphan).
 func (m *Manager) cleanupDirs(id string) {
+	if id == "" || strings.ContainsAny(id, "/.") {
+		// The directories of an empty id are the roots of every container.
+		klog.Errorf("refusing to clean up directories of container id %q", id)
+		return
+	}
 	os.RemoveAll(m.monitorStateDir(id))
 	if err := m.images.Unlease(id); err != nil {
 		// The directory stays, so start-up sees an orphan and retries.

@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/crisp-runtime/crisp/internal/record"
 )
@@ -31,6 +33,10 @@ func (s *store) save(sb *Sandbox) error { return s.records().Save(sb.ID, sb) }
 // delete removes the pod's whole record directory; the record goes first so
 // that a crash half way leaves an orphan directory start-up removes.
 func (s *store) delete(id string) error {
+	if id == "" || strings.ContainsAny(id, "/.") {
+		// dir("") is the root of every pod's record: never remove that.
+		return fmt.Errorf("refusing to delete the record of pod id %q", id)
+	}
 	if err := s.records().DeleteRecord(id); err != nil {
 		return err
 	}
