@@ -296,7 +296,13 @@ func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, cfg *runtimeap
 		})
 	}
 	for _, w := range notes.Warnings {
-		klog.Warningf("container %s (%s): %s", c.ID, c.Name, w)
+		// Most warnings describe the node (a missing cgroup controller) and
+		// kubelet triggers them for every container: say each once.
+		if _, seen := m.warned.LoadOrStore(w, true); seen {
+			klog.V(4).Infof("container %s (%s): %s", c.ID, c.Name, w)
+			continue
+		}
+		klog.Warningf("container %s (%s): %s (logged once per daemon)", c.ID, c.Name, w)
 	}
 	return s, nil
 }

@@ -67,6 +67,7 @@ type Manager struct {
 	stats     *sampler
 
 	oomClampLogged sync.Once
+	warned         sync.Map // spec warnings already logged
 	hooks          atomic.Pointer[Hooks]
 
 	// mu guards the index only; lifecycle work holds the container's lock.
