@@ -80,7 +80,11 @@ JSON
 	write_kubelet_config
 }
 
+# write_kubelet_config [FEATURE=BOOL...]: feature gates to set.
+# shellcheck disable=SC2120 # setup_host writes the defaults, a restart passes gates
 write_kubelet_config() {
+	local gates="" g
+	for g in "$@"; do gates+="${gates:+, }${g%%=*}: ${g#*=}"; done
 	cat >"$WORK/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -113,6 +117,7 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 # The crash-loop check wants several restarts in seconds, not minutes.
 crashLoopBackOff: {maxContainerRestartPeriod: 2s}
+featureGates: {$gates}
 YAML
 }
 
@@ -160,15 +165,19 @@ stop_crisp() { stop_pid "$crisp_pid" crisp; crisp_pid=; }
 # bundle under our crisp root).
 monitor_pids() { ps -eo pid=,args= | awk -v r="$WORK/root/" 'index($0, r) && $2 ~ /crisp-monitor/ { print $1 }'; }
 # our_mounts: mount points under crisp's root and state, but not the shared
-# <state>/ns mount point crisp keeps while it runs.
-our_mounts() { awk '{ print $5 }' /proc/self/mountinfo | grep -F "$WORK/" | grep -vxF "$WORK/state/ns" | grep -v "^$WORK/kubelet" || true; }
+# mount points <state>/ns and <state>/pods that crisp keeps while it runs.
+our_mounts() {
+	awk '{ print $5 }' /proc/self/mountinfo | grep -F "$WORK/" |
+		grep -vxF -e "$WORK/state/ns" -e "$WORK/state/pods" | grep -v "^$WORK/kubelet" || true
+}
 pod_cgroups() { local d; for d in "${created_cgroups[@]}"; do [[ -d $d ]] && find "$d" -mindepth 1 -type d -name 'pod*'; done; }
 bridge_veths() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ print $2 }'; }
 
 # teardown: stop everything this run started, by PID, and undo what it and
-# kubelet changed on the host, even after a failed check.
+# kubelet changed on the host, even after a failed check. The daemons' logs
+# are kept in _output/e2e-kubelet/.
 teardown() {
-	local rc=$? d pid s
+	local d pid s
 	set +e
 	stop_kubelet
 	if [[ -n $crisp_pid ]]; then
@@ -198,5 +207,5 @@ teardown() {
 	rm -rf "$WORK"
 	"$ROOT/hack/cni-config.sh" firewall-off "$SUBNET"
 	ip link del "$BRIDGE" 2>/dev/null
-	exit "$rc"
+	set -e
 }

@@ -44,7 +44,8 @@ spec:
   - name: web
     image: $IMAGE
     imagePullPolicy: IfNotPresent
-    command: [sh, -c, 'sleep 2; touch /tmp/ready; $LOOP']
+    command: [sh, -c, 'sleep 2; touch /tmp/ready; echo from-web >/data/web; $LOOP']
+    volumeMounts: [{name: data, mountPath: /data}]
     readinessProbe:
       exec: {command: [cat, /tmp/ready]}
       periodSeconds: 1
@@ -57,10 +58,13 @@ spec:
     image: $IMAGE
     imagePullPolicy: IfNotPresent
     command: [sh, -c, '$LOOP']
+    volumeMounts: [{name: data, mountPath: /data}]
+    # Ready once it sees the other container's file in the shared emptyDir.
     readinessProbe:
-      exec: {command: [sh, -c, 'test -d /proc/1']}
+      exec: {command: [cat, /data/web]}
       periodSeconds: 1
       timeoutSeconds: 1
+  volumes: [{name: data, emptyDir: {}}]
 YAML
 }
 
@@ -109,17 +113,17 @@ sandbox() {
 	echo "$ids"
 }
 # running SANDBOX: "name=id" of its running containers, sorted.
-running() { cri ps --pod "$1" --state running -o json | jq -r '.containers[] | "\(.metadata.name)=\(.id)"' | sort; }
+running() { cri ps --pod "$1" --state running -o json | jq -r '.containers[]? | "\(.metadata.name)=\(.id)"' | sort; }
 pods_json() { readonly_get /pods; }
 # ready LABEL [GEN]: kubelet reports the pod (of generation GEN) Ready with
 # every container ready.
 ready() {
-	pods_json | jq -e --arg l "$1" --arg g "${2:-}" '[.items[] | select(.metadata.labels.e2e == $l and
+	pods_json | jq -e --arg l "$1" --arg g "${2:-}" '[.items[]? | select(.metadata.labels.e2e == $l and
 		($g == "" or .metadata.labels.gen == $g))] | length == 1 and
 		(.[0].status.conditions // [] | any(.type == "Ready" and .status == "True")) and
 		(.[0].status.containerStatuses // [] | length > 0 and all(.ready))' >/dev/null
 }
-restarts() { pods_json | jq -r --arg l "$1" '[.items[] | select(.metadata.labels.e2e == $l) | .status.containerStatuses[]?.restartCount] | add // 0'; }
+restarts() { pods_json | jq -r --arg l "$1" '[.items[]? | select(.metadata.labels.e2e == $l) | .status.containerStatuses[]?.restartCount] | add // 0'; }
 # snapshot: every running pod's sandbox and container ids and the monitored
 # pids, to compare across daemon restarts.
 snapshot() {
@@ -128,7 +132,7 @@ snapshot() {
 		s=$(sandbox "$l") || { echo "$l: no ready sandbox"; continue; }
 		echo "$l sandbox=$s"
 		running "$s" | sed "s/^/$l /"
-		cri ps --pod "$s" -a -o json | jq -r --arg l "$l" '.containers[] | "\($l) \(.metadata.name) attempt=\(.metadata.attempt) \(.state)"' | sort
+		cri ps --pod "$s" -a -o json | jq -r --arg l "$l" '.containers[]? | "\($l) \(.metadata.name) attempt=\(.metadata.attempt) \(.state)"' | sort
 	done
 }
 
@@ -143,7 +147,7 @@ wait_ready() {
 			l=${p%%:*}
 			if ready "$l" "$([[ $p == *:* ]] && echo "${p#*:}")"; then
 				local ms=$(($(now_ms) - written_ms[$l]))
-				ready_ms+=("$l=$ms")
+				ready_ms+=("$p=$ms")
 				pass "pod $p Ready ($ms ms after its manifest was written)"
 			else
 				left+=("$p")
@@ -152,7 +156,7 @@ wait_ready() {
 		pending=("${left[@]}")
 		((${#pending[@]})) || break
 		if ((SECONDS >= deadline)); then
-			fail "pods not Ready within 90s: ${pending[*]}" "$(pods_json | jq -c '.items[] | {name: .metadata.name, status: .status.containerStatuses}')"
+			fail "pods not Ready within 90s: ${pending[*]}" "$(pods_json | jq -c '.items[]? | {name: .metadata.name, status: .status.containerStatuses}')"
 			return 0
 		fi
 		sleep 0.2
@@ -160,7 +164,7 @@ wait_ready() {
 }
 
 # pod_name LABEL: the static pod's name (kubelet appends the node name).
-pod_name() { pods_json | jq -r --arg l "$1" '.items[] | select(.metadata.labels.e2e == $l) | .metadata.name' | head -1; }
+pod_name() { pods_json | jq -r --arg l "$1" '.items[]? | select(.metadata.labels.e2e == $l) | .metadata.name' | head -1; }
 # container_id SANDBOX NAME: the running container NAME of the sandbox.
 container_id() { running "$1" | sed -n "s/^$2=//p"; }
 # cgroup_file PID CONTROLLER V1FILE V2FILE: the path of a cgroup file of the
