@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test unit integration conformance e2e-kubelet images registry-start registry-stop lint clean
+.PHONY: all build deps run test unit integration conformance e2e-kubelet images registry-start registry-stop lint clean bench
 
 all: build
 
@@ -59,6 +59,11 @@ conformance: build images
 # static pods on crisp; logs in _output/e2e-kubelet.
 e2e-kubelet: deps build images
 	hack/e2e-kubelet.sh
+
+# crisp against containerd (built once into _output/bench/bin), interleaved;
+# not part of test. README "Benchmarks"; extra flags in BENCH_ARGS.
+bench: deps build images
+	hack/bench/run.sh
 
 registry-start:
 	hack/registry.sh start
