@@ -35,27 +35,16 @@ const (
 	PhaseCreated Phase = "created"
 )
 
-// State is the CRI container state.
-type State int
+// State is the monitor's view of a container; the cri package maps it to
+// the CRI enum.
+type State = monitor.State
 
 const (
-	StateCreated State = iota
-	StateRunning
-	StateExited
-	StateUnknown
+	StateCreated = monitor.StateCreated
+	StateRunning = monitor.StateRunning
+	StateExited  = monitor.StateExited
+	StateUnknown = monitor.StateUnknown
 )
-
-func (s State) String() string {
-	switch s {
-	case StateCreated:
-		return "created"
-	case StateRunning:
-		return "running"
-	case StateExited:
-		return "exited"
-	}
-	return "unknown"
-}
 
 // ImageInfo is what a container records about its image at creation, so
 // that status never depends on the image still being in the store.
@@ -181,16 +170,9 @@ func statusOf(c *Container, p Process) Status {
 	}
 	ms := p.Status()
 	st.Pid, st.StartedAt = ms.Pid, ms.StartedAt
-	switch ms.State {
-	case monitor.StateCreated:
-		st.State = StateCreated
-	case monitor.StateRunning:
-		st.State = StateRunning
-	case monitor.StateExited:
-		st.State = StateExited
-		st.FinishedAt, st.ExitCode, st.Reason, st.Message = ms.FinishedAt, ms.ExitCode, ms.Reason, ms.Message
-	default:
-		st.Message = ms.Message
+	st.State, st.Message = ms.State, ms.Message
+	if ms.State == StateExited {
+		st.FinishedAt, st.ExitCode, st.Reason = ms.FinishedAt, ms.ExitCode, ms.Reason
 	}
 	return st
 }
