@@ -105,3 +105,41 @@ func TestTOMLRoundTrip(t *testing.T) {
 		t.Fatalf("round trip lost values:\n%s", s)
 	}
 }
+
+func TestRegistryFlags(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	f := NewFlags(fs)
+	if err := fs.Parse([]string{"--config", writeFile(t, ""),
+		"--registry-mirror", "gcr.io=http://127.0.0.1:5000", "--registry-mirror", "gcr.io=https://m2.example",
+		"--registry-insecure", "10.0.0.1:5000", "--registry-skip-upstream", "gcr.io",
+		"--registry-ca-file", "gcr.io=/etc/ssl/mirror.pem"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := c.Registries["gcr.io"]
+	if len(g.Mirrors) != 2 || !g.SkipUpstream || g.CAFile != "/etc/ssl/mirror.pem" || g.Insecure {
+		t.Errorf("gcr.io: %+v", g)
+	}
+	if !c.Registries["10.0.0.1:5000"].Insecure {
+		t.Errorf("insecure host: %+v", c.Registries["10.0.0.1:5000"])
+	}
+	for _, args := range [][]string{
+		{"--registry-insecure", "gcr.io=true"},
+		{"--registry-mirror", "gcr.io"},
+		{"--registry-ca-file", "=x"},
+		{"--registry-ca-file", "gcr.io=relative.pem"},
+	} {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		f := NewFlags(fs)
+		if err := fs.Parse(append([]string{"--config", writeFile(t, "")}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		// Either the flag ("--registry-...") or the key ("registries.") is named.
+		if _, err := f.Load(); err == nil || !strings.Contains(err.Error(), "regist") {
+			t.Errorf("%v: want an error naming the flag or key, got %v", args, err)
+		}
+	}
+}

@@ -13,15 +13,32 @@ import (
 type Flags struct {
 	fs         *flag.FlagSet
 	ConfigPath string
-	set        map[string]func(*Config) error
 	values     map[string]*string
-	mirrors    mirrorList
+	// registry holds the repeatable per-host flags, by flag name.
+	registry map[string]*repeated
 }
 
-type mirrorList []string
+type repeated []string
 
-func (m *mirrorList) String() string     { return strings.Join(*m, ",") }
-func (m *mirrorList) Set(v string) error { *m = append(*m, v); return nil }
+func (m *repeated) String() string     { return strings.Join(*m, ",") }
+func (m *repeated) Set(v string) error { *m = append(*m, v); return nil }
+
+// registryFlags override the keys of registries."HOST"; each is repeatable.
+// withValue flags take HOST=VALUE, the others just HOST.
+var registryFlags = []struct {
+	name, usage string
+	withValue   bool
+	apply       func(r *Registry, v string)
+}{
+	{"registry-mirror", "HOST=URL: try URL before registry HOST (repeatable; key registries.HOST.mirrors)", true,
+		func(r *Registry, v string) { r.Mirrors = append(r.Mirrors, v) }},
+	{"registry-ca-file", "HOST=PATH: trust the CA bundle PATH for HOST and its mirrors (repeatable; key registries.HOST.ca_file)", true,
+		func(r *Registry, v string) { r.CAFile = v }},
+	{"registry-insecure", "HOST: allow plain HTTP and unverified TLS for HOST (repeatable; key registries.HOST.insecure)", false,
+		func(r *Registry, _ string) { r.Insecure = true }},
+	{"registry-skip-upstream", "HOST: never fall back to HOST itself after its mirrors (repeatable; key registries.HOST.skip_upstream)", false,
+		func(r *Registry, _ string) { r.SkipUpstream = true }},
+}
 
 // flagSetters maps each scalar or list key to the flag that overrides it.
 var flagSetters = []struct {
@@ -135,7 +152,11 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 		}
 		f.values[s.name] = fs.String(s.name, "", s.usage)
 	}
-	fs.Var(&f.mirrors, "registry-mirror", "HOST=URL: try URL before registry HOST (repeatable; key registries.HOST.mirrors)")
+	f.registry = map[string]*repeated{}
+	for _, r := range registryFlags {
+		f.registry[r.name] = new(repeated)
+		fs.Var(f.registry[r.name], r.name, r.usage)
+	}
 	return f
 }
 
@@ -162,17 +183,23 @@ func (f *Flags) Load() (*Config, error) {
 	if applyErr != nil {
 		return nil, applyErr
 	}
-	for _, m := range f.mirrors {
-		host, u, ok := strings.Cut(m, "=")
-		if !ok || host == "" || u == "" {
-			return nil, fmt.Errorf("--registry-mirror: want HOST=URL, got %q", m)
+	for _, rf := range registryFlags {
+		for _, arg := range *f.registry[rf.name] {
+			host, v, ok := strings.Cut(arg, "=")
+			if host == "" || ok != rf.withValue || (ok && v == "") {
+				want := "HOST"
+				if rf.withValue {
+					want = "HOST=VALUE"
+				}
+				return nil, fmt.Errorf("--%s: want %s, got %q", rf.name, want, arg)
+			}
+			if c.Registries == nil {
+				c.Registries = map[string]Registry{}
+			}
+			r := c.Registries[host]
+			rf.apply(&r, v)
+			c.Registries[host] = r
 		}
-		r := c.Registries[host]
-		r.Mirrors = append(r.Mirrors, u)
-		if c.Registries == nil {
-			c.Registries = map[string]Registry{}
-		}
-		c.Registries[host] = r
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err
