@@ -198,8 +198,13 @@ func newTestStore(t *testing.T, root string, mod func(*Options)) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	testStores.Store(root, s)
 	return s
 }
+
+// testStores lets storeContent wait for the background deletion of the
+// store it looks at, so tests see the state a finished removal leaves.
+var testStores sync.Map // root -> *Store
 
 // dirNames lists a directory, ignoring a missing one.
 func dirNames(t *testing.T, dir string) []string {
@@ -216,6 +221,9 @@ func dirNames(t *testing.T, dir string) []string {
 }
 
 func storeContent(t *testing.T, root string) (blobs, layers, tmp []string) {
+	if s, ok := testStores.Load(root); ok {
+		s.(*Store).trash.Wait()
+	}
 	return dirNames(t, filepath.Join(root, "blobs", "sha256")),
 		dirNames(t, filepath.Join(root, "layers", "sha256")),
 		dirNames(t, filepath.Join(root, "tmp"))

@@ -122,7 +122,22 @@ func (s *Store) moveToTrash(path string) (string, error) {
 	return dst, nil
 }
 
+// emptyTrash deletes collected trees in the background: the CRI lets
+// RemoveImage return before the space is freed, and the trees already left
+// their real paths (a crash leaves them in tmp/, which New clears). Close
+// waits for it.
 func (s *Store) emptyTrash(paths []string) {
+	if len(paths) == 0 {
+		return
+	}
+	s.trash.Add(1)
+	go func() {
+		defer s.trash.Done()
+		s.removeTrash(paths)
+	}()
+}
+
+func (s *Store) removeTrash(paths []string) {
 	for _, p := range paths {
 		if p == "" {
 			continue
@@ -140,5 +155,5 @@ func (s *Store) removeTree(path string) {
 		klog.Errorf("image store: remove %s: %v", path, err)
 		p = path
 	}
-	s.emptyTrash([]string{p})
+	s.removeTrash([]string{p})
 }

@@ -63,6 +63,7 @@ type Store struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	pulls  sync.WaitGroup
+	trash  sync.WaitGroup // background deletion of collected trees
 
 	// metaMu serializes every change of images, leases and garbage
 	// collection, including their disk writes, so that readers holding mu
@@ -158,7 +159,7 @@ func New(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.emptyTrash(s.gcLocked())
+	s.removeTrash(s.gcLocked())
 	klog.V(2).Infof("image store %s: %d images, %d layers, %d blobs", s.root, len(s.images), len(s.layers), len(s.blobs))
 	return s, nil
 }
@@ -175,6 +176,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.pulls.Wait()
+	s.trash.Wait()
 	s.transports.close()
 	return nil
 }
