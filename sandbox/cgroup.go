@@ -29,7 +29,7 @@ type cgroups struct {
 const cgroupRoot = "/sys/fs/cgroup"
 
 // detectCgroups finds the hierarchies. On a unified (v2) host that is the
-// root alone; in hybrid mode the controller-less v2 mount is left out.
+// root alone; in hybrid mode every v1 hierarchy and the v2 mount.
 func detectCgroups() (*cgroups, error) {
 	var st unix.Statfs_t
 	if err := unix.Statfs(cgroupRoot, &st); err != nil {
@@ -38,7 +38,10 @@ func detectCgroups() (*cgroups, error) {
 	if st.Type == unix.CGROUP2_SUPER_MAGIC {
 		return &cgroups{roots: []string{cgroupRoot}}, nil
 	}
-	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup"))
+	// Hybrid mode: the controller-less v2 mount counts too, because
+	// libcontainer creates each container's parents there as well and only
+	// the pod, which outlives its containers, can remove them.
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}

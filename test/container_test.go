@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -349,6 +350,14 @@ func TestContainerNoZombies(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(d.Root + "/containers"); len(ents) != 0 {
 		t.Errorf("container directories left: %d", len(ents))
+	}
+	// The pod's cgroup goes with the pod in every hierarchy, including the
+	// controller-less v2 one libcontainer also creates container parents in.
+	if _, err := d.Runtime.RemovePodSandbox(harness.Ctx(t), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob("/sys/fs/cgroup/*/crisp/pod-" + pod); len(left) != 0 {
+		t.Errorf("pod cgroups left: %v", left)
 	}
 }
 
