@@ -31,6 +31,9 @@ run: deps build
 # Everything CI runs: lint, unit tests, integration tests, critest conformance,
 # a real kubelet.
 test: deps build lint unit images integration conformance e2e-kubelet
+	@echo "== make test: all passed; critest v1.37.0 totals (JUnit in _output/critest-*):"
+	@for mode in websocket parallel serial; do \
+		$(BIN)/junit-summary -prefix "critest-$$mode" _output/critest-$$mode/junit.xml; done
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
