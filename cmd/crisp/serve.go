@@ -122,6 +122,7 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 
+	defer dumpStacksOnSIGUSR1()()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	done := make(chan error, 1)

@@ -143,12 +143,13 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	}
 	t.Cleanup(func() {
 		d.Stop(t)
+		// Pods and containers a test left behind must not keep mounts busy,
+		// nor outlive the test when it failed.
+		unmountBelow(d.Dir)
 		if t.Failed() {
-			t.Logf("crisp log %s kept for inspection; tail:\n%s", d.LogPath, d.LogTail(40))
+			t.Logf("crisp log and state in %s kept for inspection; log tail:\n%s", d.Dir, d.LogTail(40))
 			return
 		}
-		// Pods and containers a test left behind must not keep mounts busy.
-		unmountBelow(d.Dir)
 		os.RemoveAll(d.Dir)
 	})
 	d.start(t, bin)
