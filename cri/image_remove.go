@@ -9,19 +9,15 @@ import (
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
-// RemoveImage removes the whole image a reference resolves to, with all its
-// tags: the CRI contract says so (critest checks "removing image by one tag
-// should remove all tags"). Removing an absent image succeeds.
+// RemoveImage removes what the reference names (image.Store.Remove: one tag
+// of several, or the whole image). kubelet and crictl remove by image ID,
+// which always takes the whole image. Removing an absent image succeeds.
 func (s *Server) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	ref := req.GetImage().GetImage()
 	if ref == "" {
 		return nil, errdefs.InvalidArgument("image.image is required")
 	}
-	img, err := s.images.Get(ref)
-	if err == nil {
-		err = s.images.Remove(img.ID)
-	}
-	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+	if err := s.images.Remove(ref); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
 	return &runtimeapi.RemoveImageResponse{}, nil

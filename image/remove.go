@@ -8,9 +8,11 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Remove deletes what ref names. By image ID (full or unique prefix): the
-// whole image. By tag: only that tag. By digest reference: only that digest.
-// The image itself goes when it has no tag and no digest left. Content no
+// Remove deletes what ref names. By tag, when the image has other tags:
+// only that tag, so a tag shared by two deployments is not pulled from under
+// the other (what CRI-O does). By its last tag, by digest reference or by
+// image ID (full or unique prefix): the whole image with all its names,
+// because an image nobody can name any more is only garbage. Content no
 // image or lease references any more is then garbage collected. An unknown
 // ref is ErrNotFound; the gRPC layer decides that this is success.
 func (s *Store) Remove(ref string) error {
@@ -29,13 +31,11 @@ func (s *Store) Remove(ref string) error {
 	if err != nil {
 		return err
 	}
-	drop := func(r string) bool { return r == name }
-	m.RepoTags = slices.DeleteFunc(slices.Clone(m.RepoTags), drop)
-	m.RepoDigests = slices.DeleteFunc(slices.Clone(m.RepoDigests), drop)
+	untagOnly := name != "" && slices.Contains(m.RepoTags, name) && len(m.RepoTags) > 1
 
 	// Persist first, then forget and collect: a crash leaves at worst
 	// unreferenced content, which New() collects.
-	if name == "" || len(m.RepoTags)+len(m.RepoDigests) == 0 {
+	if !untagOnly {
 		if err := s.deleteImageMeta(id); err != nil {
 			return err
 		}
@@ -46,13 +46,14 @@ func (s *Store) Remove(ref string) error {
 		trash = s.gcLocked()
 		return nil
 	}
+	m.RepoTags = slices.DeleteFunc(slices.Clone(m.RepoTags), func(r string) bool { return r == name })
 	if err := s.writeImageMeta(m); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.setLocked(s.newRecord(m))
 	s.mu.Unlock()
-	klog.V(2).Infof("image %s: removed name %s", id, name)
+	klog.V(2).Infof("image %s: removed tag %s", id, name)
 	return nil
 }
 

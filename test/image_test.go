@@ -126,13 +126,28 @@ func TestImageTagsShareOneImage(t *testing.T) {
 	if len(img.RepoTags) != 3 {
 		t.Fatalf("want 3 repo tags, got %v", img.RepoTags)
 	}
-	// CRI: removing by one tag removes the image with all its tags.
+	// One tag of several: only that tag goes.
 	if _, err := d.Images.RemoveImage(harness.Ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: tagsImage + ":2"}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, tag := range []string{"1", "2", "3"} {
-		if img := imageStatus(t, d, tagsImage+":"+tag); img != nil {
-			t.Errorf("tag %s survived removal of the image", tag)
+	if img := imageStatus(t, d, tagsImage+":2"); img != nil {
+		t.Errorf("removed tag 2 still resolves to %s", img.Id)
+	}
+	for _, tag := range []string{"1", "3"} {
+		if img := imageStatus(t, d, tagsImage+":"+tag); img == nil || img.Id != ids[0] {
+			t.Errorf("tag %s lost with tag 2: %v", tag, img)
+		}
+	}
+	if img := imageStatus(t, d, ids[0]); len(img.GetRepoTags()) != 2 {
+		t.Errorf("tags after removing one: %v", img.GetRepoTags())
+	}
+	// By ID (what kubelet and crictl send): the image with all its tags.
+	if _, err := d.Images.RemoveImage(harness.Ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ids[0]}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{tagsImage + ":1", tagsImage + ":3", ids[0]} {
+		if img := imageStatus(t, d, ref); img != nil {
+			t.Errorf("%s survived removal of the image by ID", ref)
 		}
 	}
 }
