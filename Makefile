@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test unit integration conformance e2e-kubelet images registry-start registry-stop lint clean bench
+.PHONY: all build deps run test unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench
 
 all: build
 
@@ -28,9 +28,9 @@ build:
 run: deps build
 	hack/run.sh $(BIN)/crisp
 
-# Everything CI runs: lint, unit tests, integration tests, critest conformance,
-# a real kubelet.
-test: deps build lint unit images integration conformance e2e-kubelet
+# Everything CI runs: lint, unit tests, integration tests, crictl end to end,
+# critest conformance, a real kubelet.
+test: deps build lint unit images integration crictl-e2e conformance e2e-kubelet
 	@echo "== make test: all passed; critest v1.37.0 totals (JUnit in _output/critest-*):"
 	@for mode in websocket parallel serial; do \
 		$(BIN)/junit-summary -prefix "critest-$$mode" _output/critest-$$mode/junit.xml; done
@@ -48,6 +48,11 @@ images:
 
 integration: build images
 	CRISP_BINARY=$(BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
+
+# pull, runp, create, start, ps, logs, exec, stats, port-forward, stop, rm,
+# rmp, rmi with crictl, each step's effect checked.
+crictl-e2e: deps build images
+	CRISP_BINARY=$(BIN)/crisp hack/crictl-e2e.sh
 
 # The whole critest suite twice: serially, then with two ginkgo workers, each
 # against a fresh crisp; JUnit reports in _output/critest-{serial,parallel}.

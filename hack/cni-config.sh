@@ -8,6 +8,10 @@
 #       10.209.0.0/16) unless conf_dir already holds a *.conf, *.conflist or
 #       *.json: an existing network configuration is never overridden.
 #       Idempotent. The document matches network.DefaultConflist.
+#   hack/cni-config.sh test-network <conf_dir> <name> <bridge> <subnet> <ipam_dir>
+#       Write <conf_dir>/10-<name>.conflist for a test's private network: the
+#       same bridge + host-local + portmap shape, IP leases kept in
+#       <ipam_dir> so they go away with the test's work directory.
 #   hack/cni-config.sh firewall-on <subnet>
 #   hack/cni-config.sh firewall-off <subnet>
 #       Add / remove `iptables -I FORWARD -s <subnet> ! -d <subnet> -j DROP`,
@@ -104,9 +108,29 @@ EOF
 	echo "cni-config.sh: wrote $dir/10-crisp.conflist (bridge $bridge, subnet $subnet)"
 }
 
+test_network() {
+	local dir=$1 name=$2 bridge=$3 subnet=$4 ipam=$5
+	mkdir -p "$dir"
+	cat >"$dir/10-$name.conflist" <<EOF
+{
+  "cniVersion": "1.0.0",
+  "name": "$name",
+  "plugins": [
+    {"type": "bridge", "bridge": "$bridge", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$ipam", "ranges": [[{"subnet": "$subnet"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+  ]
+}
+EOF
+}
+
 case "${1:-}" in
+test-network)
+	[[ $# -eq 6 ]] || die "usage: test-network <conf_dir> <name> <bridge> <subnet> <ipam_dir>"
+	test_network "${@:2}"
+	;;
 firewall-on) firewall_on "${2:-}" ;;
 firewall-off) firewall_off "${2:-}" ;;
--h | --help) sed -n '2,17p' "$0" ;;
+-h | --help) sed -n '2,21p' "$0" ;;
 *) write_config "$@" ;;
 esac

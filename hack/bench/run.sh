@@ -27,19 +27,8 @@ crisp_subnet=10.214.0.0/22 crisp_bridge=crbench0
 ctrd_subnet=10.214.4.0/22 ctrd_bridge=crbench1
 pids=()
 
-conflist() { # <dir> <name> <bridge> <subnet>: the shape of hack/conformance.sh
-	mkdir -p "$1"
-	cat >"$1/10-$2.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "$2",
-  "plugins": [
-    {"type": "bridge", "bridge": "$3", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$work/ipam-$2", "ranges": [[{"subnet": "$4"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
-  ]
-}
-JSON
+conflist() { # <dir> <name> <bridge> <subnet>
+	"$repo/hack/cni-config.sh" test-network "$1" "$2" "$3" "$4" "$work/ipam-$2"
 }
 
 cleanup() {

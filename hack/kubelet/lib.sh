@@ -60,17 +60,7 @@ setup_host() {
 	done
 	mkdir -p "$WORK/cni" "$MANIFESTS" "$WORK/kubelet" "$WORK/pod-logs"
 	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 10\n' "$SOCK" "$SOCK" >"$WORK/crictl.yaml"
-	cat >"$WORK/cni/10-e2e-kubelet.conflist" <<JSON
-{
-  "cniVersion": "1.0.0",
-  "name": "crisp-e2e-kubelet",
-  "plugins": [
-    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": true, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$WORK/ipam", "ranges": [[{"subnet": "$SUBNET"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
-  ]
-}
-JSON
+	"$ROOT/hack/cni-config.sh" test-network "$WORK/cni" crisp-e2e-kubelet "$BRIDGE" "$SUBNET" "$WORK/ipam"
 	"$ROOT/hack/cni-config.sh" firewall-on "$SUBNET"
 	# Pods pull upstream names; crisp serves them from the loopback registry.
 	local host
