@@ -155,3 +155,25 @@ func TestEvictionStopsContainers(t *testing.T) {
 		t.Errorf("stopped: %v", ctrs.stopped)
 	}
 }
+
+func TestPodResourceUpdateRelayedAndRefusable(t *testing.T) {
+	n, sock := startNRI(t, &fakePods{}, newFakeContainers())
+	p := &testPlugin{}
+	connect(t, n, sock, p)
+	ctx := context.Background()
+	pod := testPod("pod1", "web")
+	if err := n.UpdatePod(ctx, pod, nil, &sandbox.Resources{MemoryLimit: 1 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	updated := *pod
+	updated.Config.Resources = &sandbox.Resources{MemoryLimit: 1 << 20}
+	n.PostUpdatePod(ctx, &updated)
+	p.failCreate = true
+	if err := n.UpdatePod(ctx, pod, nil, &sandbox.Resources{MemoryLimit: 2 << 20}); err == nil || !strings.Contains(err.Error(), "induced failure") {
+		t.Errorf("refused update: %v", err)
+	}
+	want := []string{"UpdatePodSandbox pod1 memory=1048576", "PostUpdatePodSandbox pod1 memory=1048576", "UpdatePodSandbox pod1 memory=2097152"}
+	if got := p.seen(); !slices.Equal(got, want) {
+		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+}

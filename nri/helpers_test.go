@@ -128,6 +128,19 @@ func (p *testPlugin) RemovePodSandbox(_ context.Context, pod *api.PodSandbox) er
 	return nil
 }
 
+func (p *testPlugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, overhead, resources *api.LinuxResources) error {
+	p.record(fmt.Sprintf("UpdatePodSandbox %s memory=%d", pod.GetId(), resources.GetMemory().GetLimit().GetValue()))
+	if p.failCreate {
+		return errors.New("induced failure")
+	}
+	return nil
+}
+
+func (p *testPlugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	p.record(fmt.Sprintf("PostUpdatePodSandbox %s memory=%d", pod.GetId(), pod.GetLinux().GetPodResources().GetMemory().GetLimit().GetValue()))
+	return nil
+}
+
 func (p *testPlugin) CreateContainer(_ context.Context, _ *api.PodSandbox, c *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
 	p.record("CreateContainer " + c.GetName())
 	if p.failCreate {

@@ -50,6 +50,35 @@ func (n *NRI) RemovePod(ctx context.Context, sb *sandbox.Sandbox) {
 	n.removePodLocked(ctx, pod)
 }
 
+// UpdatePod implements sandbox.Hooks: plugins see the pod's new overhead
+// and resources (kubelet's in-place pod resize) and may refuse them.
+func (n *NRI) UpdatePod(ctx context.Context, sb *sandbox.Sandbox, overhead, resources *sandbox.Resources) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	req := &api.UpdatePodSandboxRequest{Pod: podToNRI(sb)}
+	req.OverheadLinuxResources = req.Pod.Linux.PodOverhead
+	if overhead != nil {
+		req.OverheadLinuxResources = podResources(overhead)
+	}
+	req.LinuxResources = req.Pod.Linux.PodResources
+	if resources != nil {
+		req.LinuxResources = podResources(resources)
+	}
+	if _, err := n.nri.UpdatePodSandbox(ctx, req); err != nil {
+		return fmt.Errorf("NRI plugin refused the resource update of pod %s: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// PostUpdatePod implements sandbox.Hooks.
+func (n *NRI) PostUpdatePod(ctx context.Context, sb *sandbox.Sandbox) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: podToNRI(sb)}); err != nil {
+		klog.Warningf("pod %s: NRI PostUpdatePodSandbox: %v", sb.ID, err)
+	}
+}
+
 func (n *NRI) stopPodLocked(ctx context.Context, pod *api.PodSandbox) {
 	if !n.needsStop(pod.Id) {
 		return

@@ -19,6 +19,11 @@ type Hooks interface {
 	StopPod(ctx context.Context, sb *Sandbox)
 	// RemovePod is called once the pod is gone.
 	RemovePod(ctx context.Context, sb *Sandbox)
+	// UpdatePod is called with the pod's new resources before they are
+	// recorded; an error refuses the update. PostUpdatePod follows once
+	// they are.
+	UpdatePod(ctx context.Context, sb *Sandbox, overhead, resources *Resources) error
+	PostUpdatePod(ctx context.Context, sb *Sandbox)
 }
 
 // SetHooks installs the lifecycle hooks; nil removes them. Set them before
@@ -44,3 +49,7 @@ func (noHooks) BlockSync() func()                      { return func() {} }
 func (noHooks) RunPod(context.Context, *Sandbox) error { return nil }
 func (noHooks) StopPod(context.Context, *Sandbox)      {}
 func (noHooks) RemovePod(context.Context, *Sandbox)    {}
+func (noHooks) UpdatePod(context.Context, *Sandbox, *Resources, *Resources) error {
+	return nil
+}
+func (noHooks) PostUpdatePod(context.Context, *Sandbox) {}

@@ -49,6 +49,27 @@ func (h *recordingHooks) RemovePod(_ context.Context, sb *Sandbox) {
 	h.record("remove " + sb.Config.Metadata.Name)
 }
 
+func (h *recordingHooks) UpdatePod(_ context.Context, sb *Sandbox, _, r *Resources) error {
+	h.record("update " + sb.Config.Metadata.Name)
+	if h.failRun {
+		return errors.New("induced failure")
+	}
+	return nil
+}
+
+func (h *recordingHooks) PostUpdatePod(_ context.Context, sb *Sandbox) {
+	h.record("post-update " + sb.Config.Metadata.Name)
+}
+
+func (m *Manager) mustGet(t *testing.T, id string) *Sandbox {
+	t.Helper()
+	sb, err := m.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
+}
+
 func hostPodConfig(name string) Config {
 	return Config{
 		Metadata:   Metadata{Name: name, UID: "uid-" + name, Namespace: "ns"},
@@ -84,6 +105,22 @@ func TestHooksSeePodLifecycleAndCanFailRun(t *testing.T) {
 		t.Fatalf("retry after a failed hook: %v", err)
 	}
 
+	// A refused update leaves the recorded resources alone.
+	h.failRun = true
+	if err := m.UpdateResources(ctx, a, nil, &Resources{MemoryLimit: 1 << 30}); err == nil || !strings.Contains(err.Error(), "induced failure") {
+		t.Fatalf("UpdateResources with a failing hook: %v", err)
+	}
+	if r := m.mustGet(t, a).Config.Resources; r != nil {
+		t.Fatalf("refused update recorded: %+v", r)
+	}
+	h.failRun = false
+	if err := m.UpdateResources(ctx, a, nil, &Resources{MemoryLimit: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	if r := m.mustGet(t, a).Config.Resources; r == nil || r.MemoryLimit != 1<<30 {
+		t.Fatalf("update not recorded: %+v", r)
+	}
+
 	for range 2 {
 		if err := m.Stop(ctx, a); err != nil {
 			t.Fatal(err)
@@ -95,7 +132,7 @@ func TestHooksSeePodLifecycleAndCanFailRun(t *testing.T) {
 	if err := m.Remove(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"run a", "run b", "run b", "stop a", "stop a", "stop a", "remove a", "stop b", "remove b"}
+	want := []string{"run a", "run b", "run b", "update a", "update a", "post-update a", "stop a", "stop a", "stop a", "remove a", "stop b", "remove b"}
 	if strings.Join(h.calls, ",") != strings.Join(want, ",") {
 		t.Errorf("hook calls:\n got %v\nwant %v", h.calls, want)
 	}

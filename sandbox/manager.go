@@ -197,7 +197,7 @@ func (m *Manager) List(f Filter) []*Sandbox {
 // UpdateResources records the pod's overhead and resources. Without an
 // infra process nothing runs at pod level to apply them to; the container
 // side reads them from the record. A nil argument keeps the current value.
-func (m *Manager) UpdateResources(_ context.Context, id string, overhead, resources *Resources) error {
+func (m *Manager) UpdateResources(ctx context.Context, id string, overhead, resources *Resources) error {
 	for _, r := range []*Resources{overhead, resources} {
 		if err := r.validate(); err != nil {
 			return err
@@ -212,6 +212,10 @@ func (m *Manager) UpdateResources(_ context.Context, id string, overhead, resour
 	if e.removed {
 		return errdefs.NotFound("pod sandbox %q", id)
 	}
+	hooks := m.lifecycleHooks()
+	if err := hooks.UpdatePod(ctx, e.sb.Load(), overhead, resources); err != nil {
+		return err
+	}
 	sb := e.sb.Load().clone()
 	if overhead != nil {
 		sb.Config.Overhead = overhead
@@ -219,7 +223,11 @@ func (m *Manager) UpdateResources(_ context.Context, id string, overhead, resour
 	if resources != nil {
 		sb.Config.Resources = resources
 	}
-	return m.commit(e, sb)
+	if err := m.commit(e, sb); err != nil {
+		return err
+	}
+	hooks.PostUpdatePod(ctx, sb)
+	return nil
 }
 
 // commit persists sb and publishes it; the record on disk is never behind
