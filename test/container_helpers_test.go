@@ -125,6 +125,22 @@ func logPathOf(podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerCon
 	return filepath.Join(podCfg.LogDirectory, cfg.LogPath)
 }
 
+// checkNoZombies fails the test when zombies of the daemon or its monitors
+// outlive a few seconds: reaping is asynchronous, a leak is forever.
+func checkNoZombies(t *testing.T, d *harness.Daemon) {
+	t.Helper()
+	var z []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if z = zombies(d); len(z) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Errorf("zombies: %v", z)
+}
+
 // zombies lists zombie processes whose parent is the daemon or one of its
 // container monitors (their command lines name the daemon's directory):
 // other zombies on the node are not crisp's.

@@ -106,9 +106,11 @@ func TestContainerStopSignalAndGrace(t *testing.T) {
 	d := harness.Start(t)
 	pull(t, d, ctrImage)
 	pod, podCfg := ctrPod(t, d, "stop")
-	stubborn := runCtr(t, d, pod, podCfg, ctrConfig("stubborn", "trap '' TERM; while true; do sleep 0.1; done"))
-	polite := runCtr(t, d, pod, podCfg, ctrConfig("polite", "trap 'exit 0' TERM; while true; do sleep 0.1; done"))
-	time.Sleep(300 * time.Millisecond) // let the traps be installed
+	stubborn := runCtr(t, d, pod, podCfg, ctrConfig("stubborn", "trap '' TERM; touch /trapped; while true; do sleep 0.1; done"))
+	polite := runCtr(t, d, pod, podCfg, ctrConfig("polite", "trap 'exit 0' TERM; touch /trapped; while true; do sleep 0.1; done"))
+	for _, id := range []string{stubborn, polite} {
+		waitFor(t, "the traps to be installed", 20*time.Second, func() bool { return execSync(t, d, id, 5, "test", "-e", "/trapped").ExitCode == 0 })
+	}
 
 	start := time.Now()
 	if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: polite, Timeout: 30}); err != nil {
@@ -341,10 +343,7 @@ func TestContainerNoZombies(t *testing.T) {
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	t.Logf("create+start latency over %d: p50 %v p95 %v max %v", len(lat), lat[len(lat)/2], lat[len(lat)*95/100], lat[len(lat)-1])
-	time.Sleep(200 * time.Millisecond) // reaping is asynchronous
-	if z := zombies(d); len(z) != 0 {
-		t.Errorf("zombies: %v", z)
-	}
+	checkNoZombies(t, d)
 	if m := harness.MountsBelow(d.State + "/containers"); len(m) != 0 {
 		t.Errorf("mounts left: %v", m)
 	}

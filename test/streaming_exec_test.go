@@ -238,9 +238,7 @@ func TestExecClientGoneKillsProcess(t *testing.T) {
 			return func() { cmd.Process.Signal(syscall.SIGKILL); cmd.Wait() }
 		})
 	})
-	if z := zombies(d); len(z) > 0 {
-		t.Errorf("zombies: %v", z)
-	}
+	checkNoZombies(t, d)
 }
 
 // TestExecSessionsLeaveNothing opens and closes 200 exec sessions, half of
@@ -314,9 +312,7 @@ func TestExecSessionsLeaveNothing(t *testing.T) {
 	if got := psArgs(ctrProcs(t, d, id)); !slices.Equal(got, psArgs(baseline)) {
 		t.Errorf("container processes %v, were %v", got, psArgs(baseline))
 	}
-	if z := zombies(d); len(z) > 0 {
-		t.Errorf("zombies: %v", z)
-	}
+	checkNoZombies(t, d)
 }
 
 // goroutineDump has the daemon dump its goroutines (SIGUSR1) and returns
