@@ -53,7 +53,7 @@ func renderHosts(hostname string, ips []string) []byte {
 // podFiles writes hostname, resolv.conf and hosts into sb.Dir. Containers
 // bind-mount them, so they are replaced atomically, never truncated in place.
 func writePodFiles(sb *Sandbox) error {
-	if err := atomicfile.WriteFile(sb.HostnamePath, []byte(sb.Hostname+"\n"), 0o644); err != nil {
+	if err := writePodFile(sb, sb.HostnamePath, []byte(sb.Hostname+"\n")); err != nil {
 		return err
 	}
 	resolv := []byte(nil)
@@ -66,7 +66,7 @@ func writePodFiles(sb *Sandbox) error {
 	} else {
 		resolv = renderResolvConf(sb.Config.DNS)
 	}
-	if err := atomicfile.WriteFile(sb.ResolvPath, resolv, 0o644); err != nil {
+	if err := writePodFile(sb, sb.ResolvPath, resolv); err != nil {
 		return err
 	}
 	return writeHosts(sb)
@@ -84,7 +84,20 @@ func writeHosts(sb *Sandbox) error {
 	} else {
 		hosts = renderHosts(sb.Hostname, sb.Network.IPs)
 	}
-	return atomicfile.WriteFile(sb.HostsPath, hosts, 0o644)
+	return writePodFile(sb, sb.HostsPath, hosts)
+}
+
+// writePodFile writes one of the pod's files. In a pod with its own user
+// namespace the file belongs to the pod's root, as it would to root in any
+// other pod: owned by the node's root it would show up as nobody:nogroup.
+func writePodFile(sb *Sandbox, path string, data []byte) error {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+		return err
+	}
+	if uid, gid, ok := sb.Config.Namespaces.RootIDs(); ok {
+		return os.Lchown(path, int(uid), int(gid))
+	}
+	return nil
 }
 
 func podFilePaths(sb *Sandbox, dir string) {

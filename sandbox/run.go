@@ -97,7 +97,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 
 	if sb.ShmMounted {
 		undo = append(undo, func() error { return m.removeShm(id) })
-		if err := mountShm(sb.ShmPath); err != nil {
+		if err := mountShm(sb.ShmPath, sb.Config.Namespaces); err != nil {
 			return "", err
 		}
 	}

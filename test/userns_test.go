@@ -180,6 +180,10 @@ func TestUserNamespacePod(t *testing.T) {
 			t.Errorf("%s written in the container is %d:%d on the host, want %d", p, uid, gid, usernsHost)
 		}
 	}
+	// The pod's files and /dev/shm are its root's, as in any other pod.
+	if got := in("stat -c %u:%g /etc/hosts /etc/resolv.conf /etc/hostname /dev/shm"); got != "0:0\n0:0\n0:0\n0:0" {
+		t.Errorf("pod files and /dev/shm inside owned by %q, want 0:0", got)
+	}
 	// A container cannot see or use ids outside its range.
 	if r := execSync(t, d, id, 10, "chown", "70000", "/new-in-root"); r.ExitCode == 0 {
 		t.Error("chown to an unmapped id succeeded")
