@@ -164,6 +164,7 @@ func (f *fakeImages) Lease(owner, ref string) error {
 	f.leases[owner] = ref
 	return nil
 }
+func (f *fakeImages) LeaseMounted(owner, ref string) error { return f.Lease(owner, ref) }
 func (f *fakeImages) Unlease(owner string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

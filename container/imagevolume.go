@@ -20,10 +20,10 @@ import (
 // Image volumes (kubelet's ImageVolume feature) are images that kubelet has
 // already pulled, mounted read-only into a container. Each is a read-only
 // overlay of the image's layers at <state>/containers/<id>/volumes/<n>/mnt,
-// bound (or its sub-path) into the container. A lease per volume keeps the
-// layers while the container exists: like a container's own image, the
-// image can be removed meanwhile (containerd's behaviour too: its snapshot
-// view holds the layers), it only leaves the image list.
+// bound (or its sub-path) into the container. A mounted lease per volume
+// keeps the image while the container exists: RemoveImage refuses it until
+// the container is removed, as CRI-O does, so kubelet's image GC cannot
+// take a volume's image away and a reboot can always mount it again.
 
 // ImageVolume is one image volume of a container, recorded so that it can
 // be re-mounted after a reboot and released on removal.
@@ -93,7 +93,7 @@ func (m *Manager) mountImageVolumes(id string, vols []ImageVolume, idm *RootfsID
 	}
 	srcs := make(map[string]string, len(vols))
 	for n, v := range vols {
-		if err := m.images.Lease(imageVolumeLease(id, n), v.ImageID); err != nil {
+		if err := m.images.LeaseMounted(imageVolumeLease(id, n), v.ImageID); err != nil {
 			return nil, fmt.Errorf("image volume at %q: %w", v.ContainerPath, err)
 		}
 		mnt, err := m.mountImageVolume(id, n, v, idm)

@@ -23,6 +23,7 @@ type Images interface {
 	Get(ref string) (*image.Image, error)
 	LayerDirs(ref string) ([]string, error)
 	Lease(owner, ref string) error
+	LeaseMounted(owner, ref string) error
 	Unlease(owner string) error
 }
 

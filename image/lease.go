@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 
 	"k8s.io/klog/v2"
 
@@ -19,6 +20,9 @@ import (
 type lease struct {
 	Image  string   `json:"image"`
 	Layers []string `json:"layers"` // diffIDs
+	// Mounted leases (image volumes) keep the image itself: Remove refuses
+	// to take it away from under the mount, as CRI-O does.
+	Mounted bool `json:"mounted,omitempty"`
 }
 
 // Owners become file names.
@@ -27,7 +31,14 @@ var ownerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
 // Lease records that owner uses the layers of the image named by ref (ID or
 // any reference Get accepts). A second Lease by the same owner replaces the
 // first. The layers survive Remove of the image until Unlease.
-func (s *Store) Lease(owner, ref string) error {
+func (s *Store) Lease(owner, ref string) error { return s.lease(owner, ref, false) }
+
+// LeaseMounted is Lease for an owner that mounts the image as it is (an
+// image volume): until Unlease, Remove of the whole image fails with
+// ErrFailedPrecondition naming the owner.
+func (s *Store) LeaseMounted(owner, ref string) error { return s.lease(owner, ref, true) }
+
+func (s *Store) lease(owner, ref string, mounted bool) error {
 	if !ownerRE.MatchString(owner) {
 		return errdefs.InvalidArgument("invalid lease owner %q", owner)
 	}
@@ -38,7 +49,7 @@ func (s *Store) Lease(owner, ref string) error {
 
 	s.mu.RLock()
 	id, _, err := s.lookupLocked(ref)
-	var l lease
+	l := lease{Mounted: mounted}
 	var replaced bool
 	if err == nil {
 		l.Image = id
@@ -92,6 +103,19 @@ func (s *Store) Unlease(owner string) error {
 	s.mu.Unlock()
 	trash = s.gcLocked()
 	return nil
+}
+
+// mountedByLocked names the owners whose mounted leases hold image id.
+// Caller holds mu.
+func (s *Store) mountedByLocked(id string) []string {
+	var owners []string
+	for owner, l := range s.leases {
+		if l.Mounted && l.Image == id {
+			owners = append(owners, owner)
+		}
+	}
+	slices.Sort(owners)
+	return owners
 }
 
 func (s *Store) loadLeases() error {

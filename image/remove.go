@@ -1,11 +1,15 @@
 package image
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // Remove deletes what ref names. By tag, when the image has other tags:
@@ -13,8 +17,9 @@ import (
 // the other (what CRI-O does). By its last tag, by digest reference or by
 // image ID (full or unique prefix): the whole image with all its names,
 // because an image nobody can name any more is only garbage. Content no
-// image or lease references any more is then garbage collected. An unknown
-// ref is ErrNotFound; the gRPC layer decides that this is success.
+// image or lease references any more is then garbage collected. An image
+// mounted as a volume (LeaseMounted) is not removed: ErrFailedPrecondition.
+// An unknown ref is ErrNotFound; the gRPC layer decides that this is success.
 func (s *Store) Remove(ref string) error {
 	var trash []string
 	defer func() { s.emptyTrash(trash) }()
@@ -24,14 +29,20 @@ func (s *Store) Remove(ref string) error {
 	s.mu.RLock()
 	id, name, err := s.lookupLocked(ref)
 	var m imageMeta
+	var mountedBy []string
 	if err == nil {
 		m = s.images[id].meta
+		mountedBy = s.mountedByLocked(id)
 	}
 	s.mu.RUnlock()
 	if err != nil {
 		return err
 	}
 	untagOnly := name != "" && slices.Contains(m.RepoTags, name) && len(m.RepoTags) > 1
+	if !untagOnly && len(mountedBy) > 0 {
+		return fmt.Errorf("image %s is mounted as a volume (%s): remove the containers that mount it first: %w",
+			id, strings.Join(mountedBy, ", "), errdefs.ErrFailedPrecondition)
+	}
 
 	// Persist first, then forget and collect: a crash leaves at worst
 	// unreferenced content, which New() collects.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/crisp-runtime/crisp/errdefs"
@@ -74,17 +75,30 @@ func TestTagMovesToNewImage(t *testing.T) {
 	}
 }
 
-func TestRemoveSemantics(t *testing.T) {
+// twoTags pulls one image under two tags into a fresh store.
+type twoTags struct {
+	s                 *Store
+	root              string
+	v1, v2, digestRef string
+	img               *Image
+}
+
+func pullTwoTags(t *testing.T) twoTags {
+	t.Helper()
 	reg := newTestRegistry(t)
 	img := testImage(t, 2)
 	reg.push("app:v1", img)
 	reg.push("app:v2", img)
-	root := t.TempDir()
-	s := newTestStore(t, root, nil)
-	v1, v2 := reg.host+"/app:v1", reg.host+"/app:v2"
-	digestRef := reg.host + "/app@" + mustDigest(t, img)
-	pull(t, s, v1)
-	got := pull(t, s, v2)
+	tt := twoTags{root: t.TempDir(), v1: reg.host + "/app:v1", v2: reg.host + "/app:v2", digestRef: reg.host + "/app@" + mustDigest(t, img)}
+	tt.s = newTestStore(t, tt.root, nil)
+	pull(t, tt.s, tt.v1)
+	tt.img = pull(t, tt.s, tt.v2)
+	return tt
+}
+
+func TestRemoveSemantics(t *testing.T) {
+	tt := pullTwoTags(t)
+	s, root, v1, v2, digestRef, got := tt.s, tt.root, tt.v1, tt.v2, tt.digestRef, tt.img
 	if !slices.Equal(got.RepoTags, []string{v1, v2}) || !slices.Equal(got.RepoDigests, []string{digestRef}) {
 		t.Fatalf("tags %v digests %v", got.RepoTags, got.RepoDigests)
 	}
@@ -395,4 +409,44 @@ func TestPullRemoveRace(t *testing.T) {
 	check(s)
 	s.Close()
 	check(newTestStore(t, root, nil))
+}
+
+func TestMountedLeaseBlocksRemoval(t *testing.T) {
+	tt := pullTwoTags(t)
+	s, root, v1, v2, got := tt.s, tt.root, tt.v1, tt.v2, tt.img
+	if err := s.LeaseMounted("ctr-vol-0", got.ID); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(when, ref string) {
+		t.Helper()
+		err := s.Remove(ref)
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "ctr-vol-0") {
+			t.Errorf("%s: Remove(%s) = %v, want FailedPrecondition naming the lease", when, ref, err)
+		}
+		if _, err := s.Get(got.ID); err != nil {
+			t.Errorf("%s: image gone after a refused Remove: %v", when, err)
+		}
+	}
+	refused("mounted", got.ID)
+	refused("mounted", tt.digestRef)
+	// One tag of two may go: the image stays.
+	if err := s.Remove(v1); err != nil {
+		t.Fatalf("untag of a mounted image: %v", err)
+	}
+	refused("mounted, last tag", v2)
+
+	// The lease survives a restart, and so does the refusal.
+	s.Close()
+	s = newTestStore(t, root, nil)
+	refused("after restart", got.ID)
+
+	if err := s.Unlease("ctr-vol-0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(v2); err != nil {
+		t.Fatalf("Remove after Unlease: %v", err)
+	}
+	if bl, ls, _ := storeContent(t, root); len(bl)+len(ls) != 0 {
+		t.Errorf("content left: %v %v", bl, ls)
+	}
 }

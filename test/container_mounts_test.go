@@ -44,8 +44,8 @@ func wantCreateError(t *testing.T, d *harness.Daemon, pod string, podCfg *runtim
 }
 
 // TestImageVolumes mounts images read-only into a container (kubelet's
-// ImageVolume): whole images and sub-paths, across a daemon restart and the
-// image's removal, and the errors kubelet can meet.
+// ImageVolume): whole images and sub-paths, across daemon restarts, with
+// the image's removal refused while mounted.
 func TestImageVolumes(t *testing.T) {
 	harness.RequireRegistry(t)
 	d := harness.Start(t)
@@ -84,24 +84,26 @@ func TestImageVolumes(t *testing.T) {
 	}
 	check("after start")
 
-	// Like a container's own image, it can be removed: it leaves the
-	// list, its layers stay while mounted.
-	if _, err := d.Images.RemoveImage(harness.Ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: volImage}}); err != nil {
-		t.Fatalf("RemoveImage of a mounted image: %v", err)
+	// A mounted image cannot be removed (kubelet's image GC included),
+	// however it is named; it stays listed and mounted.
+	for _, ref := range []string{volImage, volID} {
+		_, err := d.Images.RemoveImage(harness.Ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
+		if s, _ := status.FromError(err); s.Code() != codes.FailedPrecondition || !strings.Contains(s.Message(), id) {
+			t.Fatalf("RemoveImage %s of a mounted image: %v, want FailedPrecondition naming container %s", ref, err, id)
+		}
 	}
-	if st, err := d.Images.ImageStatus(harness.Ctx(t), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: volID}}); err != nil || st.Image != nil {
-		t.Fatalf("image status after removal: %v %v", st, err)
+	if st, err := d.Images.ImageStatus(harness.Ctx(t), &runtimeapi.ImageStatusRequest{Image: &runtimeapi.ImageSpec{Image: volImage}}); err != nil || st.Image.GetId() != volID {
+		t.Fatalf("image status after a refused removal: %v %v", st, err)
 	}
-	check("after RemoveImage")
+	check("after a refused RemoveImage")
 
 	d.Restart(t)
 	check("after a daemon restart")
 	d.Kill9AndRestart(t)
 	check("after kill -9")
-
-	// The image is gone now: a new volume of it must be pulled first.
-	wantCreateError(t, d, pod, podCfg, withMounts(ctrConfig("gone", "true"), imageVolume("/v", volImage, "")),
-		codes.NotFound, "must be pulled")
+	if _, err := d.Images.RemoveImage(harness.Ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: volID}}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("RemoveImage of a mounted image after restarts: %v, want FailedPrecondition", err)
+	}
 
 	volsDir := filepath.Join(d.State, "containers", id, "volumes")
 	if ms := harness.MountsBelow(volsDir); len(ms) != 3 {
@@ -113,7 +115,13 @@ func TestImageVolumes(t *testing.T) {
 	if ms := harness.MountsBelow(filepath.Join(d.State, "containers")); len(ms) != 0 {
 		t.Fatalf("mounts left after removal: %v", ms)
 	}
-	// The layers were released: pulling again fetches and unpacks them.
+	// Released with the container: now the image can go, and a volume of
+	// it must be pulled again first.
+	if _, err := d.Images.RemoveImage(harness.Ctx(t), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: volID}}); err != nil {
+		t.Fatalf("RemoveImage after the container's removal: %v", err)
+	}
+	wantCreateError(t, d, pod, podCfg, withMounts(ctrConfig("gone", "true"), imageVolume("/v", volImage, "")),
+		codes.NotFound, "must be pulled")
 	if again := pull(t, d, volImage); again != volID {
 		t.Fatalf("re-pulled id %s, want %s", again, volID)
 	}
