@@ -186,7 +186,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		MonitorBinary: m.monitor,
 	})
 	if err != nil {
-		return "", fmt.Errorf("create container: %w", err)
+		return "", classifyInitError(fmt.Errorf("create container: %w", err))
 	}
 	rollback.add(func() {
 		if err := proc.Destroy(); err != nil {
@@ -205,6 +205,23 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 	m.events.publish(Event{Type: EventCreated, ContainerID: id, PodID: podID, Time: time.Now()})
 	hooks.PostCreateContainer(ctx, sb, e.snapshot())
 	return id, nil
+}
+
+// classifyInitError gives what the container's init reported a gRPC code.
+// The text crossed two process boundaries (init to monitor to daemon), so
+// it is all there is to go by. A command that cannot be executed is the
+// request's fault; other init failures (a bind mount source that is not
+// there, a device or sysctl the node refuses) are the node not being in the
+// state the request needs.
+func classifyInitError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "error during container init: exec:"):
+		return fmt.Errorf("%w (the command, config.command/args or the image's entrypoint and cmd, cannot be executed in the container): %w", err, errdefs.ErrInvalidArgument)
+	case strings.Contains(msg, "error during container init"):
+		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return err
 }
 
 func validateCreate(podID string, cfg *runtimeapi.ContainerConfig) error {
