@@ -3,10 +3,12 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
@@ -19,11 +21,21 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxS
 	if req.GetPodSandboxId() == "" {
 		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
 	}
+	// The timestamp and the pod's container statuses let kubelet's evented
+	// PLEG take the whole pod from this one call, as containerd allows. The
+	// time is taken before anything is read, so it never claims a state
+	// newer than the one returned.
+	now := time.Now()
 	sb, err := s.sandboxes.Get(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}
-	resp := &runtimeapi.PodSandboxStatusResponse{Status: toCRIPodSandboxStatus(sb)}
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: toCRIPodSandboxStatus(sb), Timestamp: now.UnixNano()}
+	if s.containers != nil {
+		for _, c := range s.containers.List(container.Filter{PodID: sb.ID}) {
+			resp.ContainersStatuses = append(resp.ContainersStatuses, toCRIContainerStatus(c))
+		}
+	}
 	if req.GetVerbose() {
 		// The whole record: namespaces' pin files, reaper, cgroup, the CNI
 		// result and the config, for crictl inspectp and debugging.

@@ -3,7 +3,6 @@
 package test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -366,15 +365,22 @@ func TestContainerEvents(t *testing.T) {
 	d := harness.Start(t)
 	pull(t, d, ctrImage)
 	pod, podCfg := ctrPod(t, d, "events")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	stream, err := d.Runtime.GetContainerEvents(ctx, &runtimeapi.GetEventsRequest{})
+	events := subscribeEvents(t, d)
+	id := runCtr(t, d, pod, podCfg, ctrConfig("c", "exit 0"))
+	waitExited(t, d, id, time.Minute)
+	// PodSandboxStatus carries what evented PLEG needs to skip the
+	// per-container calls: a timestamp and the pod's container statuses.
+	before := time.Now().UnixNano()
+	ps, err := d.Runtime.PodSandboxStatus(harness.Ctx(t), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the subscription is made server-side
-	id := runCtr(t, d, pod, podCfg, ctrConfig("c", "exit 0"))
-	waitExited(t, d, id, time.Minute)
+	if ps.Timestamp < before || ps.Timestamp > time.Now().UnixNano() {
+		t.Errorf("PodSandboxStatus timestamp %d, want the time of the call (after %d)", ps.Timestamp, before)
+	}
+	if len(ps.ContainersStatuses) != 1 || ps.ContainersStatuses[0].Id != id || ps.ContainersStatuses[0].State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("PodSandboxStatus container statuses: %v", ps.ContainersStatuses)
+	}
 	if _, err := d.Runtime.RemoveContainer(harness.Ctx(t), &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
@@ -383,10 +389,7 @@ func TestContainerEvents(t *testing.T) {
 		runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT,
 	}
 	for i, w := range want {
-		ev, err := stream.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := nextEvent(t, events)
 		if ev.ContainerId != id || ev.ContainerEventType != w || ev.PodSandboxStatus.GetId() != pod {
 			t.Fatalf("event %d: %v %v pod %q", i, ev.ContainerId, ev.ContainerEventType, ev.PodSandboxStatus.GetId())
 		}
