@@ -217,7 +217,7 @@ eventually 60 "/stats/summary has CPU and memory of the running pods" \
 # It comes back with every stat taken from crisp (PodAndContainerStatsFromCRI).
 before=$(snapshot)
 stop_kubelet
-write_kubelet_config PodAndContainerStatsFromCRI=true
+write_kubelet_config PodAndContainerStatsFromCRI=true EventedPLEG=true
 start_kubelet
 pass "kubelet restarts and its healthz answers"
 eventually 60 "after a kubelet restart the pods are Ready again" all_ready
