@@ -33,6 +33,9 @@ type Config struct {
 	PinnedImages []string `toml:"pinned_images"`
 	// MaxConcurrentDownloads bounds the layers fetched at once per pull.
 	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
+	// ImagePullProgressTimeout abandons a layer download that receives
+	// nothing for this long and tries the next endpoint; 0 never does.
+	ImagePullProgressTimeout time.Duration `toml:"image_pull_progress_timeout"`
 
 	CNI        CNI                 `toml:"cni"`
 	Streaming  Streaming           `toml:"streaming"`
@@ -82,11 +85,12 @@ type Registry struct {
 // Default returns the configuration used when no file and no flags say otherwise.
 func Default() *Config {
 	return &Config{
-		Listen:                 "/run/crisp/crisp.sock",
-		Root:                   "/var/lib/crisp",
-		State:                  "/run/crisp",
-		CgroupDriver:           "cgroupfs",
-		MaxConcurrentDownloads: 3,
+		Listen:                   "/run/crisp/crisp.sock",
+		Root:                     "/var/lib/crisp",
+		State:                    "/run/crisp",
+		CgroupDriver:             "cgroupfs",
+		MaxConcurrentDownloads:   3,
+		ImagePullProgressTimeout: 5 * time.Minute,
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -146,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CgroupDriver != "cgroupfs" && c.CgroupDriver != "systemd" {
 		return fmt.Errorf("config: cgroup_driver must be \"cgroupfs\" or \"systemd\", got %q", c.CgroupDriver)
+	}
+	if c.ImagePullProgressTimeout < 0 {
+		return fmt.Errorf("config: image_pull_progress_timeout must not be negative, got %v", c.ImagePullProgressTimeout)
 	}
 	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentDownloads > 64 {
 		return fmt.Errorf("config: max_concurrent_downloads must be between 1 and 64, got %d", c.MaxConcurrentDownloads)

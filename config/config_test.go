@@ -75,6 +75,7 @@ func TestRejectsUnknownAndInvalid(t *testing.T) {
 		"bad mirror":      {"[registries.\"docker.io\"]\nmirrors = [\"ftp://x\"]\n", "mirrors[0]"},
 		"wrong type":      {"root = 5\n", "root"},
 		"bad downloads":   {"max_concurrent_downloads = 0\n", "max_concurrent_downloads"},
+		"bad progress":    {"image_pull_progress_timeout = \"-1s\"\n", "image_pull_progress_timeout"},
 		"bad bin dir":     {"[cni]\nbin_dirs = [\"x\"]\n", "cni.bin_dirs[0]"},
 		"bad registry ca": {"[registries.\"docker.io\"]\nca_file = \"x.pem\"\n", "ca_file"},
 	} {

@@ -61,6 +61,11 @@ var flagSetters = []struct {
 		c.MaxConcurrentDownloads = n
 		return nil
 	}},
+	{"image-pull-progress-timeout", "abandon a layer download that receives nothing this long, 0 never (key image_pull_progress_timeout)", func(c *Config, v string) error {
+		d, err := parseDuration("image-pull-progress-timeout", v)
+		c.ImagePullProgressTimeout = d
+		return err
+	}},
 	{"streaming-address", "address the streaming server listens on (key streaming.address)", func(c *Config, v string) error { c.Streaming.Address = v; return nil }},
 	{"streaming-port", "port of the streaming server, 0 for a random one (key streaming.port)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)

@@ -56,7 +56,8 @@ func classify(err error) failure {
 		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH),
 		errors.Is(err, io.ErrUnexpectedEOF),
-		errors.As(err, &netErr) && netErr.Timeout():
+		errors.As(err, &netErr) && netErr.Timeout(),
+		errors.Is(err, errdefs.ErrUnavailable):
 		return failUnavailable
 	}
 	return failOther

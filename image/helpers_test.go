@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -34,22 +35,23 @@ type testRegistry struct {
 	mu       sync.Mutex
 	blobGETs map[string]int    // digest -> GETs
 	tamper   map[string][]byte // digest -> bytes to serve instead
+	stall    map[string]bool   // digest -> send a little, then nothing
 	requests int
 	auth     string // "user:pass" required for every request if set
 }
 
 func newTestRegistry(t *testing.T) *testRegistry {
 	t.Helper()
-	r := &testRegistry{t: t, blobGETs: map[string]int{}, tamper: map[string][]byte{}}
+	r := &testRegistry{t: t, blobGETs: map[string]int{}, tamper: map[string][]byte{}, stall: map[string]bool{}}
 	inner := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()
 		r.requests++
-		auth, tampered := r.auth, []byte(nil)
+		auth, tampered, stall := r.auth, []byte(nil), false
 		if i := strings.Index(req.URL.Path, "/blobs/sha256:"); i >= 0 && req.Method == http.MethodGet {
 			d := req.URL.Path[i+len("/blobs/"):]
 			r.blobGETs[d]++
-			tampered = r.tamper[d]
+			tampered, stall = r.tamper[d], r.stall[d]
 		}
 		r.mu.Unlock()
 		if auth != "" {
@@ -63,6 +65,9 @@ func newTestRegistry(t *testing.T) *testRegistry {
 			w.Header().Set("Content-Length", fmt.Sprint(len(tampered)))
 			w.Write(tampered)
 			return
+		}
+		if stall {
+			w = &stallingWriter{ResponseWriter: w, ctx: req.Context(), left: 512}
 		}
 		inner.ServeHTTP(w, req)
 	}))
@@ -249,4 +254,50 @@ func TestMain(m *testing.M) {
 	klog.InitFlags(nil)
 	flag.Parse()
 	os.Exit(m.Run())
+}
+
+// setStall makes GETs of blob digest stall (on) or answer again.
+func (r *testRegistry) setStall(digest string, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.stall[digest] = true
+	} else {
+		delete(r.stall, digest)
+	}
+}
+
+// layerDigest is the compressed digest of layer i of img.
+func layerDigest(t *testing.T, img v1.Image, i int) string {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := layers[i].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.String()
+}
+
+// stallingWriter passes the first bytes of a response on, then blocks until
+// the client goes away: a registry that keeps the connection but sends
+// nothing.
+type stallingWriter struct {
+	http.ResponseWriter
+	ctx  context.Context
+	left int
+}
+
+func (s *stallingWriter) Write(b []byte) (int, error) {
+	if len(b) <= s.left {
+		s.left -= len(b)
+		return s.ResponseWriter.Write(b)
+	}
+	n, _ := s.ResponseWriter.Write(b[:s.left])
+	s.left = 0
+	s.ResponseWriter.(http.Flusher).Flush()
+	<-s.ctx.Done()
+	return n, s.ctx.Err()
 }

@@ -94,17 +94,19 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 		}
 		_, err := p.each(ctx, "layer "+l.blob, func(ep *endpoint) error {
 			start := time.Now()
-			lyr, err := ep.puller.Layer(ctx, ep.repo.Digest(l.blob))
+			guard := newStallGuard(ctx, s.opts.ProgressTimeout, "layer "+l.blob, ep.display)
+			defer guard.Stop()
+			lyr, err := ep.puller.Layer(guard.Context(), ep.repo.Digest(l.blob))
 			if err != nil {
-				return err
+				return guard.Err(err)
 			}
 			rc, err := lyr.Compressed()
 			if err != nil {
-				return err
+				return guard.Err(err)
 			}
 			defer rc.Close()
-			if err := s.unpackLayer(ctx, rc, l); err != nil {
-				return err
+			if err := s.unpackLayer(guard.Context(), guard.Reader(rc), l); err != nil {
+				return guard.Err(err)
 			}
 			klog.V(2).Infof("pull %s: layer %s (%d bytes) from %s in %v", p.ref, l.blob, l.size, ep.display, time.Since(start).Round(time.Millisecond))
 			return nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -275,5 +276,32 @@ func TestPullCancelled(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "images")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestStalledLayerDownloadIsAbandoned(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := testImage(t, 2)
+	reg.push("app:v1", img)
+	reg.setStall(layerDigest(t, img, 1), true)
+	root := t.TempDir()
+	s := newTestStore(t, root, func(o *Options) { o.ProgressTimeout = 300 * time.Millisecond })
+
+	start := time.Now()
+	_, err := s.Pull(context.Background(), reg.host+"/app:v1", nil)
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "made no progress for 300ms") {
+		t.Fatalf("pull from a stalling registry: %v, want Unavailable naming the stall", err)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("the stalled pull took %v", el)
+	}
+	if _, ls, tmp := storeContent(t, root); len(tmp) != 0 || len(ls) > 1 {
+		t.Errorf("left after the abandoned pull: layers %v tmp %v", ls, tmp)
+	}
+
+	// The registry recovers: the same pull completes.
+	reg.setStall(layerDigest(t, img, 1), false)
+	if _, err := s.Pull(context.Background(), reg.host+"/app:v1", nil); err != nil {
+		t.Fatalf("pull after the stall: %v", err)
 	}
 }

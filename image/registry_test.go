@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/registry"
 
@@ -173,5 +174,28 @@ func TestAuthenticatorFor(t *testing.T) {
 		if got := cfg.Username == "u"; got != tc.withCred {
 			t.Errorf("authenticatorFor(%+v, %s, %s, mirror=%v) sends credentials: %v, want %v", tc.auth, tc.upstream, tc.host, tc.mirror, got, tc.withCred)
 		}
+	}
+}
+
+// TestStalledMirrorFallsThrough: a mirror that stops sending mid-layer is
+// abandoned and the next one serves the layer.
+func TestStalledMirrorFallsThrough(t *testing.T) {
+	stalled, good := newTestRegistry(t), newTestRegistry(t)
+	img := testImage(t, 2)
+	stalled.push("pause:3.9", img)
+	good.push("pause:3.9", img)
+	d := layerDigest(t, img, 0)
+	stalled.setStall(d, true)
+	s := newTestStore(t, t.TempDir(), func(o *Options) {
+		o.ProgressTimeout = 300 * time.Millisecond
+		o.Registries = map[string]config.Registry{
+			"registry.k8s.io": {Mirrors: []string{"http://" + stalled.host, "http://" + good.host}, SkipUpstream: true},
+		}
+	})
+	if _, err := s.Pull(context.Background(), "registry.k8s.io/pause:3.9", nil); err != nil {
+		t.Fatalf("pull with a stalling first mirror: %v", err)
+	}
+	if good.gets(d) != 1 {
+		t.Errorf("the second mirror served the stalled layer %d times, want 1", good.gets(d))
 	}
 }

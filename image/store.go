@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"k8s.io/klog/v2"
@@ -29,6 +30,9 @@ type Options struct {
 	InsecureRegistries     []string
 	PinnedImages           []string
 	MaxConcurrentDownloads int
+	// ProgressTimeout abandons a layer download that receives nothing for
+	// this long (0: never).
+	ProgressTimeout time.Duration
 }
 
 // Image is what the CRI reports about an image.

@@ -48,6 +48,7 @@ func serve(cfg *config.Config) error {
 		InsecureRegistries:     cfg.InsecureRegistries,
 		PinnedImages:           cfg.PinnedImages,
 		MaxConcurrentDownloads: cfg.MaxConcurrentDownloads,
+		ProgressTimeout:        cfg.ImagePullProgressTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)
