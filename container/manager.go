@@ -183,6 +183,22 @@ func (m *Manager) lookup(id string) (*entry, error) {
 	return m.containers[full], nil
 }
 
+// lockLive returns the container's entry with its lifecycle lock held (the
+// caller unlocks it), or NotFound when it is unknown or was removed while
+// the caller waited for the lock.
+func (m *Manager) lockLive(id string) (*entry, error) {
+	e, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.removed {
+		e.mu.Unlock()
+		return nil, errdefs.NotFound("container %q", id)
+	}
+	return e, nil
+}
+
 // visibleIDs iterates the listed part of the index; callers hold mu.
 func (m *Manager) visibleIDs(yield func(string) bool) {
 	for id, e := range m.containers {

@@ -13,15 +13,11 @@ import (
 // Start lets a created container run its process. Only a container in
 // state created can be started; anything else is FailedPrecondition.
 func (m *Manager) Start(ctx context.Context, id string) error {
-	e, err := m.lookup(id)
+	e, err := m.lockLive(id)
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.removed {
-		return errdefs.NotFound("container %q", id)
-	}
 	c := e.c.Load()
 	if st := statusOf(c, e.proc).State; st != StateCreated {
 		return fmt.Errorf("container %s is %s, only a created container can be started: %w", c.ID, st, errdefs.ErrFailedPrecondition)

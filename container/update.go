@@ -29,15 +29,11 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.
 	if r == nil {
 		return errdefs.InvalidArgument("linux resources are required")
 	}
-	e, err := m.lookup(id)
+	e, err := m.lockLive(id)
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.removed {
-		return errdefs.NotFound("container %q", id)
-	}
 	c := e.c.Load()
 	if st := statusOf(c, e.proc).State; st != StateRunning && st != StateCreated {
 		return fmt.Errorf("container %s is %s: %w", c.ID, st, errdefs.ErrFailedPrecondition)

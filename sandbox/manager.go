@@ -151,6 +151,22 @@ func (m *Manager) lookup(id string) (*entry, error) {
 	return m.pods[full], nil
 }
 
+// lockLive returns the pod's entry with its lock held (the caller unlocks
+// it), or NotFound when the pod is unknown or was removed while the caller
+// waited for the lock.
+func (m *Manager) lockLive(id string) (*entry, error) {
+	e, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	if e.removed {
+		e.mu.Unlock()
+		return nil, errdefs.NotFound("pod sandbox %q", id)
+	}
+	return e, nil
+}
+
 // ids iterates the index; callers hold mu.
 func (m *Manager) ids(yield func(string) bool) {
 	for id := range m.pods {
@@ -203,15 +219,11 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, overhead, reso
 			return err
 		}
 	}
-	e, err := m.lookup(id)
+	e, err := m.lockLive(id)
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.removed {
-		return errdefs.NotFound("pod sandbox %q", id)
-	}
 	hooks := m.lifecycleHooks()
 	if err := hooks.UpdatePod(ctx, e.sb.Load(), overhead, resources); err != nil {
 		return err

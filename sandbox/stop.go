@@ -18,36 +18,28 @@ import (
 // and an unknown id is success, as kubelet expects. A failed CNI DEL keeps the
 // netns pinned and is retried by the next Stop or Remove.
 func (m *Manager) Stop(ctx context.Context, id string) error {
-	e, err := m.lookup(id)
+	e, err := m.lockLive(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.removed {
-		return nil
-	}
 	return m.stopLocked(ctx, e)
 }
 
 // Remove stops the pod if needed and deletes everything crisp created for
 // it. An unknown id is success.
 func (m *Manager) Remove(ctx context.Context, id string) error {
-	e, err := m.lookup(id)
+	e, err := m.lockLive(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.removed {
-		return nil
-	}
 	if err := m.stopLocked(ctx, e); err != nil {
 		return err
 	}

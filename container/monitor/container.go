@@ -201,6 +201,19 @@ func (c *Container) libcontainer() (*libcontainer.Container, error) {
 	return c.lc, nil
 }
 
+// lockedLibcontainer is libcontainer() with the bundle lock held, as every
+// libcontainer operation on the container needs (libcontainer has no
+// cross-process locking): call unlock when done.
+func (c *Container) lockedLibcontainer() (lc *libcontainer.Container, unlock func(), err error) {
+	if lc, err = c.libcontainer(); err != nil {
+		return nil, nil, err
+	}
+	if unlock, err = lockBundle(c.cfg.Bundle); err != nil {
+		return nil, nil, err
+	}
+	return lc, unlock, nil
+}
+
 func (c *Container) forgetLibcontainer() {
 	c.lcMu.Lock()
 	c.lc = nil

@@ -223,18 +223,14 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	if err != nil {
 		return err
 	}
-	lc, err := c.libcontainer()
-	if err != nil {
-		return err
-	}
-	// libcontainer keeps Set's config in memory: after it, reload so that
-	// this view does not keep SkipDevices (which would refuse exec).
-	defer c.forgetLibcontainer()
-	unlock, err := lockBundle(c.cfg.Bundle)
+	lc, unlock, err := c.lockedLibcontainer()
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	// libcontainer keeps Set's config in memory: after it, reload so that
+	// this view does not keep SkipDevices (which would refuse exec).
+	defer c.forgetLibcontainer()
 	cfg := lc.Config()
 	newCg := *cfg.Cgroups
 	res := *cg.Resources

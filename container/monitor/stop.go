@@ -22,11 +22,7 @@ func (c *Container) Signal(sig syscall.Signal) error {
 	if st := c.Status().State; st == StateExited {
 		return ErrNotRunning
 	}
-	lc, err := c.libcontainer()
-	if err != nil {
-		return err
-	}
-	unlock, err := lockBundle(c.cfg.Bundle)
+	lc, unlock, err := c.lockedLibcontainer()
 	if err != nil {
 		return err
 	}
@@ -112,11 +108,7 @@ func (c *Container) stopOrphan(ctx context.Context) error {
 // namespaces and exec'd processes, everything else. The cgroup is frozen
 // meanwhile so that nothing can fork out of the kill.
 func (c *Container) killAll() error {
-	lc, err := c.libcontainer()
-	if err != nil {
-		return err
-	}
-	unlock, err := lockBundle(c.cfg.Bundle)
+	lc, unlock, err := c.lockedLibcontainer()
 	if err != nil {
 		return err
 	}
