@@ -14,6 +14,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/registrar"
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 func cfg(name string) *runtimeapi.ContainerConfig {
@@ -140,7 +141,7 @@ func TestStateMachine(t *testing.T) {
 	if err := e.m.Stop(ctx, "unknown", time.Second); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { s, _ := e.m.Get("aaaa1111"); return s.Exit != nil })
+	testutil.WaitFor(t, "the exit to be recorded", 5*time.Second, func() bool { s, _ := e.m.Get("aaaa1111"); return s.Exit != nil })
 	s, _ = e.m.Get("aaaa1111")
 	if s.Status.State != StateExited || s.Status.ExitCode != 143 || s.Status.Reason != monitor.ReasonError {
 		t.Fatalf("status after stop: %+v", s.Status)
@@ -260,7 +261,7 @@ func TestRecoveryKeepsExitAndName(t *testing.T) {
 	e := newEnv(t)
 	p := e.put(t, "eeee", "pod1", "c", monitor.StateRunning, nil)
 	p.exit(3, monitor.ReasonError)
-	waitFor(t, func() bool { s, _ := e.m.Get("eeee"); return s.Exit != nil })
+	testutil.WaitFor(t, "the exit to be recorded", 5*time.Second, func() bool { s, _ := e.m.Get("eeee"); return s.Exit != nil })
 	s, err := e.m.Get("eeee")
 	if err != nil || s.Status.State != StateExited || s.Status.ExitCode != 3 {
 		t.Fatalf("%+v %v", s, err)
@@ -327,16 +328,5 @@ func TestExecSync(t *testing.T) {
 	if _, err := e.m.ExecSync(ctx, "x1", []string{"true"}, 0); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Fatalf("exec in exited container: %v", err)
 	}
-	waitFor(t, func() bool { s, _ := e.m.Get("x1"); return s.Exit != nil })
-}
-
-func waitFor(t *testing.T, f func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, "the exit to be recorded", 5*time.Second, func() bool { s, _ := e.m.Get("x1"); return s.Exit != nil })
 }

@@ -223,15 +223,3 @@ func testContainer(id, podID string, st container.State) *container.Snapshot {
 		Status:    container.Status{State: st},
 	}
 }
-
-// eventually waits for cond, which tests side effects applied in the
-// background.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal(fmt.Sprintf("timed out waiting for %s", what))
-}

@@ -14,6 +14,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -76,7 +77,7 @@ func ctrStatus(t *testing.T, d *harness.Daemon, id string) *runtimeapi.Container
 func waitExited(t *testing.T, d *harness.Daemon, id string, timeout time.Duration) *runtimeapi.ContainerStatus {
 	t.Helper()
 	var st *runtimeapi.ContainerStatus
-	waitFor(t, "container "+id+" to exit", timeout, func() bool {
+	testutil.WaitFor(t, "container "+id+" to exit", timeout, func() bool {
 		st = ctrStatus(t, d, id)
 		return st.State == runtimeapi.ContainerState_CONTAINER_EXITED
 	})

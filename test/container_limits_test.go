@@ -12,6 +12,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -37,7 +38,7 @@ func TestContainerPidsLimit(t *testing.T) {
 	cfg := ctrConfig("bomb", "b() { if [ $1 -gt 0 ]; then b $(($1-1)) & b $(($1-1)) & fi; sleep 30; }; b 7")
 	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: 50000}
 	id := runCtr(t, d, pod, podCfg, cfg)
-	waitFor(t, "forks to hit the pod's pids.max", 30*time.Second, func() bool { return forkFailures(t, dir) > before })
+	testutil.WaitFor(t, "forks to hit the pod's pids.max", 30*time.Second, func() bool { return forkFailures(t, dir) > before })
 	for i := 0; i < 10; i++ {
 		if n := readInt(t, filepath.Join(dir, "pids.current")); n > limit {
 			t.Fatalf("pod has %d tasks, over its pids.max %d", n, limit)
@@ -52,7 +53,7 @@ func TestContainerPidsLimit(t *testing.T) {
 	if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the pod's tasks to be gone", 30*time.Second, func() bool { return readInt(t, filepath.Join(dir, "pids.current")) == 0 })
+	testutil.WaitFor(t, "the pod's tasks to be gone", 30*time.Second, func() bool { return readInt(t, filepath.Join(dir, "pids.current")) == 0 })
 	t.Logf("bomb stopped and its %d-task pod emptied in %v", limit, time.Since(start))
 }
 

@@ -11,6 +11,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -51,7 +52,7 @@ func TestReopenContainerLogAfterRename(t *testing.T) {
 	cfg := ctrConfig("logger", "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.01; done")
 	id := runCtr(t, d, pod, podCfg, cfg)
 	path := logPathOf(podCfg, cfg)
-	waitFor(t, "first log lines", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "first log lines", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(path)
 		return strings.Count(string(b), "\n") >= 20
 	})
@@ -63,7 +64,7 @@ func TestReopenContainerLogAfterRename(t *testing.T) {
 	if _, err := d.Runtime.ReopenContainerLog(harness.Ctx(t), &runtimeapi.ReopenContainerLogRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "lines in the reopened log", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "lines in the reopened log", 30*time.Second, func() bool {
 		b, _ := os.ReadFile(path)
 		return strings.Count(string(b), "\n") >= 20
 	})

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -108,7 +109,7 @@ func TestContainerStopSignalAndGrace(t *testing.T) {
 	stubborn := runCtr(t, d, pod, podCfg, ctrConfig("stubborn", "trap '' TERM; touch /trapped; while true; do sleep 0.1; done"))
 	polite := runCtr(t, d, pod, podCfg, ctrConfig("polite", "trap 'exit 0' TERM; touch /trapped; while true; do sleep 0.1; done"))
 	for _, id := range []string{stubborn, polite} {
-		waitFor(t, "the traps to be installed", 20*time.Second, func() bool { return execSync(t, d, id, 5, "test", "-e", "/trapped").ExitCode == 0 })
+		testutil.WaitFor(t, "the traps to be installed", 20*time.Second, func() bool { return execSync(t, d, id, 5, "test", "-e", "/trapped").ExitCode == 0 })
 	}
 
 	start := time.Now()

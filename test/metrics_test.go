@@ -12,6 +12,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -151,7 +152,7 @@ func TestPodSandboxMetrics(t *testing.T) {
 	// A busy loop gains at least a second of CPU time (the metric is in
 	// whole seconds) by the sampler's next round, 10 s at most.
 	var cpu1 uint64
-	waitFor(t, "the busy loop's CPU seconds to grow", 25*time.Second, func() bool {
+	testutil.WaitFor(t, "the busy loop's CPU seconds to grow", 25*time.Second, func() bool {
 		pm = podMetricsOf(t, d, descs, pod)
 		cpu1 = metricValue(t, descs, containerMetricsOf(t, pm, spinID), "container_cpu_usage_seconds_total", "cpu", "total")
 		return cpu1 > cpu0

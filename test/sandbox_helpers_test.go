@@ -156,17 +156,6 @@ func nsPID1(t *testing.T, pid int) bool {
 	return false
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // podMounts lists mounts below the daemon's pod state: pins and shm, not
 // the two shared mount points that hold them.
 func podMounts(d *harness.Daemon) []string {

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -210,8 +211,8 @@ func TestSandboxSharedPIDReaper(t *testing.T) {
 	if out == "1" || out == "" {
 		t.Fatalf("shell in the pod's PID namespace had pid %q", out)
 	}
-	waitFor(t, "the orphan to be adopted", 2*time.Second, func() bool { return len(children(reaper)) > 0 })
-	waitFor(t, "the orphan to be reaped", 5*time.Second, func() bool { return len(children(reaper)) == 0 })
+	testutil.WaitFor(t, "the orphan to be adopted", 2*time.Second, func() bool { return len(children(reaper)) > 0 })
+	testutil.WaitFor(t, "the orphan to be reaped", 5*time.Second, func() bool { return len(children(reaper)) == 0 })
 
 	// A process of the pod outlives nothing: stopping the pod kills the
 	// namespace's init and with it everything in the namespace.

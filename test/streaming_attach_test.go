@@ -15,13 +15,14 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
 // attachSession is one attached client with its own stdin.
 type attachSession struct {
 	stdin          *os.File // write end
-	stdout, stderr syncBuffer
+	stdout, stderr testutil.SyncBuffer
 	cancel         context.CancelFunc
 	done           chan error
 	once           sync.Once
@@ -107,7 +108,7 @@ func TestAttach(t *testing.T) {
 	}
 	// A silent container must not keep the sessions of clients that left
 	// (their connections to the client and to the monitor).
-	waitFor(t, "the daemon to close the attach sessions' descriptors", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "the daemon to close the attach sessions' descriptors", 10*time.Second, func() bool {
 		return countEntries(t, d.PID(), "fd") <= fds
 	})
 
@@ -124,7 +125,7 @@ func TestAttach(t *testing.T) {
 	// ends, as the container's stdin stays open.
 	cmd := crictlCmd(t, d, "attach", "-i", id)
 	cmd.Stdin = strings.NewReader("from crictl\n")
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	cmd.Stdout = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -190,16 +191,16 @@ func TestExecClientGoneKillsProcess(t *testing.T) {
 	d := harness.Start(t)
 	id := execTarget(t, d, "exec-gone")
 
-	gone := func(t *testing.T, marker string, leave func(*syncBuffer) func()) {
+	gone := func(t *testing.T, marker string, leave func(*testutil.SyncBuffer) func()) {
 		t.Helper()
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		stop := leave(&out)
 		waitOutput(t, &out, "started", 20*time.Second)
 		if ps := ctrProcs(t, d, id); !strings.Contains(ps, "sleep "+marker) {
 			t.Fatalf("exec'd sleep not running:\n%s", ps)
 		}
 		stop()
-		waitFor(t, "the exec'd processes to be killed", 15*time.Second, func() bool {
+		testutil.WaitFor(t, "the exec'd processes to be killed", 15*time.Second, func() bool {
 			ps := ctrProcs(t, d, id)
 			return !strings.Contains(ps, "sleep "+marker) && !strings.Contains(ps, "sleep 1"+marker)
 		})
@@ -215,7 +216,7 @@ func TestExecClientGoneKillsProcess(t *testing.T) {
 		for j, tty := range []bool{false, true} {
 			marker := fmt.Sprintf("98%d%d", i, j)
 			t.Run(fmt.Sprintf("%s tty=%v", tr, tty), func(t *testing.T) {
-				gone(t, marker, func(out *syncBuffer) func() {
+				gone(t, marker, func(out *testutil.SyncBuffer) func() {
 					ctx, cancel := context.WithCancel(context.Background())
 					done := make(chan struct{})
 					go func() {
@@ -233,7 +234,7 @@ func TestExecClientGoneKillsProcess(t *testing.T) {
 		}
 	}
 	t.Run("crictl killed", func(t *testing.T) {
-		gone(t, "9900", func(out *syncBuffer) func() {
+		gone(t, "9900", func(out *testutil.SyncBuffer) func() {
 			cmd := crictlCmd(t, d, "exec", id, "sh", "-c", script("9900"))
 			cmd.Stdout = out
 			if err := cmd.Start(); err != nil {
@@ -267,7 +268,7 @@ func TestExecSessionsLeaveNothing(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -289,14 +290,14 @@ func TestExecSessionsLeaveNothing(t *testing.T) {
 		n, dump = goroutineDump(t, d)
 		return countEntries(t, pid, "fd"), countEntries(t, pid, "task"), n
 	}
-	waitFor(t, "the warm-up sessions' processes to end", 15*time.Second, func() bool { return !strings.Contains(ctrProcs(t, d, id), "sleep 777") })
+	testutil.WaitFor(t, "the warm-up sessions' processes to end", 15*time.Second, func() bool { return !strings.Contains(ctrProcs(t, d, id), "sleep 777") })
 	fds, threads, goroutines := settle()
 	before := dump
 
 	for i := range 200 {
 		session(i)
 	}
-	waitFor(t, "the cut-off sessions' processes to be killed", 15*time.Second, func() bool { return !strings.Contains(ctrProcs(t, d, id), "sleep 777") })
+	testutil.WaitFor(t, "the cut-off sessions' processes to be killed", 15*time.Second, func() bool { return !strings.Contains(ctrProcs(t, d, id), "sleep 777") })
 	var nowFDs, nowThreads, nowGoroutines int
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -336,7 +337,7 @@ func goroutineDump(t *testing.T, d *harness.Daemon) (int, string) {
 		t.Fatal(err)
 	}
 	var m [][]string
-	waitFor(t, "the daemon's goroutine dump", 10*time.Second, func() bool { m = dumps(); return len(m) > had })
+	testutil.WaitFor(t, "the daemon's goroutine dump", 10*time.Second, func() bool { m = dumps(); return len(m) > had })
 	var n int
 	fmt.Sscan(m[len(m)-1][1], &n)
 	return n, m[len(m)-1][2]

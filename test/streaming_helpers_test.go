@@ -3,7 +3,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	utilexec "k8s.io/client-go/util/exec"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -85,7 +84,7 @@ func streamExec(ctx context.Context, t *testing.T, d *harness.Daemon, transport,
 	t.Helper()
 	req := &runtimeapi.ExecRequest{ContainerId: id, Cmd: cmd, Stdin: stdin != nil, Stdout: true, Stderr: !tty, Tty: tty}
 	e := executor(t, transport, execURL(t, d, req))
-	var stdout, stderr syncBuffer
+	var stdout, stderr testutil.SyncBuffer
 	opts := remotecommand.StreamOptions{Stdin: stdin, Stdout: &stdout, Tty: tty, TerminalSizeQueue: sizes}
 	if !tty {
 		opts.Stderr = &stderr
@@ -106,26 +105,8 @@ func exitCode(err error) int {
 	return -1
 }
 
-// syncBuffer is an output sink the test can read while it is written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitOutput waits until b contains want.
-func waitOutput(t *testing.T, b *syncBuffer, want string, timeout time.Duration) {
+func waitOutput(t *testing.T, b *testutil.SyncBuffer, want string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !strings.Contains(b.String(), want) {
@@ -169,7 +150,7 @@ func inPty(t *testing.T, cmd *exec.Cmd, input io.Reader) (string, int) {
 	sc := exec.Command("script", "-qefc", line, "/dev/null")
 	sc.Env = append(cmd.Environ(), "TERM=xterm")
 	sc.Stdin = input
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	sc.Stdout, sc.Stderr = &out, &out
 	err := sc.Run()
 	code := 0

@@ -24,6 +24,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -202,7 +203,7 @@ func TestPortForwardReachesPodNotHost(t *testing.T) {
 	defer func() { _ = crictl.Process.Kill(); _ = crictl.Wait() }()
 	c := http.Client{Timeout: 5 * time.Second}
 	var body string
-	waitFor(t, "crictl port-forward to serve", 15*time.Second, func() bool {
+	testutil.WaitFor(t, "crictl port-forward to serve", 15*time.Second, func() bool {
 		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/crictl", local))
 		if err != nil {
 			return false

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 // monitorPids returns the pids of running crisp-monitor processes started
@@ -57,7 +59,7 @@ func TestCycles(t *testing.T) {
 		}
 	}
 	// The monitors are reaped by their watchers shortly after the exit.
-	waitFor(t, "monitors to be gone", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "monitors to be gone", 5*time.Second, func() bool {
 		return len(monitorPids()) == 0 && len(zombiesOf(map[int]bool{os.Getpid(): true})) == 0
 	})
 	if ents, _ := os.ReadDir(testRun); len(ents) > 0 {
@@ -82,7 +84,7 @@ func TestNoZombies(t *testing.T) {
 	if err := c.Stop(context.Background(), syscall.SIGKILL, 0); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "monitor to be reaped", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "monitor to be reaped", 5*time.Second, func() bool {
 		_, err := os.Stat("/proc/" + itoa(mon))
 		return err != nil
 	})

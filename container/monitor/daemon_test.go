@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 // daemonEnv makes the test binary act as a minimal crisp daemon: create
@@ -82,7 +83,7 @@ func TestDaemonKilled(t *testing.T) {
 		if st := c.Status(); st.State != StateRunning {
 			t.Fatalf("status %+v", st)
 		}
-		var out syncBuffer
+		var out testutil.SyncBuffer
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		if err := c.Attach(ctx, nil, &out, nil, nil); err != context.DeadlineExceeded {
@@ -115,7 +116,7 @@ func TestDaemonKilled(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(cfg.Bundle, exitFile)); err == nil {
 			t.Fatal("exited before the daemon was killed")
 		}
-		waitFor(t, "exit record", 10*time.Second, func() bool {
+		testutil.WaitFor(t, "exit record", 10*time.Second, func() bool {
 			_, err := os.Stat(filepath.Join(cfg.Bundle, exitFile))
 			return err == nil
 		})
@@ -132,7 +133,7 @@ func TestDaemonKilled(t *testing.T) {
 		if got := crilog.Lines(readLog(t, cfg.LogPath), crilog.Stdout); len(got) != 1 || got[0] != "bye" {
 			t.Fatalf("log %q", got)
 		}
-		waitFor(t, "orphaned monitor reaped", 5*time.Second, func() bool {
+		testutil.WaitFor(t, "orphaned monitor reaped", 5*time.Second, func() bool {
 			_, err := os.Stat(fmt.Sprintf("/proc/%d", rec.MonitorPid))
 			return err != nil
 		})
@@ -183,7 +184,7 @@ func TestMonitorKilled(t *testing.T) {
 	if err := unix.Kill(c.rec.MonitorPid, unix.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "state unknown", 5*time.Second, func() bool { return c.Status().State == StateUnknown })
+	testutil.WaitFor(t, "state unknown", 5*time.Second, func() bool { return c.Status().State == StateUnknown })
 	select {
 	case <-c.Wait():
 		t.Fatal("Wait closed although no exit was recorded")

@@ -7,43 +7,14 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func execProcess(c *testContainer, args ...string) *specs.Process {
 	p := *c.cfg.Spec.Process
@@ -87,13 +58,13 @@ func TestExecCancel(t *testing.T) {
 	c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Exec(ctx, execProcess(c, "tree"), nil, &out, nil, false, nil)
 		done <- err
 	}()
-	waitFor(t, "exec output", 10*time.Second, func() bool { return strings.Contains(out.String(), "\n") })
+	testutil.WaitFor(t, "exec output", 10*time.Second, func() bool { return strings.Contains(out.String(), "\n") })
 	if n := len(cgroupProcs(t, c.cfg.ID)); n != 3 {
 		t.Fatalf("%d processes in cgroup, want init + exec + child", n)
 	}
@@ -107,7 +78,7 @@ func TestExecCancel(t *testing.T) {
 		t.Fatal("Exec did not return after cancel")
 	}
 	// SIGKILLed processes take a moment to leave the cgroup.
-	waitFor(t, "only the init left in the cgroup", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "only the init left in the cgroup", 5*time.Second, func() bool {
 		got := cgroupProcs(t, c.cfg.ID)
 		return len(got) == 1 && got[0] == c.Status().Pid
 	})
@@ -123,7 +94,7 @@ func TestExecTTY(t *testing.T) {
 	c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
 	p := execProcess(c, "tty")
 	p.Terminal = true
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	stdinR, stdinW := io.Pipe()
 	resize := make(chan TermSize, 1)
 	resize <- TermSize{Width: 100, Height: 40}
@@ -134,7 +105,7 @@ func TestExecTTY(t *testing.T) {
 		code, err = c.Exec(context.Background(), p, stdinR, &out, nil, true, resize)
 		done <- err
 	}()
-	waitFor(t, "isatty", 10*time.Second, func() bool { return strings.Contains(out.String(), "isatty=true") })
+	testutil.WaitFor(t, "isatty", 10*time.Second, func() bool { return strings.Contains(out.String(), "isatty=true") })
 	io.WriteString(stdinW, "hello\nquit\n")
 	select {
 	case err := <-done:
@@ -162,19 +133,19 @@ func TestAttach(t *testing.T) {
 	c.Container = l
 
 	stdinR, stdinW := io.Pipe()
-	var out, errb syncBuffer
+	var out, errb testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- l.Attach(context.Background(), stdinR, &out, &errb, nil) }()
 	io.WriteString(stdinW, "hi\n")
-	waitFor(t, "echo", 10*time.Second, func() bool { return out.String() == "echo: hi\n" })
+	testutil.WaitFor(t, "echo", 10*time.Second, func() bool { return out.String() == "echo: hi\n" })
 	// A second, output-only client sees the same stream.
-	var out2 syncBuffer
+	var out2 testutil.SyncBuffer
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	done2 := make(chan error, 1)
 	go func() { done2 <- l.Attach(ctx2, nil, &out2, nil, nil) }()
 	time.Sleep(100 * time.Millisecond)
 	io.WriteString(stdinW, "there\n")
-	waitFor(t, "second client output", 10*time.Second, func() bool { return out2.String() == "echo: there\n" })
+	testutil.WaitFor(t, "second client output", 10*time.Second, func() bool { return out2.String() == "echo: there\n" })
 	cancel2()
 	if err := <-done2; err != context.Canceled {
 		t.Fatalf("second attach: %v", err)
@@ -225,7 +196,7 @@ func TestTTY(t *testing.T) {
 	waitLog(t, c.cfg.LogPath, 5*time.Second, func(l []string) bool { return len(l) > 0 })
 	stdinR, stdinW := io.Pipe()
 	defer stdinW.Close()
-	var out syncBuffer
+	var out testutil.SyncBuffer
 	resize := make(chan TermSize, 1)
 	resize <- TermSize{Width: 120, Height: 50}
 	done := make(chan error, 1)
