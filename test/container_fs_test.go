@@ -14,10 +14,7 @@ import (
 // the image filesystem's usage includes what containers wrote to their
 // writable layers when both are on one filesystem (they are here: one root).
 func TestImageFsInfoCountsWritableLayers(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "fsinfo")
+	d, pod, podCfg := busyboxPod(t, "fsinfo")
 	usage := func() *runtimeapi.ImageFsInfoResponse {
 		resp, err := d.Images.ImageFsInfo(harness.Ctx(t), &runtimeapi.ImageFsInfoRequest{})
 		if err != nil {

@@ -30,6 +30,17 @@ func ctrPod(t *testing.T, d *harness.Daemon, name string) (string, *runtimeapi.P
 	return runPod(t, d, cfg), cfg
 }
 
+// busyboxPod is the start of most container tests: a daemon with the
+// busybox image pulled and a host-network pod ready for containers.
+func busyboxPod(t *testing.T, name string) (*harness.Daemon, string, *runtimeapi.PodSandboxConfig) {
+	t.Helper()
+	harness.RequireRegistry(t)
+	d := harness.Start(t)
+	pull(t, d, ctrImage)
+	pod, podCfg := ctrPod(t, d, name)
+	return d, pod, podCfg
+}
+
 // ctrConfig is a busybox container running sh -c script, logging to
 // <name>/0.log in the pod's log directory.
 func ctrConfig(name, script string) *runtimeapi.ContainerConfig {

@@ -23,10 +23,7 @@ import (
 // The bomb is bounded (255 processes) so that a broken limit fails the test
 // without hurting the machine.
 func TestContainerPidsLimit(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "pids")
+	d, pod, podCfg := busyboxPod(t, "pids")
 	_, info := podStatus(t, d, pod)
 	dir := pidsCgroupDir(info.Cgroup)
 	const limit = 40
@@ -99,10 +96,7 @@ func readInt(t *testing.T, path string) int {
 // TestExecSyncOutputCapped: a command printing more than the gRPC message
 // limit gets its output back truncated, not a failed call, and the exit code.
 func TestExecSyncOutputCapped(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "execcap")
+	d, pod, podCfg := busyboxPod(t, "execcap")
 	id := runCtr(t, d, pod, podCfg, ctrConfig("c", "sleep 1000"))
 	r := execSync(t, d, id, 60, "sh", "-c", "head -c 12000000 /dev/zero; head -c 12000000 /dev/zero >&2; exit 4")
 	total := len(r.Stdout) + len(r.Stderr)

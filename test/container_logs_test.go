@@ -19,10 +19,7 @@ import (
 // stdout lines (a terminal merges stderr into it), with the terminal's CRLF
 // line endings taken as plain line ends.
 func TestContainerTTYLogs(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "tty")
+	d, pod, podCfg := busyboxPod(t, "tty")
 	cfg := ctrConfig("tty", "[ -t 1 ] && echo is-a-tty; echo to-stderr >&2; printf 'no newline'")
 	cfg.Tty = true
 	id := runCtr(t, d, pod, podCfg, cfg)
@@ -45,10 +42,7 @@ func TestContainerTTYLogs(t *testing.T) {
 // rename the live log, ask for a reopen, and expect the container's lines to
 // continue in a new file at the old path, none lost or repeated.
 func TestReopenContainerLogAfterRename(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "reopen")
+	d, pod, podCfg := busyboxPod(t, "reopen")
 	cfg := ctrConfig("logger", "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.01; done")
 	id := runCtr(t, d, pod, podCfg, cfg)
 	path := logPathOf(podCfg, cfg)

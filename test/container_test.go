@@ -102,10 +102,7 @@ func TestContainerLifecycle(t *testing.T) {
 // TestContainerStopSignalAndGrace: a container that ignores SIGTERM is
 // killed after the timeout; one that handles it exits at once.
 func TestContainerStopSignalAndGrace(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "stop")
+	d, pod, podCfg := busyboxPod(t, "stop")
 	stubborn := runCtr(t, d, pod, podCfg, ctrConfig("stubborn", "trap '' TERM; touch /trapped; while true; do sleep 0.1; done"))
 	polite := runCtr(t, d, pod, podCfg, ctrConfig("polite", "trap 'exit 0' TERM; touch /trapped; while true; do sleep 0.1; done"))
 	for _, id := range []string{stubborn, polite} {
@@ -137,10 +134,7 @@ func TestContainerStopSignalAndGrace(t *testing.T) {
 // TestContainerResourcesAndSecurity: memory limit OOM kill, CPU quota,
 // read-only rootfs, dropped capabilities, RuntimeDefault seccomp.
 func TestContainerResourcesAndSecurity(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "limits")
+	d, pod, podCfg := busyboxPod(t, "limits")
 
 	t.Run("oom", func(t *testing.T) {
 		// The hog is the container's init, so its death ends the container.
@@ -246,10 +240,7 @@ func TestContainerResourcesAndSecurity(t *testing.T) {
 // TestExecSyncTimeout: a timed-out exec is DeadlineExceeded and killed,
 // with its children; the container keeps running.
 func TestExecSyncTimeout(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "exec")
+	d, pod, podCfg := busyboxPod(t, "exec")
 	id := runCtr(t, d, pod, podCfg, ctrConfig("c", "sleep 1000"))
 
 	r := execSync(t, d, id, 0, "sh", "-c", "echo out; echo err >&2; exit 5")
@@ -280,10 +271,7 @@ func TestExecSyncTimeout(t *testing.T) {
 // a crash of crisp (no lost or duplicated log lines), and an exit while
 // crisp is down is reported afterwards.
 func TestContainerRestartSafety(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "restart")
+	d, pod, podCfg := busyboxPod(t, "restart")
 	logger := ctrConfig("logger", "i=0; while true; do echo line-$i; i=$((i+1)); sleep 0.005; done")
 	lid := runCtr(t, d, pod, podCfg, logger)
 	quitter := ctrConfig("quitter", "sleep 2; exit 7")
@@ -320,10 +308,7 @@ func TestContainerRestartSafety(t *testing.T) {
 // zombie and no mount. Each container leaves orphans in its PID namespace;
 // half are killed at once (timeout 0), half exit on SIGTERM.
 func TestContainerNoZombies(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "cycles")
+	d, pod, podCfg := busyboxPod(t, "cycles")
 	var lat []time.Duration
 	for i := 0; i < 100; i++ {
 		script, timeout := "sleep 1000 & sleep 1000", int64(0)
@@ -362,10 +347,7 @@ func TestContainerNoZombies(t *testing.T) {
 
 // TestContainerEvents: lifecycle events arrive with pod and container status.
 func TestContainerEvents(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "events")
+	d, pod, podCfg := busyboxPod(t, "events")
 	events := subscribeEvents(t, d)
 	id := runCtr(t, d, pod, podCfg, ctrConfig("c", "exit 0"))
 	waitExited(t, d, id, time.Minute)

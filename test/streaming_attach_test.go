@@ -74,10 +74,7 @@ func (s *attachSession) detach() {
 // stdin; attaching works after the daemon restarted, because the monitor,
 // not the daemon, holds the stdio.
 func TestAttach(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "attach")
+	d, pod, podCfg := busyboxPod(t, "attach")
 	cfg := ctrConfig("echo", `while read l; do echo "out:$l"; echo "err:$l" >&2; done; echo "stdin closed"`)
 	cfg.Stdin = true
 	id := runCtr(t, d, pod, podCfg, cfg)
@@ -163,10 +160,7 @@ func waitAttached(t *testing.T, d *harness.Daemon, id string, sessions ...*attac
 // TestAttachTTY: attaching to a container with a terminal, through
 // client-go with resizes over both transports and through crictl -it.
 func TestAttachTTY(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "attach-tty")
+	d, pod, podCfg := busyboxPod(t, "attach-tty")
 	cfg := ctrConfig("shell", "exec sh")
 	cfg.Command = []string{"sh"}
 	cfg.Stdin, cfg.Tty = true, true

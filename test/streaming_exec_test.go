@@ -131,10 +131,7 @@ func TestExecCrictl(t *testing.T) {
 // process's credentials, capabilities, seccomp filter, cgroup and
 // namespaces, whichever way it is started.
 func TestExecMatchesContainerProcess(t *testing.T) {
-	harness.RequireRegistry(t)
-	d := harness.Start(t)
-	pull(t, d, ctrImage)
-	pod, podCfg := ctrPod(t, d, "exec-creds")
+	d, pod, podCfg := busyboxPod(t, "exec-creds")
 	cfg := ctrConfig("creds", "exec sleep 100000")
 	uid, gid := int64(1000), int64(2000)
 	cfg.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{
