@@ -35,8 +35,11 @@ test: deps build lint unit images integration crictl-e2e conformance e2e-kubelet
 	@for mode in websocket parallel serial; do \
 		$(BIN)/junit-summary -prefix "critest-$$mode" _output/critest-$$mode/junit.xml; done
 
+# Build outputs never belong in git: any tracked ELF file fails lint.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(git ls-files -z | xargs -0 -r sh -c 'for f; do [ -f "$$f" ] && [ "$$(head -c4 "$$f" | od -An -c | tr -d " ")" = '"'"'177ELF'"'"' ] && echo "$$f"; done; true' sh); \
+		if [ -n "$$out" ]; then echo "executables are committed (remove them, add them to .gitignore):"; echo "$$out"; exit 1; fi
 	$(GO) vet -tags '$(TAGS)' ./...
 	$(GO) vet -tags '$(TAGS) integration' ./test/...
 
