@@ -3,7 +3,8 @@
 // writes its CRI log, serves attach clients and records its exit status, so
 // that the container does not depend on the crisp daemon staying up.
 //
-// It is started by the daemon (container/monitor.Create) as
+// Its code is package container/monitor/process; it is started by the
+// daemon (container/monitor.Create) as
 //
 //	crisp-monitor BUNDLE
 //
@@ -17,7 +18,7 @@ package main
 import (
 	"os"
 
-	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/container/monitor/process"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
 
@@ -25,6 +26,6 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == podinit.Command {
 		podinit.Main()
 	}
-	monitor.InitIfRequested()
-	os.Exit(monitor.Main(os.Args[1:]))
+	process.InitIfRequested()
+	os.Exit(process.Main(os.Args[1:]))
 }

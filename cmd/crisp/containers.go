@@ -15,6 +15,7 @@ import (
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/container/monitor/process"
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/sandbox"
@@ -32,7 +33,7 @@ const monitorName = "crisp-monitor"
 func runMonitorIfRequested() {
 	monitor.InitIfRequested()
 	if filepath.Base(os.Args[0]) == monitorName {
-		os.Exit(monitor.Main(os.Args[1:]))
+		os.Exit(process.Main(os.Args[1:]))
 	}
 }
 

@@ -9,12 +9,19 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
+
+// TermSize is a terminal size in characters.
+type TermSize struct {
+	Width, Height uint16
+}
 
 // dialMonitor connects to the monitor's attach socket.
 func (c *Container) dialMonitor(ctx context.Context) (*net.UnixConn, error) {
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.cfg.socketPath())
+	conn, err := d.DialContext(ctx, "unix", c.cfg.SocketPath())
 	if err != nil {
 		return nil, fmt.Errorf("connect to container monitor: %w", err)
 	}
@@ -30,17 +37,17 @@ func (c *Container) control(ctx context.Context, cmd string) (string, error) {
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	if err := writeFrame(conn, frameControl, []byte(cmd)); err != nil {
+	if err := proto.WriteFrame(conn, proto.FrameControl, []byte(cmd)); err != nil {
 		return "", err
 	}
-	typ, p, err := readFrame(conn, nil)
+	typ, p, err := proto.ReadFrame(conn, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
 		return "", fmt.Errorf("container monitor: %w", err)
 	}
-	return parseReply(typ, p)
+	return proto.ParseReply(typ, p)
 }
 
 // startTimeout bounds Start: the init only has to open the exec fifo.
@@ -53,7 +60,7 @@ func (c *Container) Start() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	text, err := c.control(ctx, cmdStart)
+	text, err := c.control(ctx, proto.CmdStart)
 	if err != nil {
 		return err
 	}
@@ -82,7 +89,7 @@ func (c *Container) ReopenLog() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := c.control(ctx, cmdReopenLog)
+	_, err := c.control(ctx, proto.CmdReopenLog)
 	return err
 }
 
@@ -103,23 +110,23 @@ func (c *Container) Attach(ctx context.Context, stdin io.Reader, stdout, stderr 
 	defer conn.Close()
 	var flags byte
 	if stdin != nil {
-		flags |= helloStdin
+		flags |= proto.HelloStdin
 	}
 	var wmu sync.Mutex // frames from the stdin and resize goroutines
 	send := func(typ byte, p []byte) error {
 		wmu.Lock()
 		defer wmu.Unlock()
-		return writeFrame(conn, typ, p)
+		return proto.WriteFrame(conn, typ, p)
 	}
-	if err := send(frameHello, []byte{flags}); err != nil {
+	if err := send(proto.FrameHello, []byte{flags}); err != nil {
 		return err
 	}
 	r := bufio.NewReaderSize(conn, 32<<10)
-	typ, p, err := readFrame(r, nil)
+	typ, p, err := proto.ReadFrame(r, nil)
 	if err != nil {
 		return fmt.Errorf("container monitor: %w", err)
 	}
-	if _, err := parseReply(typ, p); err != nil {
+	if _, err := proto.ParseReply(typ, p); err != nil {
 		return err
 	}
 
@@ -130,11 +137,11 @@ func (c *Container) Attach(ctx context.Context, stdin io.Reader, stdout, stderr 
 			buf := make([]byte, 32<<10)
 			for {
 				n, err := stdin.Read(buf)
-				if n > 0 && send(frameStdin, buf[:n]) != nil {
+				if n > 0 && send(proto.FrameStdin, buf[:n]) != nil {
 					return
 				}
 				if err != nil {
-					send(frameStdinEOF, nil)
+					send(proto.FrameStdinEOF, nil)
 					return
 				}
 			}
@@ -151,7 +158,7 @@ func (c *Container) Attach(ctx context.Context, stdin io.Reader, stdout, stderr 
 					var b [4]byte
 					binary.BigEndian.PutUint16(b[0:], s.Width)
 					binary.BigEndian.PutUint16(b[2:], s.Height)
-					if send(frameResize, b[:]) != nil {
+					if send(proto.FrameResize, b[:]) != nil {
 						return
 					}
 				case <-ctx.Done():
@@ -163,7 +170,7 @@ func (c *Container) Attach(ctx context.Context, stdin io.Reader, stdout, stderr 
 
 	buf := make([]byte, 32<<10)
 	for {
-		typ, p, err := readFrame(r, buf)
+		typ, p, err := proto.ReadFrame(r, buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -175,9 +182,9 @@ func (c *Container) Attach(ctx context.Context, stdin io.Reader, stdout, stderr 
 		}
 		var w io.Writer
 		switch typ {
-		case frameStdout:
+		case proto.FrameStdout:
 			w = stdout
-		case frameStderr:
+		case proto.FrameStderr:
 			w = stderr
 		}
 		if w != nil {

@@ -1,38 +1,25 @@
-// Package monitor runs containers under a small per-container monitor
-// process (cmd/crisp-monitor), in the manner of conmon: the monitor starts
-// the container through libcontainer, holds its stdio, writes the CRI log,
-// serves attach clients and records the exit status. The crisp daemon can
-// therefore restart (or be SIGKILLed) without losing running containers,
-// their logs or their exit codes.
+// Package monitor is the crisp daemon's side of running containers under a
+// small per-container monitor process (cmd/crisp-monitor), in the manner of
+// conmon: Create spawns the monitor, which starts the container through
+// libcontainer, holds its stdio, writes the CRI log, serves attach clients
+// and records the exit status. The crisp daemon can therefore restart (or
+// be SIGKILLed) without losing running containers, their logs or their exit
+// codes: Load rebuilds the handle, Container.
 //
-// The daemon side is Create/Load and the methods of Container; the monitor
-// side is Main.
+// Everything in this package runs in the daemon. The code that runs inside
+// crisp-monitor is package monitor/process; what the two sides agree on (the
+// bundle's files, the attach socket's protocol, the lock) is
+// monitor/internal/proto.
 package monitor
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
-)
 
-// Files in Config.Bundle (persistent, survives reboots of the daemon).
-const (
-	specFile       = "spec.json"    // the OCI spec, written by Create
-	configFile     = "monitor.json" // persistedConfig, written by Create
-	statusFile     = "status.json"  // statusRecord, written by the monitor
-	exitFile       = "exit.json"    // exitRecord, written by the monitor at exit
-	monitorLogFile = "monitor.log"  // the monitor's own stderr
-	lockFile       = "lock"         // flock serializing libcontainer operations
-)
-
-// Entries in Config.StateDir (volatile, under /run).
-const (
-	attachSocketName = "attach.sock"
-	libcontainerDir  = "libcontainer" // libcontainer state root
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // maxSocketPath is sizeof(sockaddr_un.sun_path) minus the terminating NUL.
@@ -60,28 +47,6 @@ type Config struct {
 	MonitorBinary string
 }
 
-// persistedConfig is what the monitor needs besides the spec, and what Load
-// needs to rebuild a Container.
-type persistedConfig struct {
-	ID        string `json:"id"`
-	Bundle    string `json:"bundle"`
-	StateDir  string `json:"state_dir"`
-	LogPath   string `json:"log_path,omitempty"`
-	Stdin     bool   `json:"stdin,omitempty"`
-	StdinOnce bool   `json:"stdin_once,omitempty"`
-	Tty       bool   `json:"tty,omitempty"`
-}
-
-func (c *persistedConfig) path(name string) string { return filepath.Join(c.Bundle, name) }
-
-func (c *persistedConfig) socketPath() string {
-	return filepath.Join(c.StateDir, attachSocketName)
-}
-
-func (c *persistedConfig) libcontainerRoot() string {
-	return filepath.Join(c.StateDir, libcontainerDir)
-}
-
 func (c Config) validate() error {
 	switch {
 	case c.ID == "":
@@ -93,61 +58,17 @@ func (c Config) validate() error {
 	case c.MonitorBinary == "":
 		return errors.New("monitor binary not set")
 	}
-	if p := filepath.Join(c.StateDir, attachSocketName); len(p) > maxSocketPath {
+	if p := filepath.Join(c.StateDir, proto.AttachSocketName); len(p) > maxSocketPath {
 		return fmt.Errorf("attach socket path %q is longer than %d bytes: use a shorter state dir", p, maxSocketPath)
 	}
 	return nil
 }
 
-func (c Config) persisted() persistedConfig {
-	return persistedConfig{
+// persisted is what the monitor needs besides the spec, and what Load needs
+// to rebuild a Container.
+func (c Config) persisted() proto.Config {
+	return proto.Config{
 		ID: c.ID, Bundle: c.Bundle, StateDir: c.StateDir, LogPath: c.LogPath,
 		Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 	}
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeJSONAtomic replaces path with v so that a reader (or a crash at any
-// point) sees either the old or the new complete file: write a temporary
-// file, fsync it, rename it over path, fsync the directory.
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

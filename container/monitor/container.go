@@ -11,6 +11,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // ErrNotRunning is returned for operations that need a running container.
@@ -18,10 +20,10 @@ var ErrNotRunning = errors.New("container is not running")
 
 // Container is the daemon's handle on a container run by a monitor.
 type Container struct {
-	cfg persistedConfig
+	cfg proto.Config
 
 	mu     sync.Mutex
-	rec    statusRecord
+	rec    proto.StatusRecord
 	status Status
 	done   chan struct{} // closed once the exit is recorded in status
 
@@ -50,15 +52,15 @@ func (c *Container) Wait() <-chan struct{} { return c.done }
 // happened while nobody was watching is read from exit.json.
 func Load(bundle, stateDir string) (*Container, error) {
 	c := &Container{done: make(chan struct{})}
-	if err := readJSON(bundlePath(bundle, configFile), &c.cfg); err != nil {
+	if err := proto.ReadJSON(bundlePath(bundle, proto.ConfigFile), &c.cfg); err != nil {
 		return nil, err
 	}
 	// The state dir may have moved (it is volatile); trust the caller.
 	c.cfg.Bundle, c.cfg.StateDir = bundle, stateDir
-	if err := readJSON(c.cfg.path(statusFile), &c.rec); err != nil {
+	if err := proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec); err != nil {
 		return nil, err
 	}
-	c.status = c.rec.status()
+	c.status = statusOf(&c.rec)
 	exited := c.readExit()
 	// Watch the monitor even if the exit is already recorded: if it became
 	// our child (we are its subreaper) it must still be reaped.
@@ -76,8 +78,8 @@ func Load(bundle, stateDir string) (*Container, error) {
 
 // readExit applies exit.json if present and marks the container exited.
 func (c *Container) readExit() bool {
-	var e exitRecord
-	if err := readJSON(c.cfg.path(exitFile), &e); err != nil {
+	var e proto.ExitRecord
+	if err := proto.ReadJSON(c.cfg.Path(proto.ExitFile), &e); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.setExit(func(s *Status) {
 				s.State, s.ExitCode, s.Reason = StateExited, 255, ReasonError
@@ -121,6 +123,16 @@ func (c *Container) monitorGone() {
 	})
 }
 
+// aliveWithStartTime reports whether pid is a live (not zombie) process that
+// started at startTime, i.e. the same process as recorded, not a reused pid.
+func aliveWithStartTime(pid int, startTime uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := proto.ReadProcStat(pid)
+	return err == nil && st.StartTime == startTime && st.State != 'Z' && st.State != 'X'
+}
+
 // openVerifiedPidfd returns a pidfd for pid if it still is the process
 // (possibly a zombie) that started at startTime. The start time is checked
 // after the pidfd is opened, so a match proves the pidfd refers to our
@@ -133,7 +145,7 @@ func openVerifiedPidfd(pid int, startTime uint64) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st, err := readProcStat(pid); err != nil || st.StartTime != startTime {
+	if st, err := proto.ReadProcStat(pid); err != nil || st.StartTime != startTime {
 		unix.Close(fd)
 		return nil, errors.New("monitor pid was reused")
 	}
@@ -192,7 +204,7 @@ func (c *Container) libcontainer() (*libcontainer.Container, error) {
 	c.lcMu.Lock()
 	defer c.lcMu.Unlock()
 	if c.lc == nil {
-		lc, err := libcontainer.Load(c.cfg.libcontainerRoot(), c.cfg.ID)
+		lc, err := libcontainer.Load(c.cfg.LibcontainerRoot(), c.cfg.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +220,7 @@ func (c *Container) lockedLibcontainer() (lc *libcontainer.Container, unlock fun
 	if lc, err = c.libcontainer(); err != nil {
 		return nil, nil, err
 	}
-	if unlock, err = lockBundle(c.cfg.Bundle); err != nil {
+	if unlock, err = proto.LockBundle(c.cfg.Bundle); err != nil {
 		return nil, nil, err
 	}
 	return lc, unlock, nil

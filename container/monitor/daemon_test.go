@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
@@ -109,15 +110,15 @@ func TestDaemonKilled(t *testing.T) {
 		cfg := testConfig(t, testOpts{args: []string{"delay-exit", "300", "7"}})
 		tc := &testContainer{cfg: cfg}
 		startAndKillDaemon(t, cfg)
-		var rec statusRecord
-		if err := readJSON(filepath.Join(cfg.Bundle, statusFile), &rec); err != nil {
+		var rec proto.StatusRecord
+		if err := proto.ReadJSON(filepath.Join(cfg.Bundle, proto.StatusFile), &rec); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := os.Stat(filepath.Join(cfg.Bundle, exitFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(cfg.Bundle, proto.ExitFile)); err == nil {
 			t.Fatal("exited before the daemon was killed")
 		}
 		testutil.WaitFor(t, "exit record", 10*time.Second, func() bool {
-			_, err := os.Stat(filepath.Join(cfg.Bundle, exitFile))
+			_, err := os.Stat(filepath.Join(cfg.Bundle, proto.ExitFile))
 			return err == nil
 		})
 		c, err := Load(cfg.Bundle, cfg.StateDir)

@@ -9,12 +9,19 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+
+	// nsenter's constructor runs before the Go runtime in the `init`
+	// re-exec that libcontainer's Run (Exec) starts.
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 )
 
 // InitIfRequested runs libcontainer's container init when the program was
 // re-executed for it (args "init"): libcontainer starts exec'd processes by
-// re-executing the calling binary. main must call it first thing. It does
-// not return in that case.
+// re-executing the calling binary: the daemon. main must call it first
+// thing. It does not return in that case.
 func InitIfRequested() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init()
@@ -32,7 +39,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	if err != nil {
 		return -1, err
 	}
-	proc, err := newProcess(p)
+	proc, err := libct.NewProcess(p)
 	if err != nil {
 		return -1, err
 	}
@@ -41,7 +48,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	if err := sio.setup(proc, stdin, stdout, stderr, tty); err != nil {
 		return -1, err
 	}
-	unlock, err := lockBundle(c.cfg.Bundle)
+	unlock, err := proto.LockBundle(c.cfg.Bundle)
 	if err != nil {
 		return -1, err
 	}
@@ -93,13 +100,13 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 
 // killSession SIGKILLs every process of the container in session sid.
 func (c *Container) killSession(lc *libcontainer.Container, sid int) {
-	unlock, err := lockBundle(c.cfg.Bundle)
+	unlock, err := proto.LockBundle(c.cfg.Bundle)
 	if err != nil {
 		return
 	}
 	defer unlock()
 	signalCgroup(lc, func(pid int) bool {
-		st, err := readProcStat(pid)
+		st, err := proto.ReadProcStat(pid)
 		return pid == sid || (err == nil && st.Session == sid)
 	})
 }
@@ -120,7 +127,7 @@ type execIO struct {
 
 func (e *execIO) setup(p *libcontainer.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool) error {
 	if tty {
-		parent, child, err := newConsoleSocketPair()
+		parent, child, err := libct.NewConsoleSocketPair()
 		if err != nil {
 			return err
 		}
@@ -165,7 +172,7 @@ func (e *execIO) started(stdin io.Reader, stdout io.Writer, resize <-chan TermSi
 	}
 	e.theirs = nil
 	if e.sock != nil {
-		con, err := recvConsole(e.sock)
+		con, err := libct.RecvConsole(e.sock)
 		if err != nil {
 			return err
 		}
@@ -178,7 +185,7 @@ func (e *execIO) started(stdin io.Reader, stdout io.Writer, resize <-chan TermSi
 		if resize != nil {
 			go func() {
 				for s := range resize {
-					if setWinsize(con, s) != nil {
+					if libct.SetWinsize(con, s.Width, s.Height) != nil {
 						return
 					}
 				}
@@ -223,4 +230,12 @@ func (e *execIO) closeAll() {
 	for _, f := range e.ours {
 		f.Close()
 	}
+}
+
+// exitCode converts a wait status to a shell-style exit code.
+func exitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
@@ -183,7 +184,7 @@ func TestSlowAttachClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := writeFrame(conn, frameHello, []byte{0}); err != nil {
+	if err := proto.WriteFrame(conn, proto.FrameHello, []byte{0}); err != nil {
 		t.Fatal(err)
 	}
 	conn.SetReadBuffer(4096) // and never read

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 func TestOutputToLog(t *testing.T) {
@@ -161,7 +162,7 @@ func TestExitWhileDaemonDown(t *testing.T) {
 	c.Container = nil
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(c.cfg.Bundle, exitFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(c.cfg.Bundle, proto.ExitFile)); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {

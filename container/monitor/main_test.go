@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // Test environment, set up by TestMain.
@@ -305,7 +306,7 @@ func zombiesOf(parents map[int]bool) []string {
 		if err != nil {
 			continue
 		}
-		st, err := readProcStat(pid)
+		st, err := proto.ReadProcStat(pid)
 		if err == nil && st.State == 'Z' && parents[st.PPid] {
 			comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm")
 			zs = append(zs, e.Name()+"("+strings.TrimSpace(string(comm))+")")

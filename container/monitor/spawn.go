@@ -15,13 +15,15 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 func bundlePath(bundle, name string) string { return filepath.Join(bundle, name) }
 
 // bundleFiles are the files Create puts into the bundle, removed again by
 // a failed Create and by Destroy.
-var bundleFiles = []string{statusFile, exitFile, configFile, specFile, monitorLogFile}
+var bundleFiles = []string{proto.StatusFile, proto.ExitFile, proto.ConfigFile, proto.SpecFile, proto.MonitorLogFile}
 
 // Create spawns the container's monitor, which creates the container
 // (its init waits for Start). It returns once the monitor reported success
@@ -37,13 +39,13 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 			return nil, err
 		}
 	}
-	for _, name := range []string{statusFile, exitFile} {
-		os.Remove(pc.path(name)) // leftovers of an earlier attempt
+	for _, name := range []string{proto.StatusFile, proto.ExitFile} {
+		os.Remove(pc.Path(name)) // leftovers of an earlier attempt
 	}
-	if err := writeJSONAtomic(pc.path(specFile), cfg.Spec); err != nil {
+	if err := proto.WriteJSONAtomic(pc.Path(proto.SpecFile), cfg.Spec); err != nil {
 		return nil, err
 	}
-	if err := writeJSONAtomic(pc.path(configFile), &pc); err != nil {
+	if err := proto.WriteJSONAtomic(pc.Path(proto.ConfigFile), &pc); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -52,7 +54,7 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		}
 	}()
 
-	mlog, err := os.OpenFile(pc.path(monitorLogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	mlog, err := os.OpenFile(pc.Path(proto.MonitorLogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -71,8 +73,9 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"},
 		Dir:    "/", // do not pin the daemon's cwd mount
 		Stderr: mlog,
-		// Only fds 0-2 (/dev/null, /dev/null, log) and the sync pipe are
-		// inherited: everything Go opens is close-on-exec.
+		// Only fds 0-2 (/dev/null, /dev/null, log) and the sync pipe
+		// (fd 3, proto.SyncFd) are inherited: everything Go opens is
+		// close-on-exec.
 		ExtraFiles: []*os.File{syncW},
 		// Own session: no terminal signals, not killed with the daemon's
 		// process group. No Pdeathsig: it must outlive the daemon.
@@ -109,7 +112,7 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		pidfd.Close()
 		if res == nil {
 			cleanupLibcontainer(&pc)
-			if tail := tailFile(pc.path(monitorLogFile), 2048); tail != "" {
+			if tail := tailFile(pc.Path(proto.MonitorLogFile), 2048); tail != "" {
 				err = fmt.Errorf("%w: monitor log: %s", err, tail)
 			}
 		}
@@ -117,21 +120,21 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 	}
 
 	c := &Container{cfg: pc, done: make(chan struct{})}
-	if err := readJSON(pc.path(statusFile), &c.rec); err != nil {
+	if err := proto.ReadJSON(pc.Path(proto.StatusFile), &c.rec); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		reapChild(pid)
 		pidfd.Close()
 		cleanupLibcontainer(&pc)
 		return nil, err
 	}
-	c.status = c.rec.status()
+	c.status = statusOf(&c.rec)
 	go c.watch(pidfd)
 	return c, nil
 }
 
 // readSync waits for the monitor's report. A nil result means it did not
 // report: it died or ctx ended.
-func readSync(ctx context.Context, r *os.File) (*syncResult, error) {
+func readSync(ctx context.Context, r *os.File) (*proto.SyncResult, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		r.SetReadDeadline(dl)
 	}
@@ -149,7 +152,7 @@ func readSync(ctx context.Context, r *os.File) (*syncResult, error) {
 	if len(b) == 0 {
 		return nil, errors.New("container monitor exited without reporting")
 	}
-	var res syncResult
+	var res proto.SyncResult
 	if err := json.Unmarshal(b, &res); err != nil {
 		return nil, fmt.Errorf("bad report from container monitor: %w", err)
 	}
@@ -168,12 +171,12 @@ func reapChild(pid int) {
 
 // removeState removes what Create made: the volatile state dir, our files
 // in the bundle and the bundle itself if that leaves it empty.
-func removeState(pc *persistedConfig) {
+func removeState(pc *proto.Config) {
 	os.RemoveAll(pc.StateDir)
 	for _, name := range bundleFiles {
-		os.Remove(pc.path(name))
+		os.Remove(pc.Path(name))
 	}
-	os.Remove(pc.path(lockFile))
+	os.Remove(pc.Path(proto.LockFile))
 	// Temporary files of an atomic write cut short by a killed monitor.
 	tmps, _ := filepath.Glob(filepath.Join(pc.Bundle, ".*.tmp*"))
 	for _, f := range tmps {

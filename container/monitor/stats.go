@@ -8,6 +8,13 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+
+	// Registers the cgroup device-rule manager: Update sets the cgroup
+	// again with the container's device rules, which fails without it.
+	_ "github.com/opencontainers/cgroups/devices"
 )
 
 // Stats is a container's resource usage from its cgroup. Everything comes
@@ -80,7 +87,7 @@ func (c *Container) Stats() (*Stats, error) {
 		return nil, err
 	}
 	if f, err := c.memoryEventsFile(); err == nil {
-		ev, err := readEventCounts(f)
+		ev, err := libct.ReadEventCounts(f)
 		if err != nil {
 			return nil, err
 		}
@@ -195,7 +202,7 @@ func (c *Container) memoryEventsFile() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if f, err = memoryEventsPath(st); err != nil {
+	if f, err = libct.MemoryEventsPath(st); err != nil {
 		return "", fmt.Errorf("container %s: %w", c.cfg.ID, err)
 	}
 	c.lcMu.Lock()
@@ -215,7 +222,7 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		return ErrNotRunning
 	}
 	var spec specs.Spec
-	if err := readJSON(c.cfg.path(specFile), &spec); err != nil {
+	if err := proto.ReadJSON(c.cfg.Path(proto.SpecFile), &spec); err != nil {
 		return err
 	}
 	spec.Linux.Resources = r

@@ -1,8 +1,6 @@
 package monitor
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -76,24 +74,5 @@ func check(t *testing.T, name string, got *Stats, want Stats) {
 	}
 	if !reflect.DeepEqual(g, want) {
 		t.Errorf("%s:\n got %+v\nwant %+v", name, g, want)
-	}
-}
-
-func TestReadEventCounts(t *testing.T) {
-	f := filepath.Join(t.TempDir(), "memory.events")
-	if err := os.WriteFile(f, []byte("low 0\nhigh 0\nmax 12\noom 2\noom_kill 1\noom_group_kill 0\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ev, err := readEventCounts(f)
-	if err != nil || ev["max"] != 12 || ev["oom_kill"] != 1 {
-		t.Fatalf("%v %v", ev, err)
-	}
-	// v1's memory.oom_control mixes flags and the counter.
-	if err := os.WriteFile(f, []byte("oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c := oomCounter{file: f}
-	if n, err := c.read(); err != nil || n != 3 {
-		t.Fatalf("oom_kill %d %v", n, err)
 	}
 }

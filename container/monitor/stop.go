@@ -15,6 +15,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // Signal sends sig to the container init.
@@ -193,16 +195,16 @@ func (c *Container) Destroy() error {
 // cleanupLibcontainer kills what may be left and runs libcontainer Destroy
 // (cgroup and state removal). A container libcontainer does not know (any
 // more) is fine.
-func cleanupLibcontainer(pc *persistedConfig) error {
-	if _, err := os.Stat(pc.libcontainerRoot()); errors.Is(err, fs.ErrNotExist) {
+func cleanupLibcontainer(pc *proto.Config) error {
+	if _, err := os.Stat(pc.LibcontainerRoot()); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	unlock, err := lockBundle(pc.Bundle)
+	unlock, err := proto.LockBundle(pc.Bundle)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	lc, err := libcontainer.Load(pc.libcontainerRoot(), pc.ID)
+	lc, err := libcontainer.Load(pc.LibcontainerRoot(), pc.ID)
 	if err != nil {
 		if errors.Is(err, libcontainer.ErrNotExist) || errors.Is(err, fs.ErrNotExist) {
 			// A monitor killed in the middle of libcontainer's start
@@ -210,7 +212,7 @@ func cleanupLibcontainer(pc *persistedConfig) error {
 			if err := destroySpecCgroup(pc); err != nil {
 				return err
 			}
-			return os.RemoveAll(pc.libcontainerRoot())
+			return os.RemoveAll(pc.LibcontainerRoot())
 		}
 		return err
 	}
@@ -228,14 +230,14 @@ func cleanupLibcontainer(pc *persistedConfig) error {
 	if err != nil {
 		return err
 	}
-	return os.RemoveAll(pc.libcontainerRoot())
+	return os.RemoveAll(pc.LibcontainerRoot())
 }
 
 // destroySpecCgroup kills the processes in, and removes, the cgroup the
 // container's spec asks for.
-func destroySpecCgroup(pc *persistedConfig) error {
+func destroySpecCgroup(pc *proto.Config) error {
 	var spec specs.Spec
-	if err := readJSON(pc.path(specFile), &spec); err != nil {
+	if err := proto.ReadJSON(pc.Path(proto.SpecFile), &spec); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}

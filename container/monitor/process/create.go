@@ -1,4 +1,4 @@
-package monitor
+package process
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 
 	// Registers the cgroup device-rule manager; without it libcontainer
 	// fails with "cgroup manager is not configured to set device rules".
@@ -24,11 +26,11 @@ import (
 // exec fifo until Start), and records it in status.json. On failure nothing
 // is left behind: libcontainer state and cgroup are destroyed.
 func (m *monitor) create(bundle string) (retErr error) {
-	if err := readJSON(filepath.Join(bundle, configFile), &m.cfg); err != nil {
+	if err := proto.ReadJSON(filepath.Join(bundle, proto.ConfigFile), &m.cfg); err != nil {
 		return err
 	}
 	spec := new(specs.Spec)
-	if err := readJSON(m.cfg.path(specFile), spec); err != nil {
+	if err := proto.ReadJSON(m.cfg.Path(proto.SpecFile), spec); err != nil {
 		return err
 	}
 	if err := m.setupProcess(); err != nil {
@@ -39,7 +41,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err != nil {
 		return err
 	}
-	unlock, err := lockBundle(m.cfg.Bundle)
+	unlock, err := proto.LockBundle(m.cfg.Bundle)
 	if err != nil {
 		return err
 	}
@@ -60,20 +62,20 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err := m.listen(); err != nil {
 		return err
 	}
-	self, err := readProcStat(os.Getpid())
+	self, err := proto.ReadProcStat(os.Getpid())
 	if err != nil {
 		return err
 	}
-	initStat, err := readProcStat(m.initPid)
+	initStat, err := proto.ReadProcStat(m.initPid)
 	if err != nil {
 		return fmt.Errorf("container init: %w", err)
 	}
-	m.status = statusRecord{
+	m.status = proto.StatusRecord{
 		MonitorPid: os.Getpid(), MonitorStartTime: self.StartTime,
 		InitPid: m.initPid, InitStartTime: initStat.StartTime,
 		CreatedAt: time.Now().UTC(),
 	}
-	return writeJSONAtomic(m.cfg.path(statusFile), &m.status)
+	return proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status)
 }
 
 // startContainer runs libcontainer Create and Start with our stdio.
@@ -88,7 +90,7 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 	if err != nil {
 		return nil, err
 	}
-	p, err := newProcess(spec.Process)
+	p, err := libct.NewProcess(spec.Process)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +105,7 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 	var consoleParent *os.File
 	if m.cfg.Tty {
 		var child *os.File
-		if consoleParent, child, err = newConsoleSocketPair(); err != nil {
+		if consoleParent, child, err = libct.NewConsoleSocketPair(); err != nil {
 			return nil, err
 		}
 		defer consoleParent.Close()
@@ -130,7 +132,7 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		}
 	}
 
-	lc, err := libcontainer.Create(m.cfg.libcontainerRoot(), m.cfg.ID, lcfg)
+	lc, err := libcontainer.Create(m.cfg.LibcontainerRoot(), m.cfg.ID, lcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -143,13 +145,13 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		return nil, err
 	}
 	if consoleParent != nil {
-		if m.console, err = recvConsole(consoleParent); err != nil {
+		if m.console, err = libct.RecvConsole(consoleParent); err != nil {
 			m.destroy(lc)
 			return nil, err
 		}
 		m.stdin = m.console
 		// The log records the terminal stream as stdout.
-		m.outputs = append(m.outputs, output{f: m.console, frame: frameStdout, log: m.logw.NewStream(crilog.Stdout, 0)})
+		m.outputs = append(m.outputs, output{f: m.console, frame: proto.FrameStdout, log: m.logw.NewStream(crilog.Stdout, 0)})
 	}
 	return lc, nil
 }
@@ -165,9 +167,9 @@ func (m *monitor) destroy(lc *libcontainer.Container) {
 	if err := lc.Destroy(); err != nil {
 		m.logf("destroy after failed create: %v", err)
 	}
-	os.RemoveAll(m.cfg.libcontainerRoot())
+	os.RemoveAll(m.cfg.LibcontainerRoot())
 	if m.ln != nil {
 		m.ln.Close()
-		os.Remove(m.cfg.socketPath())
+		os.Remove(m.cfg.SocketPath())
 	}
 }

@@ -1,4 +1,12 @@
-package monitor
+// Package process is the code that runs inside crisp-monitor, the
+// per-container monitor process: it creates and starts one container
+// through libcontainer, holds its stdio, writes its CRI log, serves attach
+// clients and control commands on the attach socket, and records the exit
+// status, so that the container does not depend on the crisp daemon staying
+// up. The daemon's side (starting a monitor, and its handle on the
+// container) is package monitor; what the two agree on is package
+// monitor/internal/proto.
+package process
 
 import (
 	"encoding/json"
@@ -16,27 +24,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
-
-// syncFd is the fd on which the monitor reports the outcome of Create to
-// the daemon (a pipe, ExtraFiles[0]).
-const syncFd = 3
 
 // serveArg is the first argument of the monitor's second image, see reexec.
 const serveArg = "serve"
 
-// syncResult is the single JSON message sent over the sync pipe.
-type syncResult struct {
-	Error string `json:"error,omitempty"`
-}
-
 // monitor is the state of the monitor process.
 type monitor struct {
-	cfg     persistedConfig
-	status  statusRecord
+	cfg     proto.Config
+	status  proto.StatusRecord
 	initPid int
 	oom     oomCounter
 
@@ -54,6 +55,16 @@ type monitor struct {
 	// controlMu is read-held by each control command being served and
 	// write-held by the exit path.
 	controlMu sync.RWMutex
+}
+
+// InitIfRequested runs libcontainer's container init when the program was
+// re-executed for it (args "init"): libcontainer creates a container by
+// re-executing the calling binary. main must call it first thing. It does
+// not return in that case.
+func InitIfRequested() {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+	}
 }
 
 // Main is the entry point of crisp-monitor. args are the arguments after
@@ -76,8 +87,8 @@ func Main(args []string) int {
 		return 2
 	}
 	// Never pass the sync pipe on to the container.
-	unix.CloseOnExec(syncFd)
-	syncPipe := os.NewFile(syncFd, "sync")
+	unix.CloseOnExec(proto.SyncFd)
+	syncPipe := os.NewFile(proto.SyncFd, "sync")
 
 	m := &monitor{}
 	if err := m.create(args[0]); err != nil {
@@ -93,7 +104,7 @@ func Main(args []string) int {
 }
 
 func report(f *os.File, err error) {
-	var r syncResult
+	var r proto.SyncResult
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -201,10 +212,10 @@ func restore(bundle, handoffArg string) (*monitor, error) {
 			unix.SetNonblock(fd, true)
 		}
 	}
-	if err := readJSON(filepath.Join(bundle, configFile), &m.cfg); err != nil {
+	if err := proto.ReadJSON(filepath.Join(bundle, proto.ConfigFile), &m.cfg); err != nil {
 		return nil, err
 	}
-	if err := readJSON(m.cfg.path(statusFile), &m.status); err != nil {
+	if err := proto.ReadJSON(m.cfg.Path(proto.StatusFile), &m.status); err != nil {
 		return nil, err
 	}
 	m.initPid = m.status.InitPid
@@ -256,12 +267,12 @@ func (m *monitor) start() (time.Time, error) {
 	if !m.status.StartedAt.IsZero() {
 		return time.Time{}, fmt.Errorf("container %s was already started", m.cfg.ID)
 	}
-	unlock, err := lockBundle(m.cfg.Bundle)
+	unlock, err := proto.LockBundle(m.cfg.Bundle)
 	if err != nil {
 		return time.Time{}, err
 	}
 	defer unlock()
-	fifo := filepath.Join(m.cfg.libcontainerRoot(), m.cfg.ID, "exec.fifo")
+	fifo := filepath.Join(m.cfg.LibcontainerRoot(), m.cfg.ID, "exec.fifo")
 	// Taken before the init is released: a process that exits at once
 	// must not be reported as finished before it started.
 	startedAt := time.Now().UTC()
@@ -269,7 +280,7 @@ func (m *monitor) start() (time.Time, error) {
 		return time.Time{}, err
 	}
 	m.status.StartedAt = startedAt
-	if err := writeJSONAtomic(m.cfg.path(statusFile), &m.status); err != nil {
+	if err := proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status); err != nil {
 		return time.Time{}, err
 	}
 	return m.status.StartedAt, nil

@@ -1,15 +1,11 @@
-package monitor
+package process
 
 import (
-	"bufio"
 	"errors"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
-	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 )
 
 // oomCounter reads the cgroup's count of OOM kills. The exit code alone
@@ -27,22 +23,11 @@ func openOOMCounter(lc *libcontainer.Container) (oomCounter, error) {
 		return oomCounter{}, err
 	}
 	var c oomCounter
-	if c.file, err = memoryEventsPath(st); err != nil {
+	if c.file, err = libct.MemoryEventsPath(st); err != nil {
 		return c, err
 	}
 	c.start, err = c.read()
 	return c, err
-}
-
-// memoryEventsPath is the file holding the cgroup's oom_kill counter.
-func memoryEventsPath(st *libcontainer.State) (string, error) {
-	if cgroups.IsCgroup2UnifiedMode() {
-		return filepath.Join(st.CgroupPaths[""], "memory.events"), nil
-	}
-	if p := st.CgroupPaths["memory"]; p != "" {
-		return filepath.Join(p, "memory.oom_control"), nil
-	}
-	return "", errors.New("no memory cgroup")
 }
 
 // read returns the current oom_kill value (same key in v1 and v2).
@@ -50,7 +35,7 @@ func (c *oomCounter) read() (uint64, error) {
 	if c.file == "" {
 		return 0, errors.New("no OOM counter")
 	}
-	ev, err := readEventCounts(c.file)
+	ev, err := libct.ReadEventCounts(c.file)
 	if err != nil {
 		return 0, err
 	}
@@ -59,29 +44,6 @@ func (c *oomCounter) read() (uint64, error) {
 		return 0, errors.New("oom_kill not found in " + c.file)
 	}
 	return n, nil
-}
-
-// readEventCounts parses a flat keyed cgroup file ("key value" lines), such
-// as memory.events or memory.oom_control; lines that are not counters are
-// skipped.
-func readEventCounts(file string) (map[string]uint64, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	ev := map[string]uint64{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		k, v, ok := strings.Cut(s.Text(), " ")
-		if !ok {
-			continue
-		}
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-			ev[k] = n
-		}
-	}
-	return ev, s.Err()
 }
 
 // killed reports whether an OOM kill happened in the cgroup since create.

@@ -1,12 +1,15 @@
-package monitor
+package process
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // drainTimeout bounds how long the monitor waits, after the init exited,
@@ -43,8 +46,8 @@ func (m *monitor) run() int {
 
 	e := exitFromWaitStatus(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal()))
 	e.FinishedAt = finished
-	e.setReason(m.oom.killed())
-	if err := writeJSONAtomic(m.cfg.path(exitFile), &e); err != nil {
+	setReason(&e, m.oom.killed())
+	if err := proto.WriteJSONAtomic(m.cfg.Path(proto.ExitFile), &e); err != nil {
 		m.logf("record exit: %v", err)
 		return 1
 	}
@@ -52,7 +55,7 @@ func (m *monitor) run() int {
 	// the last output was delivered.
 	m.ln.Close()
 	m.controlMu.Lock()
-	os.Remove(m.cfg.socketPath())
+	os.Remove(m.cfg.SocketPath())
 	m.hub.close(time.Second)
 	for _, o := range m.outputs {
 		o.f.Close()
@@ -98,5 +101,37 @@ func (m *monitor) reapAll() {
 		if err != nil || pid <= 0 {
 			return
 		}
+	}
+}
+
+// exitFromWaitStatus converts the init's wait status the way shells and
+// the kubelet expect: 128+n for death by signal n.
+func exitFromWaitStatus(exited bool, code int, signaled bool, sig int) proto.ExitRecord {
+	var e proto.ExitRecord
+	switch {
+	case exited:
+		e.ExitCode = code
+	case signaled:
+		e.Signal = sig
+		e.ExitCode = 128 + sig
+	default:
+		e.ExitCode = 255
+		e.Message = "unexpected wait status"
+	}
+	return e
+}
+
+func setReason(e *proto.ExitRecord, oomKilled bool) {
+	e.OOMKilled = oomKilled
+	switch {
+	case oomKilled:
+		e.Reason = proto.ReasonOOMKilled
+	case e.ExitCode == 0:
+		e.Reason = proto.ReasonCompleted
+	default:
+		e.Reason = proto.ReasonError
+	}
+	if e.Message == "" && e.Signal != 0 {
+		e.Message = fmt.Sprintf("killed by signal %d", e.Signal)
 	}
 }

@@ -1,4 +1,4 @@
-package monitor
+package process
 
 import (
 	"errors"
@@ -6,6 +6,9 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // clientQueueMax bounds the output queued for one attached client. A client
@@ -81,10 +84,10 @@ func (h *hub) close(timeout time.Duration) {
 
 func (c *client) enqueue(typ byte, p []byte) {
 	c.mu.Lock()
-	if len(c.queue)+frameHeaderLen+len(p) > clientQueueMax {
+	if len(c.queue)+proto.FrameHeaderLen+len(p) > clientQueueMax {
 		c.dropped += len(p)
 	} else {
-		c.queue = appendFrame(c.queue, typ, p)
+		c.queue = proto.AppendFrame(c.queue, typ, p)
 	}
 	c.mu.Unlock()
 	c.poke()
@@ -134,7 +137,7 @@ func (c *client) writer() {
 }
 
 func (m *monitor) listen() error {
-	path := m.cfg.socketPath()
+	path := m.cfg.SocketPath()
 	if err := os.MkdirAll(m.cfg.StateDir, 0o700); err != nil {
 		return err
 	}
@@ -173,34 +176,34 @@ func (m *monitor) serve() {
 func (m *monitor) handle(conn *net.UnixConn) {
 	// A client that connects and says nothing must not pin a goroutine.
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	typ, p, err := readFrame(conn, nil)
+	typ, p, err := proto.ReadFrame(conn, nil)
 	if err != nil {
 		conn.Close()
 		return
 	}
 	conn.SetReadDeadline(time.Time{})
 	switch typ {
-	case frameControl:
+	case proto.FrameControl:
 		// The exit path waits for in-flight commands, so that e.g. the
 		// reply to a start is not lost when the container exits at once.
 		m.controlMu.RLock()
 		defer m.controlMu.RUnlock()
 		var text string
 		switch cmd := string(p); cmd {
-		case cmdStart:
+		case proto.CmdStart:
 			var t time.Time
 			if t, err = m.start(); err == nil {
 				text = t.Format(time.RFC3339Nano)
 			}
-		case cmdReopenLog:
+		case proto.CmdReopenLog:
 			err = m.logw.Reopen()
 		default:
 			err = errors.New("unknown command " + cmd)
 		}
-		writeFrame(conn, frameReply, replyPayload(err, text))
+		proto.WriteFrame(conn, proto.FrameReply, proto.ReplyPayload(err, text))
 		conn.Close()
-	case frameHello:
-		m.attach(conn, len(p) > 0 && p[0]&helloStdin != 0)
+	case proto.FrameHello:
+		m.attach(conn, len(p) > 0 && p[0]&proto.HelloStdin != 0)
 	default:
 		conn.Close()
 	}
@@ -214,7 +217,7 @@ func (m *monitor) attach(conn *net.UnixConn, wantStdin bool) {
 	c := &client{conn: conn, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	// The reply goes out before any output so that the client knows from
 	// which point on it receives the stream.
-	c.queue = appendFrame(nil, frameReply, replyPayload(nil, ""))
+	c.queue = proto.AppendFrame(nil, proto.FrameReply, proto.ReplyPayload(nil, ""))
 	if !m.hub.add(c) {
 		conn.Close()
 		return
@@ -229,22 +232,22 @@ func (m *monitor) attach(conn *net.UnixConn, wantStdin bool) {
 	}
 	buf := make([]byte, 4096)
 	for {
-		typ, p, err := readFrame(conn, buf)
+		typ, p, err := proto.ReadFrame(conn, buf)
 		if err != nil {
 			break
 		}
 		switch typ {
-		case frameStdin:
+		case proto.FrameStdin:
 			if stdin {
 				if err := m.writeStdin(p); err != nil {
 					stdin = false
 				}
 			}
-		case frameStdinEOF:
+		case proto.FrameStdinEOF:
 			detach()
-		case frameResize:
+		case proto.FrameResize:
 			if m.console != nil && len(p) == 4 {
-				setWinsize(m.console, TermSize{Width: uint16(p[0])<<8 | uint16(p[1]), Height: uint16(p[2])<<8 | uint16(p[3])})
+				libct.SetWinsize(m.console, uint16(p[0])<<8|uint16(p[1]), uint16(p[2])<<8|uint16(p[3]))
 			}
 		}
 	}

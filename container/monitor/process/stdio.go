@@ -1,4 +1,4 @@
-package monitor
+package process
 
 import (
 	"errors"
@@ -8,21 +8,22 @@ import (
 	"syscall"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
 // output is one stream of container output the monitor reads: a pipe (or
 // the pty master) whose bytes go to the CRI log and to attached clients.
 type output struct {
 	f     *os.File
-	frame byte // frameStdout or frameStderr
+	frame byte // proto.FrameStdout or proto.FrameStderr
 	log   *crilog.Stream
 }
 
 func streamFrame(s crilog.StreamType) byte {
 	if s == crilog.Stderr {
-		return frameStderr
+		return proto.FrameStderr
 	}
-	return frameStdout
+	return proto.FrameStdout
 }
 
 // readBufSize is the read size per stream. A pipe holds 64 KiB; smaller

@@ -1,4 +1,4 @@
-package monitor
+package libct
 
 import (
 	"errors"
@@ -8,15 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TermSize is a terminal size in characters.
-type TermSize struct {
-	Width, Height uint16
-}
-
-// newConsoleSocketPair returns the two ends of the socket libcontainer uses
+// NewConsoleSocketPair returns the two ends of the socket libcontainer uses
 // to hand over a pty master: child goes into Process.ConsoleSocket, the
-// master arrives on parent (see recvConsole).
-func newConsoleSocketPair() (parent, child *os.File, err error) {
+// master arrives on parent (see RecvConsole).
+func NewConsoleSocketPair() (parent, child *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("console socketpair: %w", err)
@@ -24,9 +19,9 @@ func newConsoleSocketPair() (parent, child *os.File, err error) {
 	return os.NewFile(uintptr(fds[1]), "console-parent"), os.NewFile(uintptr(fds[0]), "console-child"), nil
 }
 
-// recvConsole receives the pty master that libcontainer's init sends over
+// RecvConsole receives the pty master that libcontainer's init sends over
 // the console socket (an SCM_RIGHTS message whose data is the file name).
-func recvConsole(sock *os.File) (*os.File, error) {
+func RecvConsole(sock *os.File) (*os.File, error) {
 	name := make([]byte, 4096)
 	oob := make([]byte, unix.CmsgSpace(4))
 	conn, err := sock.SyscallConn()
@@ -70,14 +65,15 @@ func recvConsole(sock *os.File) (*os.File, error) {
 	return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
 }
 
-func setWinsize(f *os.File, s TermSize) error {
+// SetWinsize sets the size, in characters, of the terminal f.
+func SetWinsize(f *os.File, width, height uint16) error {
 	conn, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var ioErr error
 	err = conn.Control(func(fd uintptr) {
-		ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: s.Height, Col: s.Width})
+		ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
 	})
 	if err != nil {
 		return err

@@ -1,8 +1,12 @@
-package monitor
+// Package libct is the libcontainer plumbing that both the crisp daemon
+// (exec) and crisp-monitor (a container's init) need and libcontainer does
+// not export: an OCI process as a libcontainer Process, the pty handover
+// through a console socket, terminal resizing, and the cgroup's event
+// counters.
+package libct
 
 import (
 	"fmt"
-	"syscall"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -10,10 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// newProcess converts an OCI process into a libcontainer Process, like
+// NewProcess converts an OCI process into a libcontainer Process, like
 // runc's newProcess (which is not exported). Fields left empty fall back to
 // the container's configuration.
-func newProcess(p *specs.Process) (*libcontainer.Process, error) {
+func NewProcess(p *specs.Process) (*libcontainer.Process, error) {
 	nnp := p.NoNewPrivileges
 	lp := &libcontainer.Process{
 		Args:            p.Args,
@@ -72,12 +76,4 @@ var rlimitTypes = map[string]int{
 	"RLIMIT_NICE":       unix.RLIMIT_NICE,
 	"RLIMIT_RTPRIO":     unix.RLIMIT_RTPRIO,
 	"RLIMIT_RTTIME":     unix.RLIMIT_RTTIME,
-}
-
-// exitCode converts a wait status to a shell-style exit code.
-func exitCode(ws syscall.WaitStatus) int {
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
 }

@@ -1,4 +1,4 @@
-package monitor
+package proto
 
 import (
 	"encoding/binary"
@@ -14,53 +14,53 @@ import (
 // output, and may send stdin/resize frames), or a control frame (one
 // command, answered by one reply frame, then the monitor closes).
 const (
-	frameHello    byte = 'A' // client: payload = flags (helloStdin)
-	frameControl  byte = 'C' // client: payload = command
-	frameStdin    byte = 'i' // client: data for the container's stdin
-	frameStdinEOF byte = 'E' // client: no more stdin from this client
-	frameResize   byte = 'r' // client: width, height as 2 big-endian uint16
-	frameStdout   byte = 'o' // monitor: container stdout (or the tty)
-	frameStderr   byte = 'e' // monitor: container stderr
-	frameReply    byte = 'R' // monitor: replyOK/replyErr + text
+	FrameHello    byte = 'A' // client: payload = flags (HelloStdin)
+	FrameControl  byte = 'C' // client: payload = command
+	FrameStdin    byte = 'i' // client: data for the container's stdin
+	FrameStdinEOF byte = 'E' // client: no more stdin from this client
+	FrameResize   byte = 'r' // client: width, height as 2 big-endian uint16
+	FrameStdout   byte = 'o' // monitor: container stdout (or the tty)
+	FrameStderr   byte = 'e' // monitor: container stderr
+	FrameReply    byte = 'R' // monitor: replyOK/replyErr + text
 )
 
 const (
-	helloStdin byte = 1
+	HelloStdin byte = 1
 
-	cmdStart     = "start"
-	cmdReopenLog = "reopen-log"
+	CmdStart     = "start"
+	CmdReopenLog = "reopen-log"
 
 	replyOK  byte = 0
 	replyErr byte = 1
 )
 
 const (
-	frameHeaderLen  = 5
+	FrameHeaderLen  = 5
 	maxFramePayload = 1 << 20
 )
 
 var errFrameTooLarge = errors.New("attach protocol: frame too large")
 
-// appendFrame appends an encoded frame to b.
-func appendFrame(b []byte, typ byte, payload []byte) []byte {
-	var h [frameHeaderLen]byte
+// AppendFrame appends an encoded frame to b.
+func AppendFrame(b []byte, typ byte, payload []byte) []byte {
+	var h [FrameHeaderLen]byte
 	h[0] = typ
 	binary.BigEndian.PutUint32(h[1:], uint32(len(payload)))
 	b = append(b, h[:]...)
 	return append(b, payload...)
 }
 
-// writeFrame writes a frame with a single Write so that frames written by
+// WriteFrame writes a frame with a single Write so that frames written by
 // different goroutines under the caller's lock are never torn.
-func writeFrame(w io.Writer, typ byte, payload []byte) error {
-	_, err := w.Write(appendFrame(make([]byte, 0, frameHeaderLen+len(payload)), typ, payload))
+func WriteFrame(w io.Writer, typ byte, payload []byte) error {
+	_, err := w.Write(AppendFrame(make([]byte, 0, FrameHeaderLen+len(payload)), typ, payload))
 	return err
 }
 
-// readFrame reads one frame; buf is reused for the payload when it is big
+// ReadFrame reads one frame; buf is reused for the payload when it is big
 // enough.
-func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
-	var h [frameHeaderLen]byte
+func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
+	var h [FrameHeaderLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
 	}
@@ -78,15 +78,18 @@ func readFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	return h[0], buf, nil
 }
 
-func replyPayload(err error, text string) []byte {
+// ReplyPayload encodes the monitor's answer to a control command (or to a
+// hello): err's text, or text on success.
+func ReplyPayload(err error, text string) []byte {
 	if err != nil {
 		return append([]byte{replyErr}, err.Error()...)
 	}
 	return append([]byte{replyOK}, text...)
 }
 
-func parseReply(typ byte, p []byte) (string, error) {
-	if typ != frameReply || len(p) == 0 {
+// ParseReply decodes a reply frame made by ReplyPayload.
+func ParseReply(typ byte, p []byte) (string, error) {
+	if typ != FrameReply || len(p) == 0 {
 		return "", errors.New("attach protocol: unexpected frame from monitor")
 	}
 	if p[0] != replyOK {

@@ -1,4 +1,4 @@
-package monitor
+package proto
 
 import (
 	"os"
@@ -7,12 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// lockBundle takes an exclusive flock on the bundle's lock file.
+// LockBundle takes an exclusive flock on the bundle's lock file.
 // libcontainer has no cross-process locking, and both the monitor (create,
 // start) and the daemon (signal, exec, update, destroy) operate on the same
 // container state, so each libcontainer operation runs under this lock.
-func lockBundle(bundle string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(bundle, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+func LockBundle(bundle string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(bundle, LockFile), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}

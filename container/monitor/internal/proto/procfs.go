@@ -1,4 +1,4 @@
-package monitor
+package proto
 
 import (
 	"bytes"
@@ -7,16 +7,18 @@ import (
 	"strconv"
 )
 
-// procStat holds the /proc/<pid>/stat fields we use.
-type procStat struct {
+// ProcStat holds the /proc/<pid>/stat fields the records and the daemon use.
+type ProcStat struct {
 	State     byte
 	PPid      int
 	Session   int
 	StartTime uint64 // clock ticks after boot
 }
 
-func readProcStat(pid int) (procStat, error) {
-	var st procStat
+// ReadProcStat reads /proc/pid/stat. StartTime is how the records tell a
+// live process from a reuse of its pid.
+func ReadProcStat(pid int) (ProcStat, error) {
+	var st ProcStat
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return st, err
@@ -37,14 +39,4 @@ func readProcStat(pid int) (procStat, error) {
 	st.Session, _ = strconv.Atoi(string(f[3]))
 	st.StartTime, err = strconv.ParseUint(string(f[19]), 10, 64)
 	return st, err
-}
-
-// aliveWithStartTime reports whether pid is a live (not zombie) process that
-// started at startTime, i.e. the same process as recorded, not a reused pid.
-func aliveWithStartTime(pid int, startTime uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	st, err := readProcStat(pid)
-	return err == nil && st.StartTime == startTime && st.State != 'Z' && st.State != 'X'
 }

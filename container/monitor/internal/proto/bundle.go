@@ -1,0 +1,103 @@
+// Package proto is what the crisp daemon (package monitor) and the
+// crisp-monitor process (package monitor/process) agree on: the files in a
+// container's bundle and state dir and their records, the sync pipe that
+// reports the outcome of a create, the framed protocol of the attach
+// socket, and the bundle lock that serializes libcontainer operations
+// between the two processes. Either side changing any of it must keep a
+// monitor started by the previous daemon working.
+package proto
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Files in Config.Bundle (persistent, survives reboots of the daemon).
+const (
+	SpecFile       = "spec.json"    // the OCI spec, written by the daemon
+	ConfigFile     = "monitor.json" // Config, written by the daemon
+	StatusFile     = "status.json"  // StatusRecord, written by the monitor
+	ExitFile       = "exit.json"    // ExitRecord, written by the monitor at exit
+	MonitorLogFile = "monitor.log"  // the monitor's own stderr
+	LockFile       = "lock"         // flock serializing libcontainer operations
+)
+
+// Entries in Config.StateDir (volatile, under /run).
+const (
+	AttachSocketName = "attach.sock"
+	LibcontainerDir  = "libcontainer" // libcontainer state root
+)
+
+// Config is what the monitor needs besides the spec, and what the daemon
+// needs to rebuild its handle on a container after a restart.
+type Config struct {
+	ID        string `json:"id"`
+	Bundle    string `json:"bundle"`
+	StateDir  string `json:"state_dir"`
+	LogPath   string `json:"log_path,omitempty"`
+	Stdin     bool   `json:"stdin,omitempty"`
+	StdinOnce bool   `json:"stdin_once,omitempty"`
+	Tty       bool   `json:"tty,omitempty"`
+}
+
+// Path returns the path of the bundle file name.
+func (c *Config) Path(name string) string { return filepath.Join(c.Bundle, name) }
+
+// SocketPath returns the path of the monitor's attach socket.
+func (c *Config) SocketPath() string {
+	return filepath.Join(c.StateDir, AttachSocketName)
+}
+
+// LibcontainerRoot returns libcontainer's state root for the container.
+func (c *Config) LibcontainerRoot() string {
+	return filepath.Join(c.StateDir, LibcontainerDir)
+}
+
+// ReadJSON reads the JSON file path into v.
+func ReadJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("parse %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteJSONAtomic replaces path with v so that a reader (or a crash at any
+// point) sees either the old or the new complete file: write a temporary
+// file, fsync it, rename it over path, fsync the directory.
+func WriteJSONAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
