@@ -58,17 +58,10 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 	// now finds this entry and waits for its lock, so it cannot miss a
 	// container created in a pod it is tearing down.
 	e := &entry{podID: podID}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	m.mu.Lock()
-	m.containers[id] = e
-	m.mu.Unlock()
-	rollback.add(func() {
-		e.removed = true
-		m.mu.Lock()
-		delete(m.containers, id)
-		m.mu.Unlock()
-	})
+	e.Lock()
+	defer e.Unlock()
+	m.containers.AddHidden(id, e)
+	rollback.add(func() { m.containers.Delete(id, e) })
 
 	sb, err := m.sandboxes.Get(podID)
 	if err != nil {
@@ -200,7 +193,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		return "", err
 	}
 	e.proc = proc
-	e.visible.Store(true)
+	m.containers.Show(e)
 	m.watchExit(e)
 	m.events.publish(Event{Type: EventCreated, ContainerID: id, PodID: podID, Time: time.Now()})
 	hooks.PostCreateContainer(ctx, sb, e.snapshot())

@@ -10,14 +10,14 @@ import (
 )
 
 // EventType is a container lifecycle event, as the CRI's GetContainerEvents
-// reports them.
-type EventType int
+// reports them. It is the pods' type: the CRI has one stream for both.
+type EventType = sandbox.EventType
 
 const (
-	EventCreated EventType = iota
-	EventStarted
-	EventStopped
-	EventDeleted
+	EventCreated = sandbox.EventCreated
+	EventStarted = sandbox.EventStarted
+	EventStopped = sandbox.EventStopped
+	EventDeleted = sandbox.EventDeleted
 )
 
 // Event is one lifecycle change of a container or, when ContainerID is
@@ -32,17 +32,10 @@ type Event struct {
 	Sandbox *sandbox.Sandbox
 }
 
-var podEventTypes = map[sandbox.EventType]EventType{
-	sandbox.EventCreated: EventCreated,
-	sandbox.EventStarted: EventStarted,
-	sandbox.EventStopped: EventStopped,
-	sandbox.EventDeleted: EventDeleted,
-}
-
 // PublishPodEvent puts a pod's lifecycle change into the containers' event
 // stream (sandbox.Manager.SetEventSink): the CRI has one stream for both.
 func (m *Manager) PublishPodEvent(ev sandbox.Event) {
-	m.events.publish(Event{Type: podEventTypes[ev.Type], ContainerID: ev.Sandbox.ID, PodID: ev.Sandbox.ID, Time: ev.Time, Sandbox: ev.Sandbox})
+	m.events.publish(Event{Type: ev.Type, ContainerID: ev.Sandbox.ID, PodID: ev.Sandbox.ID, Time: ev.Time, Sandbox: ev.Sandbox})
 }
 
 // eventBuffer is each subscriber's backlog. kubelet's evented PLEG reads

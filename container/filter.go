@@ -1,8 +1,6 @@
 package container
 
-import (
-	"sort"
-)
+import "github.com/crisp-runtime/crisp/internal/index"
 
 // Filter selects containers for List; zero values match everything.
 type Filter struct {
@@ -22,21 +20,5 @@ func (f *Filter) match(s *Snapshot) bool {
 	if f.State != nil && s.Status.State != *f.State {
 		return false
 	}
-	labels := s.Config().GetLabels()
-	for k, v := range f.LabelSelector {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
-}
-
-// sortByCreation gives List a stable order for people and chunked streams.
-func sortByCreation(cs []*Snapshot) {
-	sort.Slice(cs, func(i, j int) bool {
-		if !cs[i].CreatedAt.Equal(cs[j].CreatedAt) {
-			return cs[i].CreatedAt.Before(cs[j].CreatedAt)
-		}
-		return cs[i].ID < cs[j].ID
-	})
+	return index.MatchLabels(s.Config().GetLabels(), f.LabelSelector)
 }

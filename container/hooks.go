@@ -42,17 +42,11 @@ type Hooks interface {
 
 // SetHooks installs the lifecycle hooks; nil removes them. Set them before
 // serving: containers created before are only in the hooks' first view.
-func (m *Manager) SetHooks(h Hooks) {
-	if h == nil {
-		m.hooks.Store(nil)
-		return
-	}
-	m.hooks.Store(&h)
-}
+func (m *Manager) SetHooks(h Hooks) { m.hooks.Set(h) }
 
 func (m *Manager) lifecycleHooks() Hooks {
-	if p := m.hooks.Load(); p != nil {
-		return *p
+	if h := m.hooks.Get(); h != nil {
+		return h
 	}
 	return noHooks{}
 }

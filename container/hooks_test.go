@@ -73,10 +73,10 @@ func TestHooksSeeLifecycle(t *testing.T) {
 	e.pods.pods["shared"] = &sandbox.Sandbox{ID: "shared", State: sandbox.StateReady, Namespaces: map[string]string{sandbox.NSPID: "/proc/1/ns/pid"}}
 	p := e.put(t, "aaaa1111", "shared", "c", monitor.StateCreated, nil)
 	// UpdateResources regenerates the spec, which needs a command.
-	en := e.m.containers["aaaa1111"]
-	c := en.c.Load().clone()
+	en, _ := e.m.containers.Get("aaaa1111")
+	c := en.Load().clone()
 	c.Process = &specs.Process{Args: []string{"sleep", "1d"}}
-	en.c.Store(c)
+	en.Store(c)
 	h := &recordingHooks{failStart: true, cpuShares: 512}
 	e.m.SetHooks(h)
 

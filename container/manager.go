@@ -7,13 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/crisp-runtime/crisp/container/spec"
-	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/image"
-	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/hook"
+	"github.com/crisp-runtime/crisp/internal/index"
 	"github.com/crisp-runtime/crisp/internal/registrar"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
@@ -69,33 +68,37 @@ type Manager struct {
 
 	oomClampLogged sync.Once
 	warned         sync.Map // spec warnings already logged
-	hooks          atomic.Pointer[Hooks]
+	hooks          hook.Slot[Hooks]
 
-	// mu guards the index only; lifecycle work holds the container's lock.
-	mu         sync.RWMutex
-	containers map[string]*entry
+	containers *index.Index[Container, *entry]
 
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// entry is one container in the index. Readers load c without locking;
-// writers hold mu, store a fresh copy and persist it.
+// entry is one container in the index, hidden while it is being created.
 type entry struct {
-	mu sync.Mutex
-	c  atomic.Pointer[Container]
-	// proc is set (under mu) before visible becomes true and never
-	// changes afterwards, so readers that saw visible may use it.
-	proc    Process
-	visible atomic.Bool
-	removed bool
+	index.Entry[Container]
+	// proc is set (under the entry's lock) before the entry is shown and
+	// never changes afterwards, so readers that found it may use it.
+	proc Process
 	// podID is fixed at creation; StopPodContainers selects by it even
 	// while the container is still being created.
 	podID string
 }
 
+// newIndex is the containers' index; its commits are saved to s.
+func newIndex(s *store) *index.Index[Container, *entry] {
+	return index.New[Container, *entry](index.Config[Container]{
+		Field: "container_id", Kind: "container", Kinds: "containers",
+		ID:        func(c *Container) string { return c.ID },
+		CreatedAt: func(c *Container) time.Time { return c.CreatedAt },
+		Save:      s.save,
+	})
+}
+
 func (e *entry) snapshot() *Snapshot {
-	c := e.c.Load()
+	c := e.Load()
 	return &Snapshot{Container: c, Status: statusOf(c, e.proc)}
 }
 
@@ -109,8 +112,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if rt == nil {
 		rt = MonitorRuntime{}
 	}
+	st := &store{root: opts.Root}
 	m := &Manager{
-		store:      &store{root: opts.Root},
+		store:      st,
 		stateDir:   opts.State,
 		images:     opts.Images,
 		sandboxes:  opts.Sandboxes,
@@ -119,7 +123,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		specOpts:   opts.Spec,
 		names:      registrar.New("container"),
 		events:     newBroadcaster(),
-		containers: map[string]*entry{},
+		containers: newIndex(st),
 		stop:       make(chan struct{}),
 	}
 	m.stats = newSampler(m)
@@ -164,49 +168,10 @@ func (m *Manager) monitorStateDir(id string) string {
 }
 
 // lookup finds a visible container by id or unique id prefix.
-func (m *Manager) lookup(id string) (*entry, error) {
-	if id == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if e, ok := m.containers[id]; ok && e.visible.Load() {
-		return e, nil
-	}
-	full, ok, ambiguous := ids.Resolve(m.visibleIDs, id)
-	if ambiguous {
-		return nil, errdefs.InvalidArgument("container id prefix %q matches several containers", id)
-	}
-	if !ok {
-		return nil, errdefs.NotFound("container %q", id)
-	}
-	return m.containers[full], nil
-}
+func (m *Manager) lookup(id string) (*entry, error) { return m.containers.Lookup(id) }
 
-// lockLive returns the container's entry with its lifecycle lock held (the
-// caller unlocks it), or NotFound when it is unknown or was removed while
-// the caller waited for the lock.
-func (m *Manager) lockLive(id string) (*entry, error) {
-	e, err := m.lookup(id)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	if e.removed {
-		e.mu.Unlock()
-		return nil, errdefs.NotFound("container %q", id)
-	}
-	return e, nil
-}
-
-// visibleIDs iterates the listed part of the index; callers hold mu.
-func (m *Manager) visibleIDs(yield func(string) bool) {
-	for id, e := range m.containers {
-		if e.visible.Load() && !yield(id) {
-			return
-		}
-	}
-}
+// lockLive is lookup with the container's lifecycle lock held.
+func (m *Manager) lockLive(id string) (*entry, error) { return m.containers.LockLive(id) }
 
 // Get returns a snapshot of a container, from memory: kubelet polls it.
 func (m *Manager) Get(id string) (*Snapshot, error) {
@@ -219,61 +184,28 @@ func (m *Manager) Get(id string) (*Snapshot, error) {
 
 // List returns snapshots of the containers f selects, oldest first.
 func (m *Manager) List(f Filter) []*Snapshot {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	var out []*Snapshot
-	if f.ID != "" {
-		id, ok, _ := ids.Resolve(m.visibleIDs, f.ID)
-		if !ok {
-			return nil
-		}
-		if s := m.containers[id].snapshot(); f.match(s) {
-			out = append(out, s)
-		}
-		return out
-	}
-	for _, e := range m.containers {
-		if !e.visible.Load() {
-			continue
-		}
+	for _, e := range m.containers.List(f.ID) {
 		if s := e.snapshot(); f.match(s) {
 			out = append(out, s)
 		}
 	}
-	sortByCreation(out)
 	return out
 }
 
 // podEntries returns every indexed container of a pod, including those
 // still being created: pod stop and remove must wait for them.
 func (m *Manager) podEntries(podID string) []*entry {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	var out []*entry
-	for _, e := range m.containers {
-		if e.podID == podID {
-			out = append(out, e)
-		}
-	}
-	return out
+	return m.containers.Select(func(e *entry) bool { return e.podID == podID })
 }
 
 // commit persists c and publishes it; the record on disk is never behind
 // what List and Get report.
-func (m *Manager) commit(e *entry, c *Container) error {
-	if err := m.store.save(c); err != nil {
-		return fmt.Errorf("save container %s: %w", c.ID, err)
-	}
-	e.c.Store(c)
-	return nil
-}
+func (m *Manager) commit(e *entry, c *Container) error { return m.containers.Commit(e, c) }
 
 // forget drops a removed container from the index.
 func (m *Manager) forget(e *entry, c *Container) {
-	e.removed = true
-	m.mu.Lock()
-	delete(m.containers, c.ID)
-	m.mu.Unlock()
+	m.containers.Delete(c.ID, e)
 	m.names.Release(nameKey(c.PodID, c.Name, c.Attempt), c.ID)
 	m.stats.forget(c.ID)
 }

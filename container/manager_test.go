@@ -50,7 +50,7 @@ func TestCreateValidation(t *testing.T) {
 		})
 	}
 	// Failed creates leave nothing: no index entry, no record, no name.
-	if n := len(e.m.containers); n != 0 {
+	if n := e.m.containers.Len(); n != 0 {
 		t.Fatalf("%d index entries left", n)
 	}
 	if ents, _ := os.ReadDir(e.opts.Root); len(ents) != 0 {
@@ -307,9 +307,9 @@ func TestExecSync(t *testing.T) {
 		t.Fatal("exec without a process spec succeeded")
 	}
 	en, _ := e.m.lookup("x1")
-	c := en.c.Load().clone()
+	c := en.Load().clone()
 	c.Process = &specsProcess
-	en.c.Store(c)
+	en.Store(c)
 	p.execOut, p.execCode = "hi", 7
 	res, err := e.m.ExecSync(ctx, "x1", []string{"echo", "hi"}, 0)
 	if err != nil || string(res.Stdout) != "hi" || res.ExitCode != 7 {

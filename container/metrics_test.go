@@ -34,7 +34,8 @@ func TestCountOpenFiles(t *testing.T) {
 }
 
 func TestOpenFilesCachedWithinPeriod(t *testing.T) {
-	m := &Manager{containers: map[string]*entry{"c": {}}}
+	m := &Manager{containers: newIndex(nil)}
+	m.containers.AddHidden("c", &entry{})
 	s := newSampler(m)
 	m.stats = s
 	pid := os.Getpid()

@@ -40,7 +40,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			klog.Errorf("container %s: %v", c.ID, err)
 		}
 		e := &entry{podID: c.PodID}
-		e.c.Store(c)
+		e.Store(c)
 		proc, err := m.runtime.Load(m.bundleDir(c.ID), m.monitorStateDir(c.ID))
 		if err != nil {
 			// Status falls back to the record: the exit if it was seen,
@@ -57,16 +57,13 @@ func (m *Manager) recover(ctx context.Context) error {
 			}
 			m.remountImageVolumes(c)
 		}
-		e.visible.Store(true)
-		m.mu.Lock()
-		m.containers[c.ID] = e
-		m.mu.Unlock()
+		m.containers.Add(c.ID, e)
 		if e.proc != nil {
 			m.watchExit(e)
 		}
 	}
 	if n := len(cs); n > 0 {
-		klog.Infof("recovered %d container records", len(m.containers))
+		klog.Infof("recovered %d container records", m.containers.Len())
 	}
 	return ctx.Err()
 }

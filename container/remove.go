@@ -30,12 +30,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 }
 
 func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.removed {
+	if !e.LockLive() {
 		return nil
 	}
-	c := e.c.Load()
+	defer e.Unlock()
+	c := e.Load()
 	last := e.snapshot()
 	if e.proc != nil {
 		if err := m.stopEntry(ctx, e, 0); err != nil {

@@ -17,8 +17,8 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer e.mu.Unlock()
-	c := e.c.Load()
+	defer e.Unlock()
+	c := e.Load()
 	if st := statusOf(c, e.proc).State; st != StateCreated {
 		return fmt.Errorf("container %s is %s, only a created container can be started: %w", c.ID, st, errdefs.ErrFailedPrecondition)
 	}
@@ -56,12 +56,11 @@ func (m *Manager) watchExit(e *entry) {
 // recordExit persists an exit the monitor reported and tells event
 // subscribers; it returns the exited container, nil if there was no exit.
 func (m *Manager) recordExit(e *entry) *Snapshot {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.removed {
+	if !e.LockLive() {
 		return nil
 	}
-	c := e.c.Load()
+	defer e.Unlock()
+	c := e.Load()
 	st := statusOf(c, e.proc)
 	if st.State != StateExited {
 		return nil

@@ -172,12 +172,7 @@ func (s *sampler) measureFS(id string) FSUsage {
 }
 
 // entryOf reports whether id is still indexed.
-func (m *Manager) entryOf(id string) (*entry, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	e, ok := m.containers[id]
-	return e, ok
-}
+func (m *Manager) entryOf(id string) (*entry, bool) { return m.containers.Get(id) }
 
 // Stats returns a container's usage: cgroup counters read now, the CPU rate
 // against the sampler's previous sample, the writable layer as last sampled.

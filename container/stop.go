@@ -32,17 +32,14 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	}
 	// The lifecycle lock is not held while waiting: a second Stop with a
 	// shorter timeout (kubelet's grace override) must be able to proceed.
-	e.mu.Lock()
-	removed := e.removed
-	e.mu.Unlock()
-	if removed {
+	if !e.Live() {
 		return nil
 	}
 	return m.stopEntry(ctx, e, timeout)
 }
 
 func (m *Manager) stopEntry(ctx context.Context, e *entry, timeout time.Duration) error {
-	c := e.c.Load()
+	c := e.Load()
 	st := statusOf(c, e.proc)
 	if st.State == StateExited || e.proc == nil {
 		return nil
@@ -81,10 +78,7 @@ func (m *Manager) StopPodContainers(ctx context.Context, podID string, grace tim
 			defer wg.Done()
 			// Waits for a Create in progress; then the container exists
 			// (or was rolled back) and can be stopped.
-			e.mu.Lock()
-			removed := e.removed
-			e.mu.Unlock()
-			if removed {
+			if !e.Live() {
 				return
 			}
 			if err := m.stopEntry(ctx, e, grace); err != nil {

@@ -33,8 +33,8 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.
 	if err != nil {
 		return err
 	}
-	defer e.mu.Unlock()
-	c := e.c.Load()
+	defer e.Unlock()
+	c := e.Load()
 	if st := statusOf(c, e.proc).State; st != StateRunning && st != StateCreated {
 		return fmt.Errorf("container %s is %s: %w", c.ID, st, errdefs.ErrFailedPrecondition)
 	}

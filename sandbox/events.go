@@ -26,16 +26,10 @@ type Event struct {
 // SetEventSink installs f to receive pod events; nil removes it. f is called
 // with the pod's lock held, so it must not block or call back into the
 // Manager.
-func (m *Manager) SetEventSink(f func(Event)) {
-	if f == nil {
-		m.events.Store(nil)
-		return
-	}
-	m.events.Store(&f)
-}
+func (m *Manager) SetEventSink(f func(Event)) { m.events.Set(f) }
 
 func (m *Manager) publish(t EventType, sb *Sandbox) {
-	if f := m.events.Load(); f != nil {
-		(*f)(Event{Type: t, Sandbox: sb, Time: time.Now()})
+	if f := m.events.Get(); f != nil {
+		f(Event{Type: t, Sandbox: sb, Time: time.Now()})
 	}
 }

@@ -1,8 +1,6 @@
 package sandbox
 
-import (
-	"sort"
-)
+import "github.com/crisp-runtime/crisp/internal/index"
 
 // Filter selects pods for List; zero values match everything.
 type Filter struct {
@@ -18,21 +16,5 @@ func (f *Filter) match(s *Sandbox) bool {
 	if f.State != "" && s.State != f.State {
 		return false
 	}
-	for k, v := range f.LabelSelector {
-		if got, ok := s.Config.Labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
-}
-
-// sortByCreation gives List a stable order: kubelet does not need one, but
-// people reading crictl output and chunked streaming do.
-func sortByCreation(pods []*Sandbox) {
-	sort.Slice(pods, func(i, j int) bool {
-		if !pods[i].CreatedAt.Equal(pods[j].CreatedAt) {
-			return pods[i].CreatedAt.Before(pods[j].CreatedAt)
-		}
-		return pods[i].ID < pods[j].ID
-	})
+	return index.MatchLabels(s.Config.Labels, f.LabelSelector)
 }

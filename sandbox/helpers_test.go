@@ -54,14 +54,15 @@ func (f *fakeNetwork) GC(_ context.Context, keep []network.Pod) error {
 func testManager(t *testing.T, net Network) *Manager {
 	t.Helper()
 	dir := t.TempDir()
+	st := &store{root: filepath.Join(dir, "pods")}
 	return &Manager{
-		store:   &store{root: filepath.Join(dir, "pods")},
+		store:   st,
 		pins:    &pinner{dir: filepath.Join(dir, "ns"), exe: "/nonexistent"},
 		cgroups: &cgroups{roots: []string{filepath.Join(dir, "cg")}},
 		shmDir:  filepath.Join(dir, "shm"),
 		net:     net,
 		names:   registrar.New("pod"),
-		pods:    map[string]*entry{},
+		pods:    newIndex(st),
 	}
 }
 
@@ -78,8 +79,8 @@ func addPod(t *testing.T, m *Manager, sb *Sandbox) {
 		t.Fatal(err)
 	}
 	e := &entry{}
-	e.sb.Store(sb)
-	m.pods[sb.ID] = e
+	e.Store(sb)
+	m.pods.Add(sb.ID, e)
 }
 
 func pod(id, name string, state State, labels map[string]string) *Sandbox {

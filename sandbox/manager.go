@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/crisp-runtime/crisp/errdefs"
-	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/hook"
+	"github.com/crisp-runtime/crisp/internal/index"
 	"github.com/crisp-runtime/crisp/internal/registrar"
 	"github.com/crisp-runtime/crisp/network"
 )
@@ -60,27 +59,32 @@ type Manager struct {
 	net     Network
 	names   *registrar.Registrar
 
-	containers atomic.Pointer[ContainerStopper]
-	events     atomic.Pointer[func(Event)]
-	hooks      atomic.Pointer[Hooks]
+	containers hook.Slot[ContainerStopper]
+	events     hook.Slot[func(Event)]
+	hooks      hook.Slot[Hooks]
 
 	// usernsErr is UserNamespaces' verdict, probed once.
 	usernsOnce sync.Once
 	usernsErr  error
 
-	// mu guards the index only; lifecycle work holds the pod's own lock.
-	mu   sync.RWMutex
-	pods map[string]*entry
+	pods *index.Index[Sandbox, *entry]
 }
 
-// entry is one pod in the index. Readers load sb without locking; writers
-// hold mu, store a fresh copy and persist it.
+// entry is one pod in the index; a pod is indexed only once it is complete.
 type entry struct {
-	mu sync.Mutex
-	sb atomic.Pointer[Sandbox]
+	index.Entry[Sandbox]
 	// reaperExit is closed when the pod's reaper exited; nil without one.
 	reaperExit processExit
-	removed    bool
+}
+
+// newIndex is the pods' index; its commits are saved to s.
+func newIndex(s *store) *index.Index[Sandbox, *entry] {
+	return index.New[Sandbox, *entry](index.Config[Sandbox]{
+		Field: "pod_sandbox_id", Kind: "pod sandbox", Kinds: "pods",
+		ID:        func(sb *Sandbox) string { return sb.ID },
+		CreatedAt: func(sb *Sandbox) time.Time { return sb.CreatedAt },
+		Save:      s.save,
+	})
 }
 
 // New loads the pods of a previous run, rolls back those whose creation was
@@ -95,14 +99,15 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
+	st := &store{root: opts.Root}
 	m := &Manager{
-		store:   &store{root: opts.Root},
+		store:   st,
 		pins:    &pinner{dir: filepath.Join(opts.State, "ns"), exe: exe},
 		cgroups: cg,
 		shmDir:  filepath.Join(opts.State, "pods"),
 		net:     opts.Network,
 		names:   registrar.New("pod"),
-		pods:    map[string]*entry{},
+		pods:    newIndex(st),
 	}
 	for _, d := range []string{m.pins.dir, m.shmDir} {
 		if err := makeSharedMountpoint(d); err != nil {
@@ -116,97 +121,28 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 }
 
 // SetContainerStopper installs the container hook; nil removes it.
-func (m *Manager) SetContainerStopper(cs ContainerStopper) {
-	if cs == nil {
-		m.containers.Store(nil)
-		return
-	}
-	m.containers.Store(&cs)
-}
+func (m *Manager) SetContainerStopper(cs ContainerStopper) { m.containers.Set(cs) }
 
-func (m *Manager) containerStopper() ContainerStopper {
-	if p := m.containers.Load(); p != nil {
-		return *p
-	}
-	return nil
-}
-
-// lookup finds a pod by id or unique id prefix.
-func (m *Manager) lookup(id string) (*entry, error) {
-	if id == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
-	}
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if e, ok := m.pods[id]; ok {
-		return e, nil
-	}
-	full, ok, ambiguous := ids.Resolve(m.ids, id)
-	if ambiguous {
-		return nil, errdefs.InvalidArgument("pod sandbox id prefix %q matches several pods", id)
-	}
-	if !ok {
-		return nil, errdefs.NotFound("pod sandbox %q", id)
-	}
-	return m.pods[full], nil
-}
-
-// lockLive returns the pod's entry with its lock held (the caller unlocks
-// it), or NotFound when the pod is unknown or was removed while the caller
-// waited for the lock.
-func (m *Manager) lockLive(id string) (*entry, error) {
-	e, err := m.lookup(id)
-	if err != nil {
-		return nil, err
-	}
-	e.mu.Lock()
-	if e.removed {
-		e.mu.Unlock()
-		return nil, errdefs.NotFound("pod sandbox %q", id)
-	}
-	return e, nil
-}
-
-// ids iterates the index; callers hold mu.
-func (m *Manager) ids(yield func(string) bool) {
-	for id := range m.pods {
-		if !yield(id) {
-			return
-		}
-	}
-}
+func (m *Manager) containerStopper() ContainerStopper { return m.containers.Get() }
 
 // Get returns a snapshot of a pod. It serves kubelet's status polls from
 // memory: no disk and no /proc.
 func (m *Manager) Get(id string) (*Sandbox, error) {
-	e, err := m.lookup(id)
+	e, err := m.pods.Lookup(id)
 	if err != nil {
 		return nil, err
 	}
-	return e.sb.Load(), nil
+	return e.Load(), nil
 }
 
 // List returns snapshots of the pods f selects, oldest first.
 func (m *Manager) List(f Filter) []*Sandbox {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	var out []*Sandbox
-	if f.ID != "" {
-		id, ok, _ := ids.Resolve(m.ids, f.ID)
-		if !ok {
-			return nil
-		}
-		if sb := m.pods[id].sb.Load(); f.match(sb) {
-			out = append(out, sb)
-		}
-		return out
-	}
-	for _, e := range m.pods {
-		if sb := e.sb.Load(); f.match(sb) {
+	for _, e := range m.pods.List(f.ID) {
+		if sb := e.Load(); f.match(sb) {
 			out = append(out, sb)
 		}
 	}
-	sortByCreation(out)
 	return out
 }
 
@@ -219,36 +155,26 @@ func (m *Manager) UpdateResources(ctx context.Context, id string, overhead, reso
 			return err
 		}
 	}
-	e, err := m.lockLive(id)
+	e, err := m.pods.LockLive(id)
 	if err != nil {
 		return err
 	}
-	defer e.mu.Unlock()
+	defer e.Unlock()
 	hooks := m.lifecycleHooks()
-	if err := hooks.UpdatePod(ctx, e.sb.Load(), overhead, resources); err != nil {
+	if err := hooks.UpdatePod(ctx, e.Load(), overhead, resources); err != nil {
 		return err
 	}
-	sb := e.sb.Load().clone()
+	sb := e.Load().clone()
 	if overhead != nil {
 		sb.Config.Overhead = overhead
 	}
 	if resources != nil {
 		sb.Config.Resources = resources
 	}
-	if err := m.commit(e, sb); err != nil {
+	if err := m.pods.Commit(e, sb); err != nil {
 		return err
 	}
 	hooks.PostUpdatePod(ctx, sb)
-	return nil
-}
-
-// commit persists sb and publishes it; the record on disk is never behind
-// what List and Get report.
-func (m *Manager) commit(e *entry, sb *Sandbox) error {
-	if err := m.store.save(sb); err != nil {
-		return fmt.Errorf("save pod %s: %w", sb.ID, err)
-	}
-	e.sb.Store(sb)
 	return nil
 }
 

@@ -87,12 +87,12 @@ func (m *Manager) recover(ctx context.Context) error {
 			klog.Errorf("pod %s: %v", sb.ID, err)
 		}
 		e := &entry{}
-		e.sb.Store(sb)
+		e.Store(sb)
 		if sb.Reaper != nil {
 			e.reaperExit = watchProcess(*sb.Reaper, nil)
 			m.watchReaper(e, *sb.Reaper)
 		}
-		m.pods[sb.ID] = e
+		m.pods.Add(sb.ID, e)
 		if sb.Network.Attached {
 			keep = append(keep, netPod(sb))
 		}
@@ -144,7 +144,7 @@ func (m *Manager) sweepOrphanMounts() {
 	for _, dir := range []string{m.pins.dir, m.shmDir} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if _, ok := m.pods[e.Name()]; !ok {
+			if _, ok := m.pods.Get(e.Name()); !ok {
 				klog.Infof("removing namespaces and shm of unknown pod %s", e.Name())
 				m.removeLeftovers(e.Name())
 			}

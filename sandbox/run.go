@@ -156,15 +156,13 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 
 	sb.State = StateReady
 	e := &entry{reaperExit: reaperExit}
-	if err := m.commit(e, sb); err != nil {
+	if err := m.pods.Commit(e, sb); err != nil {
 		return "", err
 	}
 	if sb.Reaper != nil {
 		m.watchReaper(e, *sb.Reaper)
 	}
-	m.mu.Lock()
-	m.pods[id] = e
-	m.mu.Unlock()
+	m.pods.Add(id, e)
 	// The pod's namespaces are its "container": created and started at once.
 	m.publish(EventCreated, sb)
 	m.publish(EventStarted, sb)
@@ -257,19 +255,21 @@ func (m *Manager) watchReaper(e *entry, r Reaper) {
 	exit := e.reaperExit
 	go func() {
 		<-exit
-		e.mu.Lock()
-		defer e.mu.Unlock()
-		sb := e.sb.Load()
-		if e.removed || sb.Reaper == nil || *sb.Reaper != r {
+		if !e.LockLive() {
+			return // removed
+		}
+		defer e.Unlock()
+		sb := e.Load()
+		if sb.Reaper == nil || *sb.Reaper != r {
 			return // stopped deliberately
 		}
 		klog.Warningf("pod %s: reaper (pid %d) exited; the pod is no longer ready", sb.ID, r.PID)
 		sb = sb.clone()
 		sb.Reaper = nil
 		sb.State = StateNotReady
-		if err := m.commit(e, sb); err != nil {
+		if err := m.pods.Commit(e, sb); err != nil {
 			klog.Errorf("pod %s: %v", sb.ID, err)
-			e.sb.Store(sb)
+			e.Store(sb)
 		}
 		m.publish(EventStopped, sb)
 	}()

@@ -18,32 +18,32 @@ import (
 // and an unknown id is success, as kubelet expects. A failed CNI DEL keeps the
 // netns pinned and is retried by the next Stop or Remove.
 func (m *Manager) Stop(ctx context.Context, id string) error {
-	e, err := m.lockLive(id)
+	e, err := m.pods.LockLive(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer e.mu.Unlock()
+	defer e.Unlock()
 	return m.stopLocked(ctx, e)
 }
 
 // Remove stops the pod if needed and deletes everything crisp created for
 // it. An unknown id is success.
 func (m *Manager) Remove(ctx context.Context, id string) error {
-	e, err := m.lockLive(id)
+	e, err := m.pods.LockLive(id)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	defer e.mu.Unlock()
+	defer e.Unlock()
 	if err := m.stopLocked(ctx, e); err != nil {
 		return err
 	}
-	sb := e.sb.Load()
+	sb := e.Load()
 	if cs := m.containerStopper(); cs != nil {
 		if err := cs.RemovePodContainers(ctx, sb.ID); err != nil {
 			return fmt.Errorf("remove containers of pod %s: %w", sb.ID, err)
@@ -61,10 +61,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := m.store.delete(sb.ID); err != nil {
 		return fmt.Errorf("delete pod record: %w", err)
 	}
-	e.removed = true
-	m.mu.Lock()
-	delete(m.pods, sb.ID)
-	m.mu.Unlock()
+	m.pods.Delete(sb.ID, e)
 	m.names.Release(nameKey(sb.Config.Metadata), sb.ID)
 	m.publish(EventDeleted, sb)
 	m.lifecycleHooks().RemovePod(ctx, sb)
@@ -73,7 +70,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 
 // stopLocked does the work of Stop; the pod's lock is held.
 func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
-	sb := e.sb.Load().clone()
+	sb := e.Load().clone()
 	wasReady := sb.State == StateReady
 	if cs := m.containerStopper(); cs != nil {
 		// The CRI demands forcible termination: kubelet has already
@@ -131,11 +128,11 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	if sb.StoppedAt.IsZero() {
 		sb.StoppedAt = time.Now()
 	}
-	if err := m.commit(e, sb); err != nil {
+	if err := m.pods.Commit(e, sb); err != nil {
 		errs = append(errs, err)
 	}
 	if wasReady {
-		m.publish(EventStopped, e.sb.Load())
+		m.publish(EventStopped, e.Load())
 	}
 	return errors.Join(errs...)
 }
