@@ -22,7 +22,7 @@ func (f *Filter) match(s *Snapshot) bool {
 	if f.State != nil && s.Status.State != *f.State {
 		return false
 	}
-	labels := s.Config().GetLabels()
+	labels := s.Config.Labels
 	for k, v := range f.LabelSelector {
 		if got, ok := labels[k]; !ok || got != v {
 			return false

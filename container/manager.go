@@ -51,6 +51,10 @@ type Options struct {
 	// StatsInterval is how often CPU and writable-layer usage are sampled;
 	// 0 means the default, negative disables the sampler.
 	StatsInterval time.Duration
+	// DecodeCRIConfig converts the CRI ContainerConfig (as protojson) that
+	// records of crisp before schema version 2 hold; package cri provides
+	// it, as this package knows no CRI types.
+	DecodeCRIConfig func([]byte) (*Config, error)
 }
 
 // Manager runs containers. It orchestrates small parts: the record store,
@@ -110,7 +114,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		rt = MonitorRuntime{}
 	}
 	m := &Manager{
-		store:      &store{root: opts.Root},
+		store:      &store{root: opts.Root, decodeCRIConfig: opts.DecodeCRIConfig},
 		stateDir:   opts.State,
 		images:     opts.Images,
 		sandboxes:  opts.Sandboxes,
