@@ -7,7 +7,6 @@ import (
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -36,10 +35,10 @@ var daemonCaps = sync.OnceValue(func() map[string]bool {
 // set): a daemon run without, say, CAP_SYS_RESOURCE could otherwise start no
 // privileged container at all. A single capability added by name is left
 // alone, so asking for one the node cannot give fails loudly.
-func clampCaps(cfg *runtimeapi.ContainerConfig, p *specs.Process) {
-	sc := cfg.GetLinux().GetSecurityContext()
-	all := sc.GetPrivileged()
-	for _, c := range sc.GetCapabilities().GetAddCapabilities() {
+func clampCaps(cfg *Config, p *specs.Process) {
+	sc := &cfg.Security
+	all := sc.Privileged
+	for _, c := range sc.AddCapabilities {
 		if strings.EqualFold(c, "ALL") {
 			all = true
 		}

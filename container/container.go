@@ -5,23 +5,27 @@
 // (persisted as <root>/<id>/container.json) and serves status and lists from
 // memory, as kubelet polls them constantly.
 //
-// Like package sandbox it has its own types; package cri translates. The CRI
-// ContainerConfig itself is kept as given, because spec generation, status
-// (labels, annotations, mounts) and updates all need it verbatim.
+// Like package sandbox it has its own types, and no CRI types: package cri
+// translates a request into a Config once, and its answers from Container.
 package container
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/container/spec"
 )
+
+// Config is what a container is created from. It is defined in package spec,
+// which turns it into the OCI spec (and which this package imports).
+type Config = spec.Config
+
+// Resources are a container's requested cgroup limits, as created or as
+// UpdateResources last replaced them.
+type Resources = spec.Resources
 
 // Phase is the part of a container's life that crisp records itself; once a
 // container is created, its monitor is the authority on its state.
@@ -97,37 +101,15 @@ type Container struct {
 	Process *specs.Process `json:"process,omitempty"`
 	// Resources are the effective OCI resources (after updates).
 	Resources *specs.LinuxResources `json:"resources,omitempty"`
-	// ConfigJSON is the CRI config as given (protojson); Config() parses it.
-	ConfigJSON json.RawMessage `json:"config"`
-	Exit       *Exit           `json:"exit,omitempty"`
-
-	config *runtimeapi.ContainerConfig
-}
-
-// Config is the CRI config the container was created with, resources
-// updated by UpdateContainerResources. Callers must not modify it.
-func (c *Container) Config() *runtimeapi.ContainerConfig { return c.config }
-
-// setConfig records cfg in both forms.
-func (c *Container) setConfig(cfg *runtimeapi.ContainerConfig) error {
-	b, err := protojson.Marshal(cfg)
-	if err != nil {
-		return fmt.Errorf("encode container config: %w", err)
-	}
-	c.ConfigJSON, c.config = b, cfg
-	return nil
-}
-
-// parseConfig fills config from ConfigJSON after loading.
-func (c *Container) parseConfig() error {
-	cfg := &runtimeapi.ContainerConfig{}
-	if len(c.ConfigJSON) > 0 {
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(c.ConfigJSON, cfg); err != nil {
-			return fmt.Errorf("decode container config: %w", err)
-		}
-	}
-	c.config = cfg
-	return nil
+	// Config is the one the container was created with, its Resources
+	// replaced by UpdateResources. Its slices and maps are shared between
+	// snapshots and never modified.
+	Config Config `json:"containerConfig"`
+	// CRIConfig is how schema version 1 recorded the config: the CRI
+	// message as protojson. Loading converts it into Config (see
+	// Options.DecodeCRIConfig) and clears it, so it is never written again.
+	CRIConfig json.RawMessage `json:"config,omitempty"`
+	Exit      *Exit           `json:"exit,omitempty"`
 }
 
 // clone copies what writers change; the config is replaced, never mutated.
@@ -175,10 +157,4 @@ func statusOf(c *Container, p Process) Status {
 		st.FinishedAt, st.ExitCode, st.Reason = ms.FinishedAt, ms.ExitCode, ms.Reason
 	}
 	return st
-}
-
-// cloneConfig deep-copies a CRI config so an update never changes a
-// snapshot someone is reading.
-func cloneConfig(cfg *runtimeapi.ContainerConfig) *runtimeapi.ContainerConfig {
-	return proto.Clone(cfg).(*runtimeapi.ContainerConfig)
 }

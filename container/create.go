@@ -10,7 +10,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
@@ -36,13 +35,12 @@ func (u undo) run() {
 
 // Create creates a container in pod podID; it is started by Start. On any
 // failure everything done so far is rolled back.
-func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig) (_ string, retErr error) {
+func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ string, retErr error) {
 	if err := validateCreate(podID, cfg); err != nil {
 		return "", err
 	}
-	md := cfg.GetMetadata()
 	id := ids.New()
-	key := nameKey(podID, md.GetName(), md.GetAttempt())
+	key := nameKey(podID, cfg.Name, cfg.Attempt)
 	if err := m.names.Reserve(key, id); err != nil {
 		return "", err
 	}
@@ -70,15 +68,15 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 	if sb.State != sandbox.StateReady {
 		return "", fmt.Errorf("pod sandbox %s is not ready: %w", podID, errdefs.ErrFailedPrecondition)
 	}
-	img, err := m.images.Get(cfg.GetImage().GetImage())
+	img, err := m.images.Get(cfg.Image.Image)
 	if err != nil {
-		return "", fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), err)
+		return "", fmt.Errorf("image %q: %w", cfg.Image.Image, err)
 	}
 	stopSig, err := spec.StopSignal(img.Config)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", img.ID, err)
 	}
-	logPath, err := containerLogPath(sb.Config.LogDirectory, cfg.GetLogPath())
+	logPath, err := containerLogPath(sb.Config.LogDirectory, cfg.LogPath)
 	if err != nil {
 		return "", err
 	}
@@ -87,17 +85,15 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		return "", err
 	}
 	c := &Container{
-		ID: id, PodID: podID, Name: md.GetName(), Attempt: md.GetAttempt(),
+		ID: id, PodID: podID, Name: cfg.Name, Attempt: cfg.Attempt,
 		Phase:        PhaseCreating,
 		CreatedAt:    time.Now(),
-		Image:        imageInfo(cfg.GetImage(), img),
+		Image:        imageInfo(cfg.Image, img),
 		LogPath:      logPath,
 		Rootfs:       m.rootfsDir(id),
 		ImageVolumes: vols,
 		StopSignal:   int(stopSig),
-	}
-	if err := c.setConfig(cloneConfig(cfg)); err != nil {
-		return "", err
+		Config:       *cfg,
 	}
 
 	// The record goes first: whatever follows, a crash leaves a record in
@@ -142,7 +138,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		return "", err
 	}
 
-	s, err := m.generateSpec(c, sb, cfg, img, volSrcs)
+	s, err := m.generateSpec(c, sb, img, volSrcs)
 	if err != nil {
 		return "", err
 	}
@@ -173,9 +169,9 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		StateDir:      m.monitorStateDir(id),
 		Spec:          s,
 		LogPath:       logPath,
-		Stdin:         cfg.GetStdin(),
-		StdinOnce:     cfg.GetStdinOnce(),
-		Tty:           cfg.GetTty(),
+		Stdin:         cfg.Stdin,
+		StdinOnce:     cfg.StdinOnce,
+		Tty:           cfg.Tty,
 		MonitorBinary: m.monitor,
 	})
 	if err != nil {
@@ -217,17 +213,15 @@ func classifyInitError(err error) error {
 	return err
 }
 
-func validateCreate(podID string, cfg *runtimeapi.ContainerConfig) error {
+func validateCreate(podID string, cfg *Config) error {
 	switch {
 	case podID == "":
 		return errdefs.InvalidArgument("pod_sandbox_id is required")
 	case cfg == nil:
 		return errdefs.InvalidArgument("config is required")
-	case cfg.GetMetadata() == nil:
-		return errdefs.InvalidArgument("config.metadata is required")
-	case cfg.GetMetadata().GetName() == "":
+	case cfg.Name == "":
 		return errdefs.InvalidArgument("config.metadata.name is required")
-	case cfg.GetImage().GetImage() == "":
+	case cfg.Image.Image == "":
 		return errdefs.InvalidArgument("config.image.image is required")
 	}
 	return nil
@@ -253,13 +247,13 @@ func containerLogPath(dir, rel string) (string, error) {
 // image id (same as ImageStatus.id and PullImage's image_ref), image_ref a
 // repo digest when there is one (containerd's choice), and the image name
 // what the user asked for.
-func imageInfo(req *runtimeapi.ImageSpec, img *image.Image) ImageInfo {
-	info := ImageInfo{ID: img.ID, Ref: img.ID, Name: req.GetUserSpecifiedImage()}
+func imageInfo(req spec.ImageSpec, img *image.Image) ImageInfo {
+	info := ImageInfo{ID: img.ID, Ref: img.ID, Name: req.UserSpecifiedImage}
 	if len(img.RepoDigests) > 0 {
 		info.Ref = img.RepoDigests[0]
 	}
 	if info.Name == "" {
-		info.Name = req.GetImage()
+		info.Name = req.Image
 		// kubelet passes the id; a tag says more to people.
 		if isImageID(info.Name, img.ID) && len(img.RepoTags) > 0 {
 			info.Name = img.RepoTags[0]
@@ -276,19 +270,20 @@ func isImageID(ref, id string) bool {
 
 // generateSpec builds the OCI spec from the pod's record (never from the
 // request's copy of the sandbox config, which a client controls).
-func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, cfg *runtimeapi.ContainerConfig, img *image.Image, imageVolumes map[string]string) (*specs.Spec, error) {
+func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, img *image.Image, imageVolumes map[string]string) (*specs.Spec, error) {
+	cfg := &c.Config
 	in := spec.Input{
 		ID:           c.ID,
 		Pod:          podSpec(sb),
-		Config:       withSecurityContext(cfg),
+		Config:       cfg,
 		Image:        img.Config,
 		ImageName:    c.Image.Name,
 		RootfsPath:   c.Rootfs,
 		ImageVolumes: imageVolumes,
 		Options:      m.specOpts,
 	}
-	if nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(); nso.GetPid() == runtimeapi.NamespaceMode_TARGET {
-		ns, err := m.targetPIDNS(nso.GetTargetId(), c.PodID)
+	if nso := cfg.Security.Namespaces; nso.PID == sandbox.ModeTarget {
+		ns, err := m.targetPIDNS(nso.TargetID, c.PodID)
 		if err != nil {
 			return nil, err
 		}
@@ -344,13 +339,6 @@ func (m *Manager) targetPIDNS(target, podID string) (string, error) {
 	return p, nil
 }
 
-var criModes = map[sandbox.NamespaceMode]runtimeapi.NamespaceMode{
-	sandbox.ModePod:       runtimeapi.NamespaceMode_POD,
-	sandbox.ModeContainer: runtimeapi.NamespaceMode_CONTAINER,
-	sandbox.ModeNode:      runtimeapi.NamespaceMode_NODE,
-	sandbox.ModeTarget:    runtimeapi.NamespaceMode_TARGET,
-}
-
 // podSpec describes the sandbox to spec generation.
 func podSpec(sb *sandbox.Sandbox) spec.Pod {
 	md := sb.Config.Metadata
@@ -371,28 +359,7 @@ func podSpec(sb *sandbox.Sandbox) spec.Pod {
 		ShmPath:        sb.ShmPath,
 		Hostname:       sb.Hostname,
 		Sysctls:        sb.Config.Sysctls,
-		SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-			Privileged: sb.Config.Privileged,
-			NamespaceOptions: &runtimeapi.NamespaceOption{
-				Network: criModes[ns.Network],
-				Pid:     criModes[ns.PID],
-				Ipc:     criModes[ns.IPC],
-			},
-		},
+		Privileged:     sb.Config.Privileged,
+		PIDMode:        ns.PID,
 	}
-}
-
-// withSecurityContext returns cfg with linux.security_context present.
-// spec.Generate reads some of its fields without getters (and kubelet always
-// sends one), so a bare request from another client must not crash it.
-func withSecurityContext(cfg *runtimeapi.ContainerConfig) *runtimeapi.ContainerConfig {
-	if cfg.GetLinux().GetSecurityContext() != nil {
-		return cfg
-	}
-	cfg = cloneConfig(cfg)
-	if cfg.Linux == nil {
-		cfg.Linux = &runtimeapi.LinuxContainerConfig{}
-	}
-	cfg.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{}
-	return cfg
 }

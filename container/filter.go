@@ -20,5 +20,5 @@ func (f *Filter) match(s *Snapshot) bool {
 	if f.State != nil && s.Status.State != *f.State {
 		return false
 	}
-	return index.MatchLabels(s.Config().GetLabels(), f.LabelSelector)
+	return index.MatchLabels(s.Config.Labels, f.LabelSelector)
 }

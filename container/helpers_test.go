@@ -10,7 +10,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/errdefs"
@@ -219,10 +218,8 @@ func (e *env) start(t *testing.T) {
 // monitor in state st, and restarts the manager to load it.
 func (e *env) put(t *testing.T, id, pod, name string, st monitor.State, labels map[string]string) *fakeProc {
 	t.Helper()
-	c := &Container{ID: id, PodID: pod, Name: name, Phase: PhaseCreated, CreatedAt: time.Now(), Image: ImageInfo{ID: testImage.ID, Ref: testImage.ID, Name: "busybox"}, Rootfs: e.m.rootfsDir(id)}
-	if err := c.setConfig(&runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name}, Labels: labels}); err != nil {
-		t.Fatal(err)
-	}
+	c := &Container{ID: id, PodID: pod, Name: name, Phase: PhaseCreated, CreatedAt: time.Now(), Image: ImageInfo{ID: testImage.ID, Ref: testImage.ID, Name: "busybox"}, Rootfs: e.m.rootfsDir(id),
+		Config: Config{Name: name, Labels: labels}}
 	if err := e.m.store.save(c); err != nil {
 		t.Fatal(err)
 	}

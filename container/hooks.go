@@ -4,7 +4,6 @@ import (
 	"context"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/sandbox"
 )
@@ -32,7 +31,7 @@ type Hooks interface {
 	PostStartContainer(ctx context.Context, pod *sandbox.Sandbox, c *Snapshot)
 	// UpdateContainer may replace the requested resources; an error fails
 	// the update.
-	UpdateContainer(ctx context.Context, pod *sandbox.Sandbox, c *Snapshot, r *runtimeapi.LinuxContainerResources) (*runtimeapi.LinuxContainerResources, error)
+	UpdateContainer(ctx context.Context, pod *sandbox.Sandbox, c *Snapshot, r *Resources) (*Resources, error)
 	PostUpdateContainer(ctx context.Context, pod *sandbox.Sandbox, c *Snapshot)
 	// StopContainer is called when a container was stopped or exited on its
 	// own, possibly more than once: the hooks keep count.
@@ -73,6 +72,6 @@ func (noHooks) PostStartContainer(context.Context, *sandbox.Sandbox, *Snapshot) 
 func (noHooks) PostUpdateContainer(context.Context, *sandbox.Sandbox, *Snapshot)  {}
 func (noHooks) StopContainer(context.Context, *sandbox.Sandbox, *Snapshot)        {}
 func (noHooks) RemoveContainer(context.Context, *sandbox.Sandbox, *Snapshot)      {}
-func (noHooks) UpdateContainer(_ context.Context, _ *sandbox.Sandbox, _ *Snapshot, r *runtimeapi.LinuxContainerResources) (*runtimeapi.LinuxContainerResources, error) {
+func (noHooks) UpdateContainer(_ context.Context, _ *sandbox.Sandbox, _ *Snapshot, r *Resources) (*Resources, error) {
 	return r, nil
 }

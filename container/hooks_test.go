@@ -9,7 +9,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/sandbox"
@@ -49,9 +48,9 @@ func (h *recordingHooks) PostStartContainer(_ context.Context, _ *sandbox.Sandbo
 	h.record("poststart", c)
 }
 
-func (h *recordingHooks) UpdateContainer(_ context.Context, _ *sandbox.Sandbox, c *Snapshot, r *runtimeapi.LinuxContainerResources) (*runtimeapi.LinuxContainerResources, error) {
+func (h *recordingHooks) UpdateContainer(_ context.Context, _ *sandbox.Sandbox, c *Snapshot, r *Resources) (*Resources, error) {
 	h.record("update", c)
-	r.CpuShares = h.cpuShares
+	r.CPUShares = h.cpuShares
 	return r, nil
 }
 
@@ -90,11 +89,11 @@ func TestHooksSeeLifecycle(t *testing.T) {
 	if err := e.m.Start(ctx, "aaaa1111"); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.UpdateResources(ctx, "aaaa1111", &runtimeapi.LinuxContainerResources{CpuShares: 2}); err != nil {
+	if err := e.m.UpdateResources(ctx, "aaaa1111", &Resources{CPUShares: 2}); err != nil {
 		t.Fatal(err)
 	}
 	// Updates the hooks ask for themselves do not go through them again.
-	if err := e.m.ApplyResources(ctx, "aaaa1111", &runtimeapi.LinuxContainerResources{CpuShares: 1024}); err != nil {
+	if err := e.m.ApplyResources(ctx, "aaaa1111", &Resources{CPUShares: 1024}); err != nil {
 		t.Fatal(err)
 	}
 	var shares []uint64

@@ -10,7 +10,6 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container/spec"
@@ -53,13 +52,14 @@ func imageVolumeLease(id string, n int) string { return id + "-vol-" + strconv.I
 // resolveImageVolumes validates the image volumes of cfg and finds their
 // images, without side effects, so that a bad request fails before anything
 // is created.
-func (m *Manager) resolveImageVolumes(cfg *runtimeapi.ContainerConfig) ([]ImageVolume, error) {
+func (m *Manager) resolveImageVolumes(cfg *Config) ([]ImageVolume, error) {
 	var vols []ImageVolume
-	for i, mnt := range cfg.GetMounts() {
+	for i := range cfg.Mounts {
+		mnt := &cfg.Mounts[i]
 		if !spec.IsImageVolume(mnt) {
 			continue
 		}
-		ref := mnt.GetImage().GetImage()
+		ref := mnt.Image.Image
 		if err := spec.ValidateImageVolume(mnt); err != nil {
 			return nil, fmt.Errorf("mounts[%d]: %w", i, err)
 		}
@@ -76,9 +76,9 @@ func (m *Manager) resolveImageVolumes(cfg *runtimeapi.ContainerConfig) ([]ImageV
 		}
 		vols = append(vols, ImageVolume{
 			// Validated by spec generation; Clean matches its key.
-			ContainerPath: path.Clean(mnt.GetContainerPath()),
+			ContainerPath: path.Clean(mnt.ContainerPath),
 			ImageID:       img.ID,
-			SubPath:       mnt.GetImageSubPath(),
+			SubPath:       mnt.ImageSubPath,
 			LowerDirs:     lower,
 		})
 	}

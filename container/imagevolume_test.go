@@ -8,13 +8,12 @@ import (
 	"strings"
 	"testing"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
+	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
-func withImageVolume(c *runtimeapi.ContainerConfig, m *runtimeapi.Mount) *runtimeapi.ContainerConfig {
-	c.Mounts = append(c.Mounts, m)
+func withImageVolume(c *Config, m *spec.Mount) *Config {
+	c.Mounts = append(c.Mounts, *m)
 	return c
 }
 
@@ -23,13 +22,13 @@ func TestCreateImageVolumeValidation(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range []struct {
 		name    string
-		m       *runtimeapi.Mount
+		m       *spec.Mount
 		want    error
 		message string
 	}{
-		{"writable", &runtimeapi.Mount{ContainerPath: "/v", Image: &runtimeapi.ImageSpec{Image: testImage.ID}}, errdefs.ErrInvalidArgument, "readonly must be true"},
-		{"escaping sub-path", &runtimeapi.Mount{ContainerPath: "/v", Readonly: true, Image: &runtimeapi.ImageSpec{Image: testImage.ID}, ImageSubPath: "/etc"}, errdefs.ErrInvalidArgument, "image_sub_path"},
-		{"image not pulled", &runtimeapi.Mount{ContainerPath: "/v", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "example.com/data:1"}}, errdefs.ErrNotFound, "must be pulled"},
+		{"writable", &spec.Mount{ContainerPath: "/v", Image: &spec.ImageSpec{Image: testImage.ID}}, errdefs.ErrInvalidArgument, "readonly must be true"},
+		{"escaping sub-path", &spec.Mount{ContainerPath: "/v", Readonly: true, Image: &spec.ImageSpec{Image: testImage.ID}, ImageSubPath: "/etc"}, errdefs.ErrInvalidArgument, "image_sub_path"},
+		{"image not pulled", &spec.Mount{ContainerPath: "/v", Readonly: true, Image: &spec.ImageSpec{Image: "example.com/data:1"}}, errdefs.ErrNotFound, "must be pulled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.m.Create(context.Background(), "pod1", withImageVolume(cfg("a"), tc.m))

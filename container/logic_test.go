@@ -5,13 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
@@ -19,16 +20,14 @@ var specsProcess = specs.Process{Args: []string{"sh"}, Cwd: "/", Env: []string{"
 
 func TestStoreRoundTrip(t *testing.T) {
 	s := &store{root: t.TempDir()}
-	c := &Container{ID: "abc", PodID: "p", Name: "n", Phase: PhaseCreated, CreatedAt: time.Now().UTC(), Process: &specsProcess}
-	want := &runtimeapi.ContainerConfig{
-		Metadata:    &runtimeapi.ContainerMetadata{Name: "n", Attempt: 2},
-		Labels:      map[string]string{"a": "b"},
-		Annotations: map[string]string{"x": "y=z"},
-		Mounts:      []*runtimeapi.Mount{{ContainerPath: "/d", HostPath: "/h", Readonly: true}},
-	}
-	if err := c.setConfig(want); err != nil {
-		t.Fatal(err)
-	}
+	c := &Container{ID: "abc", PodID: "p", Name: "n", Phase: PhaseCreated, CreatedAt: time.Now().UTC(), Process: &specsProcess,
+		Config: Config{
+			Name: "n", Attempt: 2,
+			Labels:      map[string]string{"a": "b"},
+			Annotations: map[string]string{"x": "y=z"},
+			Mounts:      []spec.Mount{{ContainerPath: "/d", HostPath: "/h", Readonly: true}},
+			Security:    spec.SecurityContext{MaskedPaths: []string{}},
+		}}
 	if err := s.save(c); err != nil {
 		t.Fatal(err)
 	}
@@ -41,8 +40,7 @@ func TestStoreRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Config().GetMetadata().GetAttempt() != 2 || got.Config().GetAnnotations()["x"] != "y=z" ||
-		!got.Config().GetMounts()[0].GetReadonly() || got.Process.Args[0] != "sh" || !got.CreatedAt.Equal(c.CreatedAt) {
+	if !reflect.DeepEqual(got.Config, c.Config) || got.Process.Args[0] != "sh" || !got.CreatedAt.Equal(c.CreatedAt) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	// Newer schema: refused, not misread.
@@ -61,6 +59,50 @@ func TestStoreRoundTrip(t *testing.T) {
 	cs, orphans, errs := s.loadAll()
 	if len(cs) != 0 || len(orphans) != 1 || len(errs) != 0 {
 		t.Fatalf("after delete: %v %v %v", cs, orphans, errs)
+	}
+}
+
+// A record of schema version 1 holds the CRI config as protojson; loading
+// converts it with the decoder package cri provides, and the next save
+// writes the current form.
+func TestStoreUpgradesVersion1(t *testing.T) {
+	s := &store{root: t.TempDir()}
+	v1 := `{"version":1,"container":{"id":"abc","podId":"p","name":"n","phase":"created",` +
+		`"config":{"metadata":{"name":"n","attempt":2},"labels":{"a":"b"}}}}`
+	if err := os.MkdirAll(s.dir("abc"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir("abc"), recordName), []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.load("abc"); err == nil || !strings.Contains(err.Error(), "no decoder") {
+		t.Fatalf("without a decoder: %v", err)
+	}
+	var got []byte
+	s.decodeCRIConfig = func(b []byte) (*Config, error) {
+		got = b
+		return &Config{Name: "n", Attempt: 2, Labels: map[string]string{"a": "b"}}, nil
+	}
+	c, err := s.load("abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"metadata":{"name":"n","attempt":2},"labels":{"a":"b"}}`; string(got) != want {
+		t.Fatalf("decoder got %s, want %s", got, want)
+	}
+	if c.Config.Attempt != 2 || c.Config.Labels["a"] != "b" || c.CRIConfig != nil {
+		t.Fatalf("upgraded record: %+v", c)
+	}
+	if err := s.save(c); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(s.dir("abc"), recordName))
+	if !strings.Contains(string(b), `"version":2`) || strings.Contains(string(b), `"config"`) {
+		t.Fatalf("saved again as %s", b)
+	}
+	s.decodeCRIConfig = func([]byte) (*Config, error) { return nil, errors.New("bad") }
+	if _, err := s.load("abc"); err != nil {
+		t.Fatalf("a version 2 record needs no decoder: %v", err)
 	}
 }
 
@@ -88,22 +130,22 @@ func TestLogPath(t *testing.T) {
 
 func TestImageInfo(t *testing.T) {
 	// kubelet: the id, plus what the user wrote.
-	got := imageInfo(&runtimeapi.ImageSpec{Image: testImage.ID, UserSpecifiedImage: "busybox:1"}, testImage)
+	got := imageInfo(spec.ImageSpec{Image: testImage.ID, UserSpecifiedImage: "busybox:1"}, testImage)
 	if got.Name != "busybox:1" || got.ID != testImage.ID || got.Ref != testImage.RepoDigests[0] {
 		t.Fatalf("%+v", got)
 	}
 	// The id alone: the tag is friendlier.
-	if got := imageInfo(&runtimeapi.ImageSpec{Image: testImage.ID}, testImage); got.Name != testImage.RepoTags[0] {
+	if got := imageInfo(spec.ImageSpec{Image: testImage.ID}, testImage); got.Name != testImage.RepoTags[0] {
 		t.Fatalf("%+v", got)
 	}
 	// A name: kept as given.
-	if got := imageInfo(&runtimeapi.ImageSpec{Image: "busybox"}, testImage); got.Name != "busybox" {
+	if got := imageInfo(spec.ImageSpec{Image: "busybox"}, testImage); got.Name != "busybox" {
 		t.Fatalf("%+v", got)
 	}
 	// No digest (a locally built image): ref is the id.
 	noDigest := *testImage
 	noDigest.RepoDigests = nil
-	if got := imageInfo(&runtimeapi.ImageSpec{Image: "busybox"}, &noDigest); got.Ref != testImage.ID {
+	if got := imageInfo(spec.ImageSpec{Image: "busybox"}, &noDigest); got.Ref != testImage.ID {
 		t.Fatalf("%+v", got)
 	}
 }

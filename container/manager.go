@@ -50,6 +50,10 @@ type Options struct {
 	// StatsInterval is how often CPU and writable-layer usage are sampled;
 	// 0 means the default, negative disables the sampler.
 	StatsInterval time.Duration
+	// DecodeCRIConfig converts the CRI ContainerConfig (as protojson) that
+	// records of crisp before schema version 2 hold; package cri provides
+	// it, as this package knows no CRI types.
+	DecodeCRIConfig func([]byte) (*Config, error)
 }
 
 // Manager runs containers. It orchestrates small parts: the record store,
@@ -112,7 +116,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if rt == nil {
 		rt = MonitorRuntime{}
 	}
-	st := &store{root: opts.Root}
+	st := &store{root: opts.Root, decodeCRIConfig: opts.DecodeCRIConfig}
 	m := &Manager{
 		store:      st,
 		stateDir:   opts.State,

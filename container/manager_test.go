@@ -9,19 +9,15 @@ import (
 	"testing"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/registrar"
 	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
-func cfg(name string) *runtimeapi.ContainerConfig {
-	return &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: name},
-		Image:    &runtimeapi.ImageSpec{Image: testImage.ID},
-	}
+func cfg(name string) *Config {
+	return &Config{Name: name, Image: spec.ImageSpec{Image: testImage.ID}}
 }
 
 func TestCreateValidation(t *testing.T) {
@@ -30,17 +26,16 @@ func TestCreateValidation(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		pod  string
-		cfg  *runtimeapi.ContainerConfig
+		cfg  *Config
 		want error
 	}{
 		{"no pod id", "", cfg("a"), errdefs.ErrInvalidArgument},
 		{"no config", "pod1", nil, errdefs.ErrInvalidArgument},
-		{"no metadata", "pod1", &runtimeapi.ContainerConfig{Image: &runtimeapi.ImageSpec{Image: "x"}}, errdefs.ErrInvalidArgument},
-		{"no name", "pod1", &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{}, Image: &runtimeapi.ImageSpec{Image: "x"}}, errdefs.ErrInvalidArgument},
-		{"no image", "pod1", &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "a"}}, errdefs.ErrInvalidArgument},
+		{"no name", "pod1", &Config{Image: spec.ImageSpec{Image: "x"}}, errdefs.ErrInvalidArgument},
+		{"no image", "pod1", &Config{Name: "a"}, errdefs.ErrInvalidArgument},
 		{"unknown pod", "nopod", cfg("a"), errdefs.ErrNotFound},
 		{"pod not ready", "notready", cfg("a"), errdefs.ErrFailedPrecondition},
-		{"unknown image", "pod1", &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "a"}, Image: &runtimeapi.ImageSpec{Image: "nope"}}, errdefs.ErrNotFound},
+		{"unknown image", "pod1", &Config{Name: "a", Image: spec.ImageSpec{Image: "nope"}}, errdefs.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.m.Create(ctx, tc.pod, tc.cfg)
@@ -229,10 +224,7 @@ func TestListFilters(t *testing.T) {
 
 func TestRecoveryRollsBackInterruptedCreate(t *testing.T) {
 	e := newEnv(t)
-	c := &Container{ID: "dead", PodID: "pod1", Name: "c", Phase: PhaseCreating, Rootfs: e.m.rootfsDir("dead")}
-	if err := c.setConfig(cfg("c")); err != nil {
-		t.Fatal(err)
-	}
+	c := &Container{ID: "dead", PodID: "pod1", Name: "c", Phase: PhaseCreating, Rootfs: e.m.rootfsDir("dead"), Config: *cfg("c")}
 	if err := e.m.store.save(c); err != nil {
 		t.Fatal(err)
 	}
@@ -266,9 +258,7 @@ func TestRecoveryKeepsExitAndName(t *testing.T) {
 	if err != nil || s.Status.State != StateExited || s.Status.ExitCode != 3 {
 		t.Fatalf("%+v %v", s, err)
 	}
-	if _, err := e.m.Create(context.Background(), "pod1", &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: testImage.ID},
-	}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if _, err := e.m.Create(context.Background(), "pod1", cfg("c")); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("name of a recovered container: %v", err)
 	}
 }

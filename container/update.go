@@ -5,27 +5,26 @@ import (
 	"errors"
 	"fmt"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // UpdateResources applies new resource limits to a created or running
-// container's cgroup and records them for status. The CRI resources go
-// through the same translation (and validation) as at create.
-func (m *Manager) UpdateResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+// container's cgroup and records them for status. They replace the
+// requested ones whole and go through the same translation (and
+// validation) as at create.
+func (m *Manager) UpdateResources(ctx context.Context, id string, r *Resources) error {
 	return m.updateResources(ctx, id, r, m.lifecycleHooks())
 }
 
 // ApplyResources is UpdateResources without the hooks, for the updates
 // that the hooks (NRI plugins) ask for themselves.
-func (m *Manager) ApplyResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+func (m *Manager) ApplyResources(ctx context.Context, id string, r *Resources) error {
 	return m.updateResources(ctx, id, r, noHooks{})
 }
 
-func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources, hooks Hooks) error {
+func (m *Manager) updateResources(ctx context.Context, id string, r *Resources, hooks Hooks) error {
 	if r == nil {
 		return errdefs.InvalidArgument("linux resources are required")
 	}
@@ -42,11 +41,8 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.
 	if err != nil {
 		return err
 	}
-	cfg := cloneConfig(c.Config())
-	if cfg.Linux == nil {
-		cfg.Linux = &runtimeapi.LinuxContainerConfig{}
-	}
-	cfg.Linux.Resources = r
+	cfg := c.Config
+	cfg.Resources = r
 	pod := spec.Pod{ID: c.PodID}
 	if sb, err := m.sandboxes.Get(c.PodID); err == nil {
 		pod = podSpec(sb)
@@ -56,13 +52,13 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.
 	// A throwaway spec: only its resources are used. Generating it whole
 	// keeps the conversion rules (swap defaults, v1/v2, validation) in one
 	// place. The resolved args stand in for the image's entrypoint.
-	gen := cloneConfig(cfg)
+	gen := cfg
 	gen.Args = nil
 	if c.Process != nil {
 		gen.Command = c.Process.Args
 	}
 	s, _, err := spec.Generate(spec.Input{
-		ID: c.ID, Pod: pod, Config: withSecurityContext(gen), RootfsPath: c.Rootfs, Options: m.specOpts,
+		ID: c.ID, Pod: pod, Config: &gen, RootfsPath: c.Rootfs, Options: m.specOpts,
 		ImageName: c.Image.Name,
 	})
 	if err != nil {
@@ -76,9 +72,7 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *runtimeapi.
 	}
 	n := c.clone()
 	n.Resources = s.Linux.Resources
-	if err := n.setConfig(cfg); err != nil {
-		return err
-	}
+	n.Config = cfg
 	if err := m.commit(e, n); err != nil {
 		return err
 	}

@@ -16,7 +16,11 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, err
 	}
-	id, err := cm.Create(ctx, req.GetPodSandboxId(), req.GetConfig())
+	cfg, err := toContainerConfig(req.GetConfig())
+	if err != nil {
+		return nil, err
+	}
+	id, err := cm.Create(ctx, req.GetPodSandboxId(), cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -4,22 +4,20 @@ import (
 	"context"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // Containers is what the CRI container RPCs need from the container manager.
 type Containers interface {
-	Create(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig) (string, error)
+	Create(ctx context.Context, podID string, cfg *container.Config) (string, error)
 	Start(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*container.Snapshot, error)
 	List(f container.Filter) []*container.Snapshot
 	ExecSync(ctx context.Context, id string, cmd []string, timeout time.Duration) (*container.ExecResult, error)
-	UpdateResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error
+	UpdateResources(ctx context.Context, id string, r *container.Resources) error
 	ReopenLog(ctx context.Context, id string) error
 	Subscribe() *container.Subscription
 	Stats(id string) (*container.Snapshot, *container.Stats, error)

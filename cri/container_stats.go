@@ -150,11 +150,10 @@ func toCRIPodSandboxStats(sb *sandbox.Sandbox, cm Containers) *runtimeapi.PodSan
 }
 
 func toCRIContainerStats(snap *container.Snapshot, st *container.Stats) *runtimeapi.ContainerStats {
-	cfg := snap.Config()
 	out := &runtimeapi.ContainerStats{
 		Attributes: &runtimeapi.ContainerAttributes{
 			Id: snap.ID, Metadata: toCRIContainerMetadata(snap),
-			Labels: cfg.GetLabels(), Annotations: cfg.GetAnnotations(),
+			Labels: snap.Config.Labels, Annotations: snap.Config.Annotations,
 		},
 		Cpu:    toCRICPU(st),
 		Memory: toCRIMemory(st, snap),

@@ -18,7 +18,7 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if req.GetContainerId() == "" {
 		return nil, errdefs.InvalidArgument("container_id is required")
 	}
-	if err := cm.UpdateResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
+	if err := cm.UpdateResources(ctx, req.GetContainerId(), toContainerResources(req.GetLinux())); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil

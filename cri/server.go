@@ -1,6 +1,19 @@
 // Package cri serves the CRI RuntimeService and ImageService over gRPC. It only
 // translates between CRI messages and crisp's packages: the work is done by the
 // small interfaces below, so each can be tested and replaced on its own.
+//
+// cri only translates, and CRI types stop here: a request is converted into
+// crisp's own types once, in the <object>_convert.go files (sandbox.Config,
+// container.Config, container.Resources, the filters), and answers are built
+// from crisp's records the same way. Below this package nothing imports the
+// CRI API, so container, its spec generator, sandbox and nri read only
+// crisp's types and cannot drift from what cri validated, and a second client
+// (NRI, a test) builds the same types instead of CRI messages. Checks that
+// only the CRI's shape can tell, such as an absent metadata message, belong
+// here; every other rule belongs to the package that owns it. The one
+// exception is package streaming, which serves the CRI streaming protocol
+// itself (the URLs GetExec, GetAttach and GetPortForward return), as
+// kubelet's streaming library does.
 package cri
 
 import (

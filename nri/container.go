@@ -9,7 +9,6 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
@@ -86,10 +85,10 @@ func (n *NRI) PostStartContainer(ctx context.Context, sb *sandbox.Sandbox, c *co
 
 // UpdateContainer implements container.Hooks: plugins may change the
 // requested resources, and ask for updates of other containers.
-func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot, r *runtimeapi.LinuxContainerResources) (*runtimeapi.LinuxContainerResources, error) {
+func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot, r *container.Resources) (*container.Resources, error) {
 	n.mu.Lock()
 	rpl, err := n.nri.UpdateContainer(ctx, &api.UpdateContainerRequest{
-		Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil), LinuxResources: fromCRI(r),
+		Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil), LinuxResources: resourcesToNRI(r),
 	})
 	n.mu.Unlock()
 	if err != nil {
@@ -108,7 +107,7 @@ func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 	if own == nil {
 		return r, nil
 	}
-	return mergeCRI(r, own), nil
+	return mergeResources(r, own), nil
 }
 
 // PostUpdateContainer implements container.Hooks.
@@ -188,15 +187,15 @@ var containerStates = map[container.State]api.ContainerState{
 // is being created, from its record afterwards (which keeps the process
 // and resources, not the mounts or devices).
 func containerToNRI(c *container.Snapshot, s *specs.Spec) *api.Container {
-	cfg := c.Config()
+	cfg := &c.Config
 	st := c.Status
 	ctr := &api.Container{
 		Id:            c.ID,
 		PodSandboxId:  c.PodID,
 		Name:          c.Name,
 		State:         containerStates[st.State],
-		Labels:        maps.Clone(cfg.GetLabels()),
-		Annotations:   maps.Clone(cfg.GetAnnotations()),
+		Labels:        maps.Clone(cfg.Labels),
+		Annotations:   maps.Clone(cfg.Annotations),
 		Pid:           uint32(max(st.Pid, 0)),
 		ExitCode:      int32(st.ExitCode),
 		StatusReason:  st.Reason,

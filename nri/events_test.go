@@ -141,7 +141,7 @@ func TestUpdatesFromPluginsMergeIntoCurrentResources(t *testing.T) {
 	if len(failed) != 1 || failed[0].GetContainerId() != "nope" {
 		t.Errorf("failed updates: %v (%v)", failed, err)
 	}
-	if r := ctrs.applied["c1"]; r == nil || r.MemoryLimitInBytes != 1<<30 {
+	if r := ctrs.applied["c1"]; r == nil || r.MemoryLimit != 1<<30 {
 		t.Errorf("applied: %v", r)
 	}
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/stub"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
@@ -27,12 +26,12 @@ func (f *fakePods) List(sandbox.Filter) []*sandbox.Sandbox { return f.pods }
 type fakeContainers struct {
 	mu      sync.Mutex
 	ctrs    map[string]*container.Snapshot
-	applied map[string]*runtimeapi.LinuxContainerResources
+	applied map[string]*container.Resources
 	stopped []string
 }
 
 func newFakeContainers(ctrs ...*container.Snapshot) *fakeContainers {
-	f := &fakeContainers{ctrs: map[string]*container.Snapshot{}, applied: map[string]*runtimeapi.LinuxContainerResources{}}
+	f := &fakeContainers{ctrs: map[string]*container.Snapshot{}, applied: map[string]*container.Resources{}}
 	for _, c := range ctrs {
 		f.ctrs[c.ID] = c
 	}
@@ -58,7 +57,7 @@ func (f *fakeContainers) Get(id string) (*container.Snapshot, error) {
 	return nil, errdefs.NotFound("container %q", id)
 }
 
-func (f *fakeContainers) ApplyResources(_ context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
+func (f *fakeContainers) ApplyResources(_ context.Context, id string, r *container.Resources) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.ctrs[id]; !ok {

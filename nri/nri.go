@@ -18,7 +18,6 @@ import (
 
 	"github.com/containerd/nri/pkg/adaptation"
 	nrilog "github.com/containerd/nri/pkg/log"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
@@ -36,7 +35,7 @@ type Containers interface {
 	Get(id string) (*container.Snapshot, error)
 	// ApplyResources updates a container without telling the hooks: the
 	// update comes from a plugin.
-	ApplyResources(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error
+	ApplyResources(ctx context.Context, id string, r *container.Resources) error
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 }
 

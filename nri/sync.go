@@ -75,7 +75,7 @@ func (n *NRI) updateFromPlugin(ctx context.Context, updates []*api.ContainerUpda
 }
 
 // applyUpdates applies resource updates: what a plugin sets, over the
-// container's current CRI resources. Updates marked IgnoreFailure do not
+// container's currently requested resources. Updates marked IgnoreFailure do not
 // count as failed.
 func (n *NRI) applyUpdates(ctx context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
 	var failed []*api.ContainerUpdate
@@ -87,7 +87,7 @@ func (n *NRI) applyUpdates(ctx context.Context, updates []*api.ContainerUpdate) 
 		}
 		c, err := n.containers.Get(u.GetContainerId())
 		if err == nil {
-			err = n.containers.ApplyResources(ctx, c.ID, mergeCRI(c.Config().GetLinux().GetResources(), r))
+			err = n.containers.ApplyResources(ctx, c.ID, mergeResources(c.Config.Resources, r))
 		}
 		if err == nil {
 			continue

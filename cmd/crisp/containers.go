@@ -17,6 +17,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/container/monitor/process"
 	"github.com/crisp-runtime/crisp/container/spec"
+	"github.com/crisp-runtime/crisp/cri"
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/sandbox"
 	"github.com/crisp-runtime/crisp/streaming"
@@ -52,6 +53,8 @@ func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.
 		Sandboxes:     pods,
 		MonitorBinary: mon,
 		Spec:          opts,
+		// Records of an older crisp hold the CRI message; only cri knows it.
+		DecodeCRIConfig: cri.DecodeContainerConfig,
 	})
 }
 

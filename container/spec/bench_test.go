@@ -2,8 +2,6 @@ package spec
 
 import (
 	"testing"
-
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // BenchmarkGenerate is a typical kubelet container: image user by name,
@@ -18,14 +16,14 @@ func BenchmarkGenerate(b *testing.B) {
 			in := baseInput(b)
 			in.Image.User = "app"
 			in.Image.Env = []string{"PATH=/usr/bin:/bin", "LANG=C.UTF-8"}
-			in.Config.Envs = []*runtimeapi.KeyValue{{Key: "POD_IP", Value: []byte("10.0.0.2")}}
-			in.Config.Mounts = []*runtimeapi.Mount{
+			in.Config.Envs = []KeyValue{{Key: "POD_IP", Value: "10.0.0.2"}}
+			in.Config.Mounts = []Mount{
 				{ContainerPath: "/var/run/secrets/kubernetes.io/serviceaccount", HostPath: b.TempDir(), Readonly: true},
 				{ContainerPath: "/dev/termination-log", HostPath: in.Pod.HostsPath},
 			}
-			in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuShares: 102, CpuPeriod: 100000, CpuQuota: 50000, MemoryLimitInBytes: 128 << 20, OomScoreAdj: 999}
+			in.Config.Resources = &Resources{CPUShares: 102, CPUPeriod: 100000, CPUQuota: 50000, MemoryLimit: 128 << 20, OOMScoreAdj: 999}
 			if seccomp {
-				sc(&in).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+				sc(&in).Seccomp = &SecurityProfile{Type: ProfileRuntimeDefault}
 			}
 			b.ReportAllocs()
 			for b.Loop() {

@@ -28,7 +28,7 @@ func devices(in *Input, s *specs.Spec) error {
 	res := s.Linux.Resources
 	res.Devices = []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}
 	var devs []specs.LinuxDevice
-	if in.Config.GetLinux().GetSecurityContext().GetPrivileged() {
+	if in.Config.Security.Privileged {
 		host, err := devicesUnder(hostDevRoot, "/dev")
 		if err != nil {
 			return fmt.Errorf("list host devices: %w", err)
@@ -36,29 +36,29 @@ func devices(in *Input, s *specs.Spec) error {
 		devs = host
 		res.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
 	}
-	for i, d := range in.Config.GetDevices() {
-		perms := d.GetPermissions()
+	for i, d := range in.Config.Devices {
+		perms := d.Permissions
 		if perms == "" {
 			perms = "rwm"
 		}
 		if strings.Trim(perms, "rwm") != "" || len(perms) > 3 {
-			return errdefs.InvalidArgument("devices[%d].permissions %q: only r, w and m are allowed", i, d.GetPermissions())
+			return errdefs.InvalidArgument("devices[%d].permissions %q: only r, w and m are allowed", i, d.Permissions)
 		}
-		dst, err := cleanDestination(d.GetContainerPath())
+		dst, err := cleanDestination(d.ContainerPath)
 		if err != nil {
 			return errdefs.InvalidArgument("devices[%d].container_path: %v", i, err)
 		}
-		src := d.GetHostPath()
+		src := d.HostPath
 		if !filepath.IsAbs(src) {
 			return errdefs.InvalidArgument("devices[%d].host_path %q is not absolute", i, src)
 		}
 		// A symlink (e.g. /dev/disk/by-id/...) names the node it points to.
 		if src, err = filepath.EvalSymlinks(src); err != nil {
-			return errdefs.InvalidArgument("devices[%d].host_path %q: %v", i, d.GetHostPath(), err)
+			return errdefs.InvalidArgument("devices[%d].host_path %q: %v", i, d.HostPath, err)
 		}
 		found, err := devicesUnder(src, dst)
 		if err != nil {
-			return errdefs.InvalidArgument("devices[%d].host_path %q: %v", i, d.GetHostPath(), err)
+			return errdefs.InvalidArgument("devices[%d].host_path %q: %v", i, d.HostPath, err)
 		}
 		for _, dev := range found {
 			devs = addDevice(devs, dev)
@@ -72,7 +72,7 @@ func devices(in *Input, s *specs.Spec) error {
 	return nil
 }
 
-// addDevice replaces a device with the same container path (a CRI device
+// addDevice replaces a device with the same container path (a requested device
 // overriding a privileged container's host device) or appends.
 func addDevice(devs []specs.LinuxDevice, d specs.LinuxDevice) []specs.LinuxDevice {
 	for i := range devs {

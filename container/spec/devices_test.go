@@ -7,7 +7,6 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // mknod makes a character device node; the tests run as root, like crisp.
@@ -36,23 +35,23 @@ func TestDevices(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		devs    []*runtimeapi.Device
+		devs    []Device
 		want    []dev
 		access  string
 		wantErr string
 	}{
-		{name: "single", devs: []*runtimeapi.Device{{HostPath: "/dev/null", ContainerPath: "/dev/xnull", Permissions: "rw"}},
+		{name: "single", devs: []Device{{HostPath: "/dev/null", ContainerPath: "/dev/xnull", Permissions: "rw"}},
 			want: []dev{{"/dev/xnull", 1, 3}}, access: "rw"},
-		{name: "default permissions", devs: []*runtimeapi.Device{{HostPath: "/dev/zero", ContainerPath: "/dev/zero"}},
+		{name: "default permissions", devs: []Device{{HostPath: "/dev/zero", ContainerPath: "/dev/zero"}},
 			want: []dev{{"/dev/zero", 1, 5}}, access: "rwm"},
-		{name: "directory", devs: []*runtimeapi.Device{{HostPath: filepath.Join(dir, "snd"), ContainerPath: "/dev/snd", Permissions: "mrw"}},
+		{name: "directory", devs: []Device{{HostPath: filepath.Join(dir, "snd"), ContainerPath: "/dev/snd", Permissions: "mrw"}},
 			want: []dev{{"/dev/snd/pcm0", 116, 2}, {"/dev/snd/sub/ctl", 116, 3}}, access: "mrw"},
-		{name: "symlinked device", devs: []*runtimeapi.Device{{HostPath: filepath.Join(dir, "snd/link"), ContainerPath: "/dev/pcm", Permissions: "r"}},
+		{name: "symlinked device", devs: []Device{{HostPath: filepath.Join(dir, "snd/link"), ContainerPath: "/dev/pcm", Permissions: "r"}},
 			want: []dev{{"/dev/pcm", 116, 2}}, access: "r"},
-		{name: "bad permissions", devs: []*runtimeapi.Device{{HostPath: "/dev/null", ContainerPath: "/dev/null", Permissions: "rwx"}}, wantErr: "only r, w and m"},
-		{name: "not a device", devs: []*runtimeapi.Device{{HostPath: filepath.Join(dir, "snd/readme"), ContainerPath: "/dev/x"}}, wantErr: "not a device node"},
-		{name: "missing", devs: []*runtimeapi.Device{{HostPath: "/dev/nonexistent-crisp", ContainerPath: "/dev/x"}}, wantErr: "devices[0].host_path"},
-		{name: "relative container path", devs: []*runtimeapi.Device{{HostPath: "/dev/null", ContainerPath: "dev/x"}}, wantErr: "not absolute"},
+		{name: "bad permissions", devs: []Device{{HostPath: "/dev/null", ContainerPath: "/dev/null", Permissions: "rwx"}}, wantErr: "only r, w and m"},
+		{name: "not a device", devs: []Device{{HostPath: filepath.Join(dir, "snd/readme"), ContainerPath: "/dev/x"}}, wantErr: "not a device node"},
+		{name: "missing", devs: []Device{{HostPath: "/dev/nonexistent-crisp", ContainerPath: "/dev/x"}}, wantErr: "devices[0].host_path"},
+		{name: "relative container path", devs: []Device{{HostPath: "/dev/null", ContainerPath: "dev/x"}}, wantErr: "not absolute"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
@@ -95,9 +94,9 @@ func TestPrivilegedDevices(t *testing.T) {
 
 	in := baseInput(t)
 	sc(&in).Privileged = true
-	in.Pod.SecurityContext.Privileged = true
+	in.Pod.Privileged = true
 	// A CRI device with the same path replaces the host one.
-	in.Config.Devices = []*runtimeapi.Device{{HostPath: "/dev/zero", ContainerPath: "/dev/null", Permissions: "r"}}
+	in.Config.Devices = []Device{{HostPath: "/dev/zero", ContainerPath: "/dev/null", Permissions: "r"}}
 	s, _ := mustGenerate(t, in)
 	got := map[string]specs.LinuxDevice{}
 	for _, d := range s.Linux.Devices {

@@ -10,9 +10,9 @@ import (
 	lcvalidate "github.com/opencontainers/runc/libcontainer/configs/validate"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 const (
@@ -70,17 +70,11 @@ func baseInput(t testing.TB) Input {
 			HostsPath:    filepath.Join(dir, "hosts"), ResolvConfPath: filepath.Join(dir, "resolv.conf"),
 			HostnamePath: filepath.Join(dir, "hostname"), ShmPath: filepath.Join(dir, "shm"),
 			Hostname: "web-0",
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
-			},
+			PIDMode:  sandbox.ModeContainer,
 		},
-		Config: &runtimeapi.ContainerConfig{
-			Metadata: &runtimeapi.ContainerMetadata{Name: "app"},
-			Linux: &runtimeapi.LinuxContainerConfig{
-				SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-					NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
-				},
-			},
+		Config: &Config{
+			Name:     "app",
+			Security: SecurityContext{Namespaces: NamespaceOptions{PID: sandbox.ModeContainer}},
 		},
 		Image:      imageConfig("", []string{"/bin/sh"}, []string{"-c", "sleep 1"}),
 		ImageName:  "registry.local/app:1",
@@ -89,8 +83,8 @@ func baseInput(t testing.TB) Input {
 	}
 }
 
-func sc(in *Input) *runtimeapi.LinuxContainerSecurityContext {
-	return in.Config.Linux.SecurityContext
+func sc(in *Input) *SecurityContext {
+	return &in.Config.Security
 }
 
 func mustGenerate(t testing.TB, in Input) (*specs.Spec, Notes) {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -55,17 +54,17 @@ var lookupMount = func(p string) (*mountinfo.Info, error) {
 
 // mounts returns the spec's mounts and the rootfs propagation. The sandbox's
 // files (/etc/hosts, /etc/resolv.conf, /etc/hostname, /dev/shm) are added
-// unless a CRI mount has the same destination (kubelet manages /etc/hosts
-// itself for most pods); default mounts a CRI mount replaces are dropped, all
+// unless a requested mount has the same destination (kubelet manages /etc/hosts
+// itself for most pods); default mounts a requested one replaces are dropped, all
 // of /dev/* when /dev itself is mounted. Binds are sorted by depth so that a
 // parent never shadows a child.
 func mounts(in *Input) ([]specs.Mount, string, error) {
 	cfg := in.Config
-	sc := cfg.GetLinux().GetSecurityContext()
-	var binds []*runtimeapi.Mount
+	sc := &cfg.Security
+	var binds []Mount
 	seen := map[string]bool{}
-	for i, m := range cfg.GetMounts() {
-		dst, err := cleanDestination(m.GetContainerPath())
+	for i, m := range cfg.Mounts {
+		dst, err := cleanDestination(m.ContainerPath)
 		if err != nil {
 			return nil, "", errdefs.InvalidArgument("mounts[%d].container_path: %v", i, err)
 		}
@@ -78,7 +77,7 @@ func mounts(in *Input) ([]specs.Mount, string, error) {
 
 	// Sandbox files: read-only when the rootfs is (as containerd does), so
 	// that a read-only container cannot rewrite the pod's resolv.conf.
-	ro := sc.GetReadonlyRootfs()
+	ro := sc.ReadonlyRootfs
 	for _, f := range []struct{ dst, src string }{
 		{"/etc/hostname", in.Pod.HostnamePath},
 		{"/etc/hosts", in.Pod.HostsPath},
@@ -90,34 +89,35 @@ func mounts(in *Input) ([]specs.Mount, string, error) {
 		if _, err := os.Stat(f.src); err != nil {
 			continue // containerd skips a sandbox file that is missing
 		}
-		binds = append(binds, &runtimeapi.Mount{ContainerPath: f.dst, HostPath: f.src, Readonly: ro})
+		binds = append(binds, Mount{ContainerPath: f.dst, HostPath: f.src, Readonly: ro})
 		seen[f.dst] = true
 	}
 	// The pod's /dev/shm, which is the host's for host IPC pods.
 	if in.Pod.ShmPath != "" && !seen["/dev/shm"] {
-		binds = append(binds, &runtimeapi.Mount{ContainerPath: "/dev/shm", HostPath: in.Pod.ShmPath})
+		binds = append(binds, Mount{ContainerPath: "/dev/shm", HostPath: in.Pod.ShmPath})
 		seen["/dev/shm"] = true
 	}
 
 	var out []specs.Mount
-	for _, m := range defaultMounts(sc.GetPrivileged()) {
+	for _, m := range defaultMounts(sc.Privileged) {
 		if seen[m.Destination] || (seen["/dev"] && strings.HasPrefix(m.Destination, "/dev/")) {
 			continue
 		}
 		out = append(out, m)
 	}
 
-	slices.SortStableFunc(binds, func(a, b *runtimeapi.Mount) int {
-		return depth(a.GetContainerPath()) - depth(b.GetContainerPath())
+	slices.SortStableFunc(binds, func(a, b Mount) int {
+		return depth(a.ContainerPath) - depth(b.ContainerPath)
 	})
 	propagation := ""
-	for _, m := range binds {
+	for i := range binds {
+		m := &binds[i]
 		bm, prop, err := bindMount(m, in)
 		if err == nil {
 			err = idmapMount(&bm, m, in)
 		}
 		if err != nil {
-			return nil, "", fmt.Errorf("mount %q: %w", m.GetContainerPath(), err)
+			return nil, "", fmt.Errorf("mount %q: %w", m.ContainerPath, err)
 		}
 		out = append(out, bm)
 		// The rootfs must propagate at least as much as its most
@@ -159,35 +159,35 @@ func cleanDestination(p string) (string, error) {
 	return c, nil
 }
 
-// bindMount turns a CRI mount into an rbind, creating a missing source
+// bindMount turns a requested mount into an rbind, creating a missing source
 // directory the way containerd does (kubelet relies on it for some volume
 // types) and resolving symlinks in the source so that the mount table shows
 // the real path.
-func bindMount(m *runtimeapi.Mount, in *Input) (specs.Mount, string, error) {
-	dst, err := cleanDestination(m.GetContainerPath())
+func bindMount(m *Mount, in *Input) (specs.Mount, string, error) {
+	dst, err := cleanDestination(m.ContainerPath)
 	if err != nil {
 		return specs.Mount{}, "", errdefs.InvalidArgument("container_path: %v", err)
 	}
 	if IsImageVolume(m) {
 		return imageVolumeMount(m, dst, in.ImageVolumes[dst])
 	}
-	if m.GetImage() != nil && m.GetHostPath() == "" {
+	if m.Image != nil && m.HostPath == "" {
 		return specs.Mount{}, "", errdefs.InvalidArgument("image.image is required for an image volume")
 	}
 	// Request errors first, before the host's propagation is looked at.
-	if m.GetRecursiveReadOnly() {
+	if m.RecursiveReadOnly {
 		switch {
-		case !m.GetReadonly():
+		case !m.Readonly:
 			return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs readonly")
-		case m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+		case m.Propagation != PropagationPrivate && m.Propagation != "":
 			// A propagating mount would receive new, writable submounts.
-			return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs private propagation, got %s", m.GetPropagation())
+			return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs private propagation, got %s", m.Propagation)
 		case !in.Options.RecursiveReadOnlyMounts:
 			// kubelet asks only when Status advertises the feature.
 			return specs.Mount{}, "", fmt.Errorf("recursive_read_only needs mount_setattr (Linux 5.12 or later), which this node's kernel does not provide: %w", errdefs.ErrFailedPrecondition)
 		}
 	}
-	src := m.GetHostPath()
+	src := m.HostPath
 	if !filepath.IsAbs(src) {
 		return specs.Mount{}, "", errdefs.InvalidArgument("host_path %q is not absolute", src)
 	}
@@ -205,28 +205,28 @@ func bindMount(m *runtimeapi.Mount, in *Input) (specs.Mount, string, error) {
 
 	opts := []string{"rbind"}
 	var prop string
-	switch m.GetPropagation() {
-	case runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+	switch m.Propagation {
+	case PropagationPrivate, "":
 		prop = "rprivate"
-	case runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+	case PropagationHostToContainer:
 		if err := requirePropagation(src, false); err != nil {
 			return specs.Mount{}, "", err
 		}
 		prop = "rslave"
-	case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+	case PropagationBidirectional:
 		if err := requirePropagation(src, true); err != nil {
 			return specs.Mount{}, "", err
 		}
 		prop = "rshared"
 	default:
-		return specs.Mount{}, "", errdefs.InvalidArgument("propagation %d is not supported", m.GetPropagation())
+		return specs.Mount{}, "", errdefs.InvalidArgument("propagation %s is not supported", m.Propagation)
 	}
 	opts = append(opts, prop)
 
 	switch {
-	case m.GetRecursiveReadOnly():
+	case m.RecursiveReadOnly:
 		opts = append(opts, "rro")
-	case m.GetReadonly():
+	case m.Readonly:
 		opts = append(opts, "ro")
 	default:
 		opts = append(opts, "rw")
@@ -259,17 +259,20 @@ func requirePropagation(src string, shared bool) error {
 
 // IsImageVolume reports whether m mounts an image (kubelet's ImageVolume)
 // rather than a host path.
-func IsImageVolume(m *runtimeapi.Mount) bool { return m.GetImage().GetImage() != "" }
+func IsImageVolume(m *Mount) bool { return m.Image != nil && m.Image.Image != "" }
 
 // ValidateImageVolume checks what an image volume request can get wrong
 // without looking at the image. Image volumes are read-only by definition
 // (the CRI and critest require readonly=true rather than forcing it).
-func ValidateImageVolume(m *runtimeapi.Mount) error {
-	ref := m.GetImage().GetImage()
-	switch sp := m.GetImageSubPath(); {
-	case m.GetHostPath() != "":
-		return errdefs.InvalidArgument("image volume %q: host_path must be empty, got %q", ref, m.GetHostPath())
-	case !m.GetReadonly():
+func ValidateImageVolume(m *Mount) error {
+	var ref string
+	if m.Image != nil {
+		ref = m.Image.Image
+	}
+	switch sp := m.ImageSubPath; {
+	case m.HostPath != "":
+		return errdefs.InvalidArgument("image volume %q: host_path must be empty, got %q", ref, m.HostPath)
+	case !m.Readonly:
 		return errdefs.InvalidArgument("image volume %q: image volumes are read-only; readonly must be true", ref)
 	case sp != "" && !filepath.IsLocal(sp):
 		return errdefs.InvalidArgument("image volume %q: image_sub_path %q must be a relative path inside the image without \"..\"", ref, sp)
@@ -280,12 +283,12 @@ func ValidateImageVolume(m *runtimeapi.Mount) error {
 // imageVolumeMount binds the caller's mount of the image. Propagation is
 // always private: nothing is ever mounted below an image volume, and
 // requiring shared state on crisp's own directory would only fail.
-func imageVolumeMount(m *runtimeapi.Mount, dst, src string) (specs.Mount, string, error) {
+func imageVolumeMount(m *Mount, dst, src string) (specs.Mount, string, error) {
 	if err := ValidateImageVolume(m); err != nil {
 		return specs.Mount{}, "", err
 	}
 	if src == "" {
-		return specs.Mount{}, "", fmt.Errorf("image volume %q was not mounted by the caller", m.GetImage().GetImage())
+		return specs.Mount{}, "", fmt.Errorf("image volume %q was not mounted by the caller", m.Image.Image)
 	}
 	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"}}, "rprivate", nil
 }

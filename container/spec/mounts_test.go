@@ -10,9 +10,9 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // fakeMounts makes lookupMount answer with the given optional fields.
@@ -48,7 +48,7 @@ func TestDefaultMounts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
 			sc(&in).Privileged, sc(&in).ReadonlyRootfs = tc.privileged, tc.readonly
-			in.Pod.SecurityContext.Privileged = tc.privileged
+			in.Pod.Privileged = tc.privileged
 			s, _ := mustGenerate(t, in)
 			var dsts []string
 			for _, m := range s.Mounts {
@@ -85,7 +85,7 @@ func TestSandboxFilesSkipped(t *testing.T) {
 	in.Pod.HostnamePath = filepath.Join(t.TempDir(), "x") // missing file
 	etcHosts := filepath.Join(t.TempDir(), "kubelet-hosts")
 	writeFile(t, etcHosts, "1.2.3.4 x\n")
-	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/etc/hosts", HostPath: etcHosts}}
+	in.Config.Mounts = []Mount{{ContainerPath: "/etc/hosts", HostPath: etcHosts}}
 	s, _ := mustGenerate(t, in)
 	if m := findMount(s.Mounts, "/dev/shm"); m.Type != "tmpfs" {
 		t.Errorf("/dev/shm = %+v, want the default tmpfs", m)
@@ -109,7 +109,7 @@ func TestCRIMounts(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
-		m        *runtimeapi.Mount
+		m        *Mount
 		optional string
 		wantOpts []string
 		wantSrc  string
@@ -119,48 +119,48 @@ func TestCRIMounts(t *testing.T) {
 		noRRO    bool              // kernel without mount_setattr
 		volumes  map[string]string // Input.ImageVolumes
 	}{
-		{name: "private rw", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host}, wantOpts: []string{"rbind", "rprivate", "rw"}},
-		{name: "readonly", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true}, wantOpts: []string{"rbind", "rprivate", "ro"}},
-		{name: "recursive readonly", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true}, wantOpts: []string{"rbind", "rprivate", "rro"}},
-		{name: "rro needs ro", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true}, wantErr: "recursive_read_only needs readonly", errKind: errInvalid},
-		{name: "rro needs private", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+		{name: "private rw", m: &Mount{ContainerPath: "/data", HostPath: host}, wantOpts: []string{"rbind", "rprivate", "rw"}},
+		{name: "readonly", m: &Mount{ContainerPath: "/data", HostPath: host, Readonly: true}, wantOpts: []string{"rbind", "rprivate", "ro"}},
+		{name: "recursive readonly", m: &Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true}, wantOpts: []string{"rbind", "rprivate", "rro"}},
+		{name: "rro needs ro", m: &Mount{ContainerPath: "/data", HostPath: host, RecursiveReadOnly: true}, wantErr: "recursive_read_only needs readonly", errKind: errInvalid},
+		{name: "rro needs private", m: &Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true, Propagation: PropagationHostToContainer},
 			wantErr: "needs private propagation", errKind: errInvalid},
-		{name: "host to container on shared", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+		{name: "host to container on shared", m: &Mount{ContainerPath: "/data", HostPath: host, Propagation: PropagationHostToContainer},
 			optional: "shared:5", wantOpts: []string{"rbind", "rslave", "rw"}, wantProp: "rslave"},
-		{name: "host to container on slave", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+		{name: "host to container on slave", m: &Mount{ContainerPath: "/data", HostPath: host, Propagation: PropagationHostToContainer},
 			optional: "master:5", wantOpts: []string{"rbind", "rslave", "rw"}, wantProp: "rslave"},
-		{name: "host to container on private", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+		{name: "host to container on private", m: &Mount{ContainerPath: "/data", HostPath: host, Propagation: PropagationHostToContainer},
 			wantErr: "not a shared or slave mount", errKind: errdefs.ErrFailedPrecondition},
-		{name: "bidirectional on shared", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+		{name: "bidirectional on shared", m: &Mount{ContainerPath: "/data", HostPath: host, Propagation: PropagationBidirectional},
 			optional: "shared:5", wantOpts: []string{"rbind", "rshared", "rw"}, wantProp: "rshared"},
-		{name: "bidirectional on slave", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+		{name: "bidirectional on slave", m: &Mount{ContainerPath: "/data", HostPath: host, Propagation: PropagationBidirectional},
 			optional: "master:5", wantErr: "BIDIRECTIONAL propagation", errKind: errdefs.ErrFailedPrecondition},
-		{name: "symlinked source resolved", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: link}, wantOpts: []string{"rbind", "rprivate", "rw"}, wantSrc: host},
-		{name: "destination cleaned", m: &runtimeapi.Mount{ContainerPath: "/data//x/", HostPath: host}, wantOpts: []string{"rbind", "rprivate", "rw"}},
-		{name: "relative destination", m: &runtimeapi.Mount{ContainerPath: "data", HostPath: host}, wantErr: "not absolute", errKind: errInvalid},
-		{name: "dotdot destination", m: &runtimeapi.Mount{ContainerPath: "/data/../../etc", HostPath: host}, wantErr: `contains ".."`, errKind: errInvalid},
-		{name: "root destination", m: &runtimeapi.Mount{ContainerPath: "/", HostPath: host}, wantErr: "root", errKind: errInvalid},
-		{name: "relative source", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: "tmp"}, wantErr: "not absolute", errKind: errInvalid},
-		{name: "rro without kernel support", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true},
+		{name: "symlinked source resolved", m: &Mount{ContainerPath: "/data", HostPath: link}, wantOpts: []string{"rbind", "rprivate", "rw"}, wantSrc: host},
+		{name: "destination cleaned", m: &Mount{ContainerPath: "/data//x/", HostPath: host}, wantOpts: []string{"rbind", "rprivate", "rw"}},
+		{name: "relative destination", m: &Mount{ContainerPath: "data", HostPath: host}, wantErr: "not absolute", errKind: errInvalid},
+		{name: "dotdot destination", m: &Mount{ContainerPath: "/data/../../etc", HostPath: host}, wantErr: `contains ".."`, errKind: errInvalid},
+		{name: "root destination", m: &Mount{ContainerPath: "/", HostPath: host}, wantErr: "root", errKind: errInvalid},
+		{name: "relative source", m: &Mount{ContainerPath: "/data", HostPath: "tmp"}, wantErr: "not absolute", errKind: errInvalid},
+		{name: "rro without kernel support", m: &Mount{ContainerPath: "/data", HostPath: host, Readonly: true, RecursiveReadOnly: true},
 			noRRO: true, wantErr: "mount_setattr", errKind: errdefs.ErrFailedPrecondition},
-		{name: "image volume", m: &runtimeapi.Mount{ContainerPath: "/data/", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+		{name: "image volume", m: &Mount{ContainerPath: "/data/", Readonly: true, Image: &ImageSpec{Image: "busybox"}},
 			volumes: map[string]string{"/data": host}, wantSrc: host, wantOpts: []string{"rbind", "rprivate", "ro"}},
-		{name: "image volume ignores propagation", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+		{name: "image volume ignores propagation", m: &Mount{ContainerPath: "/data", Readonly: true, Image: &ImageSpec{Image: "busybox"}, Propagation: PropagationBidirectional},
 			volumes: map[string]string{"/data": host}, wantSrc: host, wantOpts: []string{"rbind", "rprivate", "ro"}},
-		{name: "image volume writable", m: &runtimeapi.Mount{ContainerPath: "/data", Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+		{name: "image volume writable", m: &Mount{ContainerPath: "/data", Image: &ImageSpec{Image: "busybox"}},
 			volumes: map[string]string{"/data": host}, wantErr: "readonly must be true", errKind: errInvalid},
-		{name: "image volume with host path", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+		{name: "image volume with host path", m: &Mount{ContainerPath: "/data", HostPath: host, Readonly: true, Image: &ImageSpec{Image: "busybox"}},
 			volumes: map[string]string{"/data": host}, wantErr: "host_path must be empty", errKind: errInvalid},
-		{name: "image volume escaping sub-path", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, ImageSubPath: "../etc"},
+		{name: "image volume escaping sub-path", m: &Mount{ContainerPath: "/data", Readonly: true, Image: &ImageSpec{Image: "busybox"}, ImageSubPath: "../etc"},
 			volumes: map[string]string{"/data": host}, wantErr: "image_sub_path", errKind: errInvalid},
-		{name: "image volume not mounted", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}}, wantErr: "not mounted"},
-		{name: "image volume without image", m: &runtimeapi.Mount{ContainerPath: "/data", Readonly: true, Image: &runtimeapi.ImageSpec{}}, wantErr: "image.image is required", errKind: errInvalid},
-		{name: "idmapped", m: &runtimeapi.Mount{ContainerPath: "/data", HostPath: host, UidMappings: []*runtimeapi.IDMapping{{Length: 1}}}, wantErr: "given together", errKind: errInvalid},
+		{name: "image volume not mounted", m: &Mount{ContainerPath: "/data", Readonly: true, Image: &ImageSpec{Image: "busybox"}}, wantErr: "not mounted"},
+		{name: "image volume without image", m: &Mount{ContainerPath: "/data", Readonly: true, Image: &ImageSpec{}}, wantErr: "image.image is required", errKind: errInvalid},
+		{name: "idmapped", m: &Mount{ContainerPath: "/data", HostPath: host, UIDMappings: []sandbox.IDMap{{Size: 1}}}, wantErr: "given together", errKind: errInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fakeMounts(t, tc.optional)
 			in := baseInput(t)
-			in.Config.Mounts = []*runtimeapi.Mount{tc.m}
+			in.Config.Mounts = []Mount{*tc.m}
 			in.Options.RecursiveReadOnlyMounts = !tc.noRRO
 			in.ImageVolumes = tc.volumes
 			s, _, err := Generate(in)
@@ -192,7 +192,7 @@ func TestMountsOrderAndOverride(t *testing.T) {
 	host := t.TempDir()
 	missing := filepath.Join(t.TempDir(), "a", "b")
 	in := baseInput(t)
-	in.Config.Mounts = []*runtimeapi.Mount{
+	in.Config.Mounts = []Mount{
 		{ContainerPath: "/var/lib/x/y", HostPath: host},
 		{ContainerPath: "/var", HostPath: host},
 		{ContainerPath: "/dev/termination-log", HostPath: filepath.Join(in.RootfsPath, "etc/passwd")},
@@ -219,7 +219,7 @@ func TestMountsOrderAndOverride(t *testing.T) {
 
 	// A CRI /dev mount drops every default mount under /dev.
 	in = baseInput(t)
-	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/dev", HostPath: host}}
+	in.Config.Mounts = []Mount{{ContainerPath: "/dev", HostPath: host}}
 	s, _ = mustGenerate(t, in)
 	for _, m := range s.Mounts {
 		if strings.HasPrefix(m.Destination, "/dev/") && m.Destination != "/dev/shm" {
@@ -229,7 +229,7 @@ func TestMountsOrderAndOverride(t *testing.T) {
 
 	// Duplicate destinations are rejected.
 	in = baseInput(t)
-	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/a", HostPath: host}, {ContainerPath: "/a/", HostPath: host}}
+	in.Config.Mounts = []Mount{{ContainerPath: "/a", HostPath: host}, {ContainerPath: "/a/", HostPath: host}}
 	_, _, err := Generate(in)
 	if !errors.Is(err, errInvalid) || !strings.Contains(err.Error(), "mounted twice") {
 		t.Fatalf("err = %v", err)

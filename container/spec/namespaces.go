@@ -5,9 +5,9 @@ import (
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // namespaces lists the container's namespaces. Network, IPC and UTS are the
@@ -15,8 +15,8 @@ import (
 // config repeats, so a container cannot pick the host's on its own. A
 // namespace left out of the list is the host's.
 func namespaces(in *Input) ([]specs.LinuxNamespace, error) {
-	sc := in.Config.GetLinux().GetSecurityContext()
-	opts := sc.GetNamespaceOptions()
+	sc := &in.Config.Security
+	opts := &sc.Namespaces
 	// The mount namespace is always the container's own.
 	out := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
 	for _, j := range []struct {
@@ -36,38 +36,38 @@ func namespaces(in *Input) ([]specs.LinuxNamespace, error) {
 		out = append(out, specs.LinuxNamespace{Type: j.typ, Path: j.path})
 	}
 
-	switch mode := opts.GetPid(); mode {
-	case runtimeapi.NamespaceMode_POD:
-		// POD is also the enum's zero value, which a config without
+	switch mode := opts.PID; mode {
+	case sandbox.ModePod, "":
+		// POD is also the CRI's zero value, which a config without
 		// namespace options carries: it then means "as the pod does".
 		switch {
 		case in.Pod.PIDNS != "":
 			out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.Pod.PIDNS})
-		case in.Pod.SecurityContext.GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_CONTAINER:
+		case in.Pod.PIDMode == sandbox.ModeContainer:
 			out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace})
-		case in.Pod.SecurityContext.GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_NODE:
+		case in.Pod.PIDMode == sandbox.ModeNode:
 			// The pod is hostPID: the host's namespace.
 		default:
 			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid is POD but the pod has no shared PID namespace")
 		}
-	case runtimeapi.NamespaceMode_CONTAINER:
+	case sandbox.ModeContainer:
 		out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace})
-	case runtimeapi.NamespaceMode_NODE:
+	case sandbox.ModeNode:
 		// The host PID namespace is a pod-level privilege (hostPID);
 		// a container of an ordinary pod must not take it.
-		if in.Pod.SecurityContext.GetNamespaceOptions().GetPid() != runtimeapi.NamespaceMode_NODE {
+		if in.Pod.PIDMode != sandbox.ModeNode {
 			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid is NODE but the pod does not use the host PID namespace")
 		}
-	case runtimeapi.NamespaceMode_TARGET:
-		if opts.GetTargetId() == "" {
+	case sandbox.ModeTarget:
+		if opts.TargetID == "" {
 			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.target_id is required when pid is TARGET")
 		}
 		if in.TargetPIDNS == "" {
-			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options: PID namespace of target container %q is unknown", opts.GetTargetId())
+			return nil, errdefs.InvalidArgument("linux.security_context.namespace_options: PID namespace of target container %q is unknown", opts.TargetID)
 		}
 		out = append(out, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.TargetPIDNS})
 	default:
-		return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid %d is not supported", mode)
+		return nil, errdefs.InvalidArgument("linux.security_context.namespace_options.pid %s is not supported", mode)
 	}
 
 	userns, err := userNamespace(in)
@@ -82,7 +82,7 @@ func namespaces(in *Input) ([]specs.LinuxNamespace, error) {
 	// A cgroup namespace hides the host's cgroup tree; containerd uses one
 	// on cgroup v2 only (v1 tools expect the host layout) and not for
 	// privileged containers (which may manage cgroups).
-	if in.Options.CgroupV2 && !sc.GetPrivileged() {
+	if in.Options.CgroupV2 && !sc.Privileged {
 		out = append(out, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
 	return out, nil

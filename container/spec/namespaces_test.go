@@ -5,7 +5,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 func TestNamespaces(t *testing.T) {
@@ -18,7 +19,7 @@ func TestNamespaces(t *testing.T) {
 		{Type: specs.IPCNamespace, Path: "/run/crisp/ns/pod1/ipc"}, {Type: specs.UTSNamespace, Path: "/run/crisp/ns/pod1/uts"}}
 	for _, tc := range []struct {
 		name     string
-		ctr, pod runtimeapi.NamespaceMode
+		ctr, pod sandbox.NamespaceMode
 		podPIDNS string
 		target   string
 		hostNet  bool
@@ -26,31 +27,31 @@ func TestNamespaces(t *testing.T) {
 		want     []ns
 		wantErr  string
 	}{
-		{name: "container pid", ctr: runtimeapi.NamespaceMode_CONTAINER, pod: runtimeapi.NamespaceMode_CONTAINER,
+		{name: "container pid", ctr: sandbox.ModeContainer, pod: sandbox.ModeContainer,
 			want: append(slices.Clone(common), ns{Type: specs.PIDNamespace})},
-		{name: "pod pid", ctr: runtimeapi.NamespaceMode_POD, pod: runtimeapi.NamespaceMode_POD, podPIDNS: podPID,
+		{name: "pod pid", ctr: sandbox.ModePod, pod: sandbox.ModePod, podPIDNS: podPID,
 			want: append(slices.Clone(common), ns{Type: specs.PIDNamespace, Path: podPID})},
-		{name: "pod pid missing", ctr: runtimeapi.NamespaceMode_POD, pod: runtimeapi.NamespaceMode_POD, wantErr: "no shared PID namespace"},
-		{name: "zero-value pid in a container-mode pod", ctr: runtimeapi.NamespaceMode_POD, pod: runtimeapi.NamespaceMode_CONTAINER,
+		{name: "pod pid missing", ctr: sandbox.ModePod, pod: sandbox.ModePod, wantErr: "no shared PID namespace"},
+		{name: "zero-value pid in a container-mode pod", ctr: sandbox.ModePod, pod: sandbox.ModeContainer,
 			want: append(slices.Clone(common), ns{Type: specs.PIDNamespace})},
-		{name: "node pid", ctr: runtimeapi.NamespaceMode_NODE, pod: runtimeapi.NamespaceMode_NODE, want: common},
-		{name: "node pid without hostPID pod", ctr: runtimeapi.NamespaceMode_NODE, pod: runtimeapi.NamespaceMode_CONTAINER, wantErr: "does not use the host PID namespace"},
-		{name: "target pid", ctr: runtimeapi.NamespaceMode_TARGET, pod: runtimeapi.NamespaceMode_CONTAINER, target: "/proc/42/ns/pid",
+		{name: "node pid", ctr: sandbox.ModeNode, pod: sandbox.ModeNode, want: common},
+		{name: "node pid without hostPID pod", ctr: sandbox.ModeNode, pod: sandbox.ModeContainer, wantErr: "does not use the host PID namespace"},
+		{name: "target pid", ctr: sandbox.ModeTarget, pod: sandbox.ModeContainer, target: "/proc/42/ns/pid",
 			want: append(slices.Clone(common), ns{Type: specs.PIDNamespace, Path: "/proc/42/ns/pid"})},
-		{name: "target unknown", ctr: runtimeapi.NamespaceMode_TARGET, pod: runtimeapi.NamespaceMode_CONTAINER, wantErr: "is unknown"},
-		{name: "host network", ctr: runtimeapi.NamespaceMode_CONTAINER, pod: runtimeapi.NamespaceMode_CONTAINER, hostNet: true,
+		{name: "target unknown", ctr: sandbox.ModeTarget, pod: sandbox.ModeContainer, wantErr: "is unknown"},
+		{name: "host network", ctr: sandbox.ModeContainer, pod: sandbox.ModeContainer, hostNet: true,
 			want: []ns{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}}},
-		{name: "cgroup ns on v2", ctr: runtimeapi.NamespaceMode_CONTAINER, pod: runtimeapi.NamespaceMode_CONTAINER, v2: true,
+		{name: "cgroup ns on v2", ctr: sandbox.ModeContainer, pod: sandbox.ModeContainer, v2: true,
 			want: append(slices.Clone(common), ns{Type: specs.PIDNamespace}, ns{Type: specs.CgroupNamespace})},
-		{name: "no cgroup ns for privileged on v2", ctr: runtimeapi.NamespaceMode_CONTAINER, pod: runtimeapi.NamespaceMode_CONTAINER, v2: true, priv: true,
+		{name: "no cgroup ns for privileged on v2", ctr: sandbox.ModeContainer, pod: sandbox.ModeContainer, v2: true, priv: true,
 			want: append(slices.Clone(common), ns{Type: specs.PIDNamespace})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
 			in.Options.CgroupV2 = tc.v2
-			sc(&in).NamespaceOptions = &runtimeapi.NamespaceOption{Pid: tc.ctr, TargetId: "other"}
+			sc(&in).Namespaces = NamespaceOptions{PID: tc.ctr, TargetID: "other"}
 			sc(&in).Privileged = tc.priv
-			in.Pod.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{Privileged: tc.priv, NamespaceOptions: &runtimeapi.NamespaceOption{Pid: tc.pod}}
+			in.Pod.Privileged, in.Pod.PIDMode = tc.priv, tc.pod
 			in.Pod.PIDNS = tc.podPIDNS
 			in.TargetPIDNS = tc.target
 			if tc.hostNet {

@@ -1,14 +1,12 @@
 package spec
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 	"syscall"
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -21,7 +19,7 @@ const (
 	maxArgs = 64 << 10
 )
 
-// processArgs merges the CRI command/args with the image's Entrypoint/Cmd the
+// processArgs merges the request's command/args with the image's Entrypoint/Cmd the
 // way Kubernetes documents it (and containerd implements it):
 //   - command set: it replaces Entrypoint, and the image Cmd is dropped;
 //     args (if any) follow it.
@@ -29,8 +27,8 @@ const (
 //   - neither: image Entrypoint + image Cmd.
 //
 // An Entrypoint of [""] is Docker's way of clearing it.
-func processArgs(cfg *runtimeapi.ContainerConfig, img *imagespec.ImageConfig) ([]string, error) {
-	command, args := cfg.GetCommand(), cfg.GetArgs()
+func processArgs(cfg *Config, img *imagespec.ImageConfig) ([]string, error) {
+	command, args := cfg.Command, cfg.Args
 	var out []string
 	if len(command) > 0 {
 		out = append(out, command...)
@@ -53,8 +51,8 @@ func processArgs(cfg *runtimeapi.ContainerConfig, img *imagespec.ImageConfig) ([
 // HOSTNAME, the image's variables, then the request's. A later entry with
 // the same key replaces the earlier one in place, so an image's PATH takes
 // the default PATH's slot and order stays stable across restarts.
-func processEnv(hostname string, imageEnv []string, criEnv []*runtimeapi.KeyValue) ([]string, error) {
-	env := make([]string, 0, 2+len(imageEnv)+len(criEnv))
+func processEnv(hostname string, imageEnv []string, reqEnv []KeyValue) ([]string, error) {
+	env := make([]string, 0, 2+len(imageEnv)+len(reqEnv))
 	index := make(map[string]int, cap(env))
 	set := func(kv string) {
 		k, _, _ := strings.Cut(kv, "=")
@@ -73,22 +71,22 @@ func processEnv(hostname string, imageEnv []string, criEnv []*runtimeapi.KeyValu
 	for _, kv := range imageEnv {
 		set(kv)
 	}
-	for i, kv := range criEnv {
+	for i, kv := range reqEnv {
 		// Values are bytes in the CRI; execve takes C strings.
-		if kv.GetKey() == "" || strings.ContainsAny(kv.GetKey(), "=\x00") || bytes.IndexByte(kv.GetValue(), 0) >= 0 {
-			return nil, errdefs.InvalidArgument("envs[%d]: key %q: keys must be non-empty without '=' and neither may contain NUL", i, kv.GetKey())
+		if kv.Key == "" || strings.ContainsAny(kv.Key, "=\x00") || strings.IndexByte(kv.Value, 0) >= 0 {
+			return nil, errdefs.InvalidArgument("envs[%d]: key %q: keys must be non-empty without '=' and neither may contain NUL", i, kv.Key)
 		}
-		set(kv.GetKey() + "=" + string(kv.GetValue()))
+		set(kv.Key + "=" + kv.Value)
 	}
 	return env, nil
 }
 
 // processCwd is the request's working dir, else the image's, else "/".
 // runc creates it if missing (as root, before switching user).
-func processCwd(cfg *runtimeapi.ContainerConfig, img *imagespec.ImageConfig) string {
+func processCwd(cfg *Config, img *imagespec.ImageConfig) string {
 	switch {
-	case cfg.GetWorkingDir() != "":
-		return cfg.GetWorkingDir()
+	case cfg.WorkingDir != "":
+		return cfg.WorkingDir
 	case img.WorkingDir != "":
 		return img.WorkingDir
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func imageConfig(user string, entrypoint, cmd []string) imagespec.ImageConfig {
@@ -33,7 +32,7 @@ func TestProcessArgs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := imageConfig("", tc.entrypoint, tc.cmd)
-			got, err := processArgs(&runtimeapi.ContainerConfig{Command: tc.command, Args: tc.args}, &img)
+			got, err := processArgs(&Config{Command: tc.command, Args: tc.args}, &img)
 			wantErr(t, err, tc.wantErr, errInvalid)
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("args = %q, want %q", got, tc.want)
@@ -43,23 +42,23 @@ func TestProcessArgs(t *testing.T) {
 }
 
 func TestProcessEnv(t *testing.T) {
-	kv := func(k, v string) *runtimeapi.KeyValue { return &runtimeapi.KeyValue{Key: k, Value: []byte(v)} }
+	kv := func(k, v string) KeyValue { return KeyValue{Key: k, Value: v} }
 	for _, tc := range []struct {
 		name    string
 		image   []string
-		cri     []*runtimeapi.KeyValue
+		cri     []KeyValue
 		want    []string
 		wantErr string
 	}{
 		{name: "defaults", want: []string{defaultPath, "HOSTNAME=h"}},
 		{name: "image PATH replaces default in place", image: []string{"A=1", "PATH=/x"}, want: []string{"PATH=/x", "HOSTNAME=h", "A=1"}},
-		{name: "cri overrides image by key, order kept", image: []string{"A=1", "B=2"}, cri: []*runtimeapi.KeyValue{kv("B", "3"), kv("C", "4")},
+		{name: "cri overrides image by key, order kept", image: []string{"A=1", "B=2"}, cri: []KeyValue{kv("B", "3"), kv("C", "4")},
 			want: []string{defaultPath, "HOSTNAME=h", "A=1", "B=3", "C=4"}},
-		{name: "cri HOSTNAME wins", cri: []*runtimeapi.KeyValue{kv("HOSTNAME", "x")}, want: []string{defaultPath, "HOSTNAME=x"}},
-		{name: "value with = and empty value", cri: []*runtimeapi.KeyValue{kv("A", "b=c"), kv("E", "")}, want: []string{defaultPath, "HOSTNAME=h", "A=b=c", "E="}},
-		{name: "NUL in value", cri: []*runtimeapi.KeyValue{kv("A", "x\x00y")}, wantErr: "envs[0]"},
-		{name: "= in key", cri: []*runtimeapi.KeyValue{kv("A=B", "x")}, wantErr: "envs[0]"},
-		{name: "empty key", cri: []*runtimeapi.KeyValue{kv("", "x")}, wantErr: "envs[0]"},
+		{name: "cri HOSTNAME wins", cri: []KeyValue{kv("HOSTNAME", "x")}, want: []string{defaultPath, "HOSTNAME=x"}},
+		{name: "value with = and empty value", cri: []KeyValue{kv("A", "b=c"), kv("E", "")}, want: []string{defaultPath, "HOSTNAME=h", "A=b=c", "E="}},
+		{name: "NUL in value", cri: []KeyValue{kv("A", "x\x00y")}, wantErr: "envs[0]"},
+		{name: "= in key", cri: []KeyValue{kv("A=B", "x")}, wantErr: "envs[0]"},
+		{name: "empty key", cri: []KeyValue{kv("", "x")}, wantErr: "envs[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := processEnv("h", tc.image, tc.cri)

@@ -31,48 +31,48 @@ var (
 // Unified. There is no per-container pids limit in the CRI: kubelet sets
 // pids.max on the pod cgroup, which the container's cgroup inherits.
 func resources(in *Input, s *specs.Spec, notes *Notes) error {
-	r := in.Config.GetLinux().GetResources()
+	r := in.Config.Resources
 	if r == nil {
 		return nil
 	}
 	const f = "linux.resources."
 	switch {
-	case r.GetCpuPeriod() < 0 || r.GetCpuPeriod() > 1_000_000 || (r.GetCpuPeriod() > 0 && r.GetCpuPeriod() < 1000):
+	case r.CPUPeriod < 0 || r.CPUPeriod > 1_000_000 || (r.CPUPeriod > 0 && r.CPUPeriod < 1000):
 		// The kernel accepts 1ms..1s.
-		return errdefs.InvalidArgument(f+"cpu_period %d must be 0 (unset) or within [1000, 1000000] microseconds", r.GetCpuPeriod())
-	case r.GetCpuQuota() < -1 || (r.GetCpuQuota() > 0 && r.GetCpuQuota() < 1000):
-		return errdefs.InvalidArgument(f+"cpu_quota %d must be 0 (unset), -1 (unlimited) or at least 1000 microseconds", r.GetCpuQuota())
-	case r.GetCpuShares() < 0 || r.GetCpuShares() > 262144:
-		return errdefs.InvalidArgument(f+"cpu_shares %d must be within [0, 262144]", r.GetCpuShares())
-	case r.GetMemoryLimitInBytes() < 0:
-		return errdefs.InvalidArgument(f+"memory_limit_in_bytes %d must not be negative", r.GetMemoryLimitInBytes())
-	case r.GetMemorySwapLimitInBytes() < -1:
-		return errdefs.InvalidArgument(f+"memory_swap_limit_in_bytes %d must be -1 (unlimited) or more", r.GetMemorySwapLimitInBytes())
-	case r.GetOomScoreAdj() < -1000 || r.GetOomScoreAdj() > 1000:
-		return errdefs.InvalidArgument(f+"oom_score_adj %d must be within [-1000, 1000]", r.GetOomScoreAdj())
+		return errdefs.InvalidArgument(f+"cpu_period %d must be 0 (unset) or within [1000, 1000000] microseconds", r.CPUPeriod)
+	case r.CPUQuota < -1 || (r.CPUQuota > 0 && r.CPUQuota < 1000):
+		return errdefs.InvalidArgument(f+"cpu_quota %d must be 0 (unset), -1 (unlimited) or at least 1000 microseconds", r.CPUQuota)
+	case r.CPUShares < 0 || r.CPUShares > 262144:
+		return errdefs.InvalidArgument(f+"cpu_shares %d must be within [0, 262144]", r.CPUShares)
+	case r.MemoryLimit < 0:
+		return errdefs.InvalidArgument(f+"memory_limit_in_bytes %d must not be negative", r.MemoryLimit)
+	case r.MemorySwapLimit < -1:
+		return errdefs.InvalidArgument(f+"memory_swap_limit_in_bytes %d must be -1 (unlimited) or more", r.MemorySwapLimit)
+	case r.OOMScoreAdj < -1000 || r.OOMScoreAdj > 1000:
+		return errdefs.InvalidArgument(f+"oom_score_adj %d must be within [-1000, 1000]", r.OOMScoreAdj)
 	}
-	for name, v := range map[string]string{"cpuset_cpus": r.GetCpusetCpus(), "cpuset_mems": r.GetCpusetMems()} {
+	for name, v := range map[string]string{"cpuset_cpus": r.CpusetCPUs, "cpuset_mems": r.CpusetMems} {
 		if !validCPUList(v) {
 			return errdefs.InvalidArgument(f+"%s %q is not a list like \"0-3,6\"", name, v)
 		}
 	}
 
 	res := s.Linux.Resources
-	cpu := &specs.LinuxCPU{Cpus: r.GetCpusetCpus(), Mems: r.GetCpusetMems()}
-	if v := uint64(r.GetCpuShares()); v != 0 {
+	cpu := &specs.LinuxCPU{Cpus: r.CpusetCPUs, Mems: r.CpusetMems}
+	if v := uint64(r.CPUShares); v != 0 {
 		cpu.Shares = &v
 	}
-	if v := r.GetCpuQuota(); v != 0 {
+	if v := r.CPUQuota; v != 0 {
 		cpu.Quota = &v
 	}
-	if v := uint64(r.GetCpuPeriod()); v != 0 {
+	if v := uint64(r.CPUPeriod); v != 0 {
 		cpu.Period = &v
 	}
 	if *cpu != (specs.LinuxCPU{}) {
 		res.CPU = cpu
 	}
 
-	limit, swap := r.GetMemoryLimitInBytes(), r.GetMemorySwapLimitInBytes()
+	limit, swap := r.MemoryLimit, r.MemorySwapLimit
 	if swap > 0 && limit > 0 && swap < limit {
 		return errdefs.InvalidArgument(f+"memory_swap_limit_in_bytes %d is memory+swap and must not be below memory_limit_in_bytes %d", swap, limit)
 	}
@@ -104,18 +104,18 @@ func resources(in *Input, s *specs.Spec, notes *Notes) error {
 		res.Memory = mem
 	}
 
-	for i, h := range r.GetHugepageLimits() {
-		if !hugePageSize.MatchString(h.GetPageSize()) {
-			return errdefs.InvalidArgument(f+"hugepage_limits[%d].page_size %q is not a size like \"2MB\"", i, h.GetPageSize())
+	for i, h := range r.HugepageLimits {
+		if !hugePageSize.MatchString(h.PageSize) {
+			return errdefs.InvalidArgument(f+"hugepage_limits[%d].page_size %q is not a size like \"2MB\"", i, h.PageSize)
 		}
 		if !in.Options.HugetlbController {
 			notes.Warnings = append(notes.Warnings, "hugepage_limits ignored: the hugetlb cgroup controller is missing")
 			break
 		}
-		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+		res.HugepageLimits = append(res.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.PageSize, Limit: h.Limit})
 	}
 
-	if u := r.GetUnified(); len(u) > 0 {
+	if u := r.Unified; len(u) > 0 {
 		// containerd passes unified on v1 too and runc then fails at start;
 		// rejecting here gives kubelet the reason at create time. Kubelet
 		// sends unified only on v2 nodes.
@@ -133,7 +133,7 @@ func resources(in *Input, s *specs.Spec, notes *Notes) error {
 		res.Unified = maps.Clone(u)
 	}
 
-	adj := int(r.GetOomScoreAdj())
+	adj := int(r.OOMScoreAdj)
 	if in.Options.RestrictOOMScoreAdj {
 		own, err := ownOOMScoreAdj()
 		if err != nil {

@@ -6,20 +6,19 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func ptr[T any](v T) *T { return &v }
 
 func TestResources(t *testing.T) {
-	full := &runtimeapi.LinuxContainerResources{
-		CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512, CpusetCpus: "0-1,3", CpusetMems: "0",
-		MemoryLimitInBytes: 256 << 20, OomScoreAdj: 999,
-		HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 4 << 20}},
+	full := &Resources{
+		CPUPeriod: 100000, CPUQuota: 50000, CPUShares: 512, CpusetCPUs: "0-1,3", CpusetMems: "0",
+		MemoryLimit: 256 << 20, OOMScoreAdj: 999,
+		HugepageLimits: []HugepageLimit{{PageSize: "2MB", Limit: 4 << 20}},
 	}
 	for _, tc := range []struct {
 		name      string
-		r         *runtimeapi.LinuxContainerResources
+		r         *Resources
 		o         Options
 		wantCPU   *specs.LinuxCPU
 		wantMem   *specs.LinuxMemory
@@ -41,29 +40,29 @@ func TestResources(t *testing.T) {
 		{name: "no swap controller, no hugetlb", r: full, o: Options{},
 			wantCPU: &specs.LinuxCPU{Shares: ptr(uint64(512)), Quota: ptr(int64(50000)), Period: ptr(uint64(100000)), Cpus: "0-1,3", Mems: "0"},
 			wantMem: &specs.LinuxMemory{Limit: ptr(int64(256 << 20))}, wantOOM: ptr(999), wantWarns: 1},
-		{name: "explicit swap", r: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 100 << 20, MemorySwapLimitInBytes: 300 << 20}, o: Options{SwapController: true},
+		{name: "explicit swap", r: &Resources{MemoryLimit: 100 << 20, MemorySwapLimit: 300 << 20}, o: Options{SwapController: true},
 			wantMem: &specs.LinuxMemory{Limit: ptr(int64(100 << 20)), Swap: ptr(int64(300 << 20))}, wantOOM: ptr(0)},
-		{name: "unlimited swap", r: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 100 << 20, MemorySwapLimitInBytes: -1}, o: Options{SwapController: true, CgroupV2: true},
+		{name: "unlimited swap", r: &Resources{MemoryLimit: 100 << 20, MemorySwapLimit: -1}, o: Options{SwapController: true, CgroupV2: true},
 			wantMem: &specs.LinuxMemory{Limit: ptr(int64(100 << 20)), Swap: ptr(int64(-1))}, wantOOM: ptr(0)},
-		{name: "swap below memory", r: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 100 << 20, MemorySwapLimitInBytes: 50 << 20}, o: Options{SwapController: true}, wantErr: "must not be below"},
-		{name: "swap without memory", r: &runtimeapi.LinuxContainerResources{MemorySwapLimitInBytes: 50 << 20}, o: Options{SwapController: true}, wantErr: "needs memory_limit_in_bytes"},
-		{name: "unlimited quota", r: &runtimeapi.LinuxContainerResources{CpuQuota: -1}, wantCPU: &specs.LinuxCPU{Quota: ptr(int64(-1))}, wantOOM: ptr(0)},
-		{name: "unified on v2", r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"memory.high": "1000000", "memory.swap.max": "0"}}, o: Options{CgroupV2: true},
+		{name: "swap below memory", r: &Resources{MemoryLimit: 100 << 20, MemorySwapLimit: 50 << 20}, o: Options{SwapController: true}, wantErr: "must not be below"},
+		{name: "swap without memory", r: &Resources{MemorySwapLimit: 50 << 20}, o: Options{SwapController: true}, wantErr: "needs memory_limit_in_bytes"},
+		{name: "unlimited quota", r: &Resources{CPUQuota: -1}, wantCPU: &specs.LinuxCPU{Quota: ptr(int64(-1))}, wantOOM: ptr(0)},
+		{name: "unified on v2", r: &Resources{Unified: map[string]string{"memory.high": "1000000", "memory.swap.max": "0"}}, o: Options{CgroupV2: true},
 			wantUni: map[string]string{"memory.high": "1000000", "memory.swap.max": "0"}, wantOOM: ptr(0)},
-		{name: "unified on v1", r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"memory.high": "1"}}, wantErr: "unified needs cgroup v2"},
-		{name: "unified path key", r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"../memory.high": "1"}}, o: Options{CgroupV2: true}, wantErr: "not a controller file"},
-		{name: "unified cgroup.procs", r: &runtimeapi.LinuxContainerResources{Unified: map[string]string{"cgroup.procs": "1"}}, o: Options{CgroupV2: true}, wantErr: "not a controller file"},
-		{name: "bad period", r: &runtimeapi.LinuxContainerResources{CpuPeriod: 10}, wantErr: "cpu_period"},
-		{name: "bad quota", r: &runtimeapi.LinuxContainerResources{CpuQuota: -2}, wantErr: "cpu_quota"},
-		{name: "bad shares", r: &runtimeapi.LinuxContainerResources{CpuShares: 1 << 20}, wantErr: "cpu_shares"},
-		{name: "negative memory", r: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: -5}, wantErr: "memory_limit_in_bytes"},
-		{name: "bad oom", r: &runtimeapi.LinuxContainerResources{OomScoreAdj: 1001}, wantErr: "oom_score_adj"},
-		{name: "bad cpuset", r: &runtimeapi.LinuxContainerResources{CpusetCpus: "3-1"}, wantErr: "cpuset_cpus"},
-		{name: "bad hugepage size", r: &runtimeapi.LinuxContainerResources{HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2M"}}}, wantErr: "page_size"},
+		{name: "unified on v1", r: &Resources{Unified: map[string]string{"memory.high": "1"}}, wantErr: "unified needs cgroup v2"},
+		{name: "unified path key", r: &Resources{Unified: map[string]string{"../memory.high": "1"}}, o: Options{CgroupV2: true}, wantErr: "not a controller file"},
+		{name: "unified cgroup.procs", r: &Resources{Unified: map[string]string{"cgroup.procs": "1"}}, o: Options{CgroupV2: true}, wantErr: "not a controller file"},
+		{name: "bad period", r: &Resources{CPUPeriod: 10}, wantErr: "cpu_period"},
+		{name: "bad quota", r: &Resources{CPUQuota: -2}, wantErr: "cpu_quota"},
+		{name: "bad shares", r: &Resources{CPUShares: 1 << 20}, wantErr: "cpu_shares"},
+		{name: "negative memory", r: &Resources{MemoryLimit: -5}, wantErr: "memory_limit_in_bytes"},
+		{name: "bad oom", r: &Resources{OOMScoreAdj: 1001}, wantErr: "oom_score_adj"},
+		{name: "bad cpuset", r: &Resources{CpusetCPUs: "3-1"}, wantErr: "cpuset_cpus"},
+		{name: "bad hugepage size", r: &Resources{HugepageLimits: []HugepageLimit{{PageSize: "2M"}}}, wantErr: "page_size"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
-			in.Config.Linux.Resources = tc.r
+			in.Config.Resources = tc.r
 			in.Options = tc.o
 			s, n, err := Generate(in)
 			wantErr(t, err, tc.wantErr, errInvalid)
@@ -105,7 +104,7 @@ func TestRestrictOOMScoreAdj(t *testing.T) {
 	} {
 		in := baseInput(t)
 		in.Options.RestrictOOMScoreAdj = tc.restrict
-		in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{OomScoreAdj: tc.req}
+		in.Config.Resources = &Resources{OOMScoreAdj: tc.req}
 		s, n := mustGenerate(t, in)
 		if *s.Process.OOMScoreAdj != tc.want || n.OOMScoreAdjClamped != tc.clamped || (tc.clamped && n.RequestedOOMScoreAdj != int(tc.req)) {
 			t.Errorf("req %d restrict %v: got %d notes %+v", tc.req, tc.restrict, *s.Process.OOMScoreAdj, n)

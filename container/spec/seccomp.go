@@ -10,7 +10,6 @@ import (
 
 	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -23,29 +22,29 @@ const maxSeccompProfileBytes = 4 << 20
 // seccomp_profile_path string, else none. Kubelet sends Unconfined unless
 // its SeccompDefault feature (or the pod) asks for RuntimeDefault.
 // Privileged containers never get here: they run unconfined.
-func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, o Options, s *specs.Spec) (*specs.LinuxSeccomp, error) {
-	sp := sc.GetSeccomp()
-	if sp == nil && sc.GetSeccompProfilePath() != "" {
+func seccompProfile(sc *SecurityContext, o Options, s *specs.Spec) (*specs.LinuxSeccomp, error) {
+	sp := sc.Seccomp
+	if sp == nil && sc.SeccompProfilePath != "" {
 		var err error
-		if sp, err = legacyProfile("seccomp_profile_path", sc.GetSeccompProfilePath()); err != nil {
+		if sp, err = legacyProfile("seccomp_profile_path", sc.SeccompProfilePath); err != nil {
 			return nil, err
 		}
 	}
 	if sp == nil {
 		return nil, nil
 	}
-	if sp.GetProfileType() != runtimeapi.SecurityProfile_Localhost && sp.GetLocalhostRef() != "" {
+	if sp.Type != ProfileLocalhost && sp.LocalhostRef != "" {
 		return nil, errdefs.InvalidArgument("linux.security_context.seccomp: localhost_ref is only valid with profile_type Localhost")
 	}
-	switch sp.GetProfileType() {
-	case runtimeapi.SecurityProfile_Unconfined:
+	switch sp.Type {
+	case ProfileUnconfined:
 		return nil, nil
-	case runtimeapi.SecurityProfile_RuntimeDefault:
+	case ProfileRuntimeDefault, "":
 		return runtimeDefaultSeccomp(s, o.SeccompCompatArches)
-	case runtimeapi.SecurityProfile_Localhost:
-		return localhostSeccomp(sp.GetLocalhostRef(), o.SeccompProfileRoot, s)
+	case ProfileLocalhost:
+		return localhostSeccomp(sp.LocalhostRef, o.SeccompProfileRoot, s)
 	}
-	return nil, errdefs.InvalidArgument("linux.security_context.seccomp.profile_type %d is unknown", sp.GetProfileType())
+	return nil, errdefs.InvalidArgument("linux.security_context.seccomp.profile_type %s is unknown", sp.Type)
 }
 
 // runtimeDefaultSeccomp is moby's default profile, with the syscalls that

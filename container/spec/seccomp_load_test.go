@@ -9,7 +9,6 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	libseccomp "github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/opencontainers/runc/libcontainer/specconv"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // These need libseccomp (go test -tags seccomp). They compile and load the
@@ -21,7 +20,7 @@ func runtimeDefaultConfig(t testing.TB, compat bool) *configs.Seccomp {
 	t.Helper()
 	in := baseInput(t)
 	in.Options.SeccompCompatArches = compat
-	sc(&in).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	sc(&in).Seccomp = &SecurityProfile{Type: ProfileRuntimeDefault}
 	s, _, err := Generate(in)
 	if err != nil {
 		t.Fatal(err)

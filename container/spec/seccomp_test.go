@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 const testProfile = `{
@@ -42,12 +41,12 @@ func TestSeccomp(t *testing.T) {
 	writeFile(t, filepath.Join(root, "profiles/bad.json"), `{"defaultAction": `)
 	writeFile(t, filepath.Join(root, "profiles/empty.json"), `{}`)
 	abs := filepath.Join(root, "profiles/ok.json")
-	prof := func(typ runtimeapi.SecurityProfile_ProfileType, ref string) *runtimeapi.SecurityProfile {
-		return &runtimeapi.SecurityProfile{ProfileType: typ, LocalhostRef: ref}
+	prof := func(typ ProfileType, ref string) *SecurityProfile {
+		return &SecurityProfile{Type: typ, LocalhostRef: ref}
 	}
 	for _, tc := range []struct {
 		name       string
-		sp         *runtimeapi.SecurityProfile
+		sp         *SecurityProfile
 		legacy     string
 		compat     bool
 		addCaps    []string
@@ -56,30 +55,30 @@ func TestSeccomp(t *testing.T) {
 		wantErr    string
 	}{
 		{name: "nothing is unconfined", want: "none"},
-		{name: "unconfined", sp: prof(runtimeapi.SecurityProfile_Unconfined, ""), want: "none"},
+		{name: "unconfined", sp: prof(ProfileUnconfined, ""), want: "none"},
 		{name: "legacy unconfined", legacy: "unconfined", want: "none"},
-		{name: "runtime default", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), want: "default"},
-		{name: "runtime default with compat arches", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), compat: true, want: "default"},
-		{name: "runtime default with SYS_ADMIN", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), addCaps: []string{"SYS_ADMIN"}, want: "default"},
+		{name: "runtime default", sp: prof(ProfileRuntimeDefault, ""), want: "default"},
+		{name: "runtime default with compat arches", sp: prof(ProfileRuntimeDefault, ""), compat: true, want: "default"},
+		{name: "runtime default with SYS_ADMIN", sp: prof(ProfileRuntimeDefault, ""), addCaps: []string{"SYS_ADMIN"}, want: "default"},
 		{name: "legacy runtime/default", legacy: "runtime/default", want: "default"},
 		{name: "legacy docker/default", legacy: "docker/default", want: "default"},
-		{name: "privileged is unconfined", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), privileged: true, want: "none"},
-		{name: "localhost absolute", sp: prof(runtimeapi.SecurityProfile_Localhost, abs), want: "file"},
-		{name: "localhost with prefix", sp: prof(runtimeapi.SecurityProfile_Localhost, "localhost/"+abs), want: "file"},
+		{name: "privileged is unconfined", sp: prof(ProfileRuntimeDefault, ""), privileged: true, want: "none"},
+		{name: "localhost absolute", sp: prof(ProfileLocalhost, abs), want: "file"},
+		{name: "localhost with prefix", sp: prof(ProfileLocalhost, "localhost/"+abs), want: "file"},
 		{name: "legacy localhost", legacy: "localhost/" + abs, want: "file"},
-		{name: "localhost relative to root", sp: prof(runtimeapi.SecurityProfile_Localhost, "profiles/ok.json"), want: "file"},
-		{name: "localhost escaping root", sp: prof(runtimeapi.SecurityProfile_Localhost, "../../etc/x.json"), wantErr: "escapes the profile root"},
-		{name: "localhost missing", sp: prof(runtimeapi.SecurityProfile_Localhost, "/nonexistent/p.json"), wantErr: `seccomp profile "/nonexistent/p.json" does not exist`},
-		{name: "localhost invalid", sp: prof(runtimeapi.SecurityProfile_Localhost, "profiles/bad.json"), wantErr: "bad.json\" is invalid"},
-		{name: "localhost empty", sp: prof(runtimeapi.SecurityProfile_Localhost, "profiles/empty.json"), wantErr: "has no defaultAction"},
-		{name: "ref without localhost", sp: prof(runtimeapi.SecurityProfile_Unconfined, abs), wantErr: "localhost_ref is only valid"},
+		{name: "localhost relative to root", sp: prof(ProfileLocalhost, "profiles/ok.json"), want: "file"},
+		{name: "localhost escaping root", sp: prof(ProfileLocalhost, "../../etc/x.json"), wantErr: "escapes the profile root"},
+		{name: "localhost missing", sp: prof(ProfileLocalhost, "/nonexistent/p.json"), wantErr: `seccomp profile "/nonexistent/p.json" does not exist`},
+		{name: "localhost invalid", sp: prof(ProfileLocalhost, "profiles/bad.json"), wantErr: "bad.json\" is invalid"},
+		{name: "localhost empty", sp: prof(ProfileLocalhost, "profiles/empty.json"), wantErr: "has no defaultAction"},
+		{name: "ref without localhost", sp: prof(ProfileUnconfined, abs), wantErr: "localhost_ref is only valid"},
 		{name: "bad legacy", legacy: "default", wantErr: "seccomp_profile_path"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
 			sc(&in).Seccomp, sc(&in).SeccompProfilePath = tc.sp, tc.legacy
-			sc(&in).Capabilities = &runtimeapi.Capability{AddCapabilities: tc.addCaps}
-			sc(&in).Privileged, in.Pod.SecurityContext.Privileged = tc.privileged, tc.privileged
+			sc(&in).AddCapabilities = tc.addCaps
+			sc(&in).Privileged, in.Pod.Privileged = tc.privileged, tc.privileged
 			in.Options.SeccompProfileRoot = root
 			in.Options.SeccompCompatArches = tc.compat
 			s, _, err := Generate(in)
@@ -124,7 +123,7 @@ func TestSeccomp(t *testing.T) {
 
 func TestSeccompProfileErrorsNameTheFile(t *testing.T) {
 	in := baseInput(t)
-	sc(&in).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "rel.json"}
+	sc(&in).Seccomp = &SecurityProfile{Type: ProfileLocalhost, LocalhostRef: "rel.json"}
 	_, _, err := Generate(in)
 	if err == nil || !strings.Contains(err.Error(), "rel.json") {
 		t.Fatalf("err = %v", err)

@@ -11,7 +11,6 @@ import (
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -68,9 +67,9 @@ var allCaps = sync.OnceValue(func() []string {
 // and seccomp. SELinux options are accepted and ignored: crisp runs on hosts
 // without SELinux and sets no labels.
 func security(in *Input, s *specs.Spec, notes *Notes) error {
-	sc := in.Config.GetLinux().GetSecurityContext()
-	privileged := sc.GetPrivileged()
-	caps, err := capabilities(sc.GetCapabilities(), in.Options.DefaultCapabilities, privileged)
+	sc := &in.Config.Security
+	privileged := sc.Privileged
+	caps, err := capabilities(sc.AddCapabilities, sc.DropCapabilities, in.Options.DefaultCapabilities, privileged)
 	if err != nil {
 		return err
 	}
@@ -83,7 +82,7 @@ func security(in *Input, s *specs.Spec, notes *Notes) error {
 		Effective: slices.Clone(caps),
 		Permitted: slices.Clone(caps),
 	}
-	s.Process.NoNewPrivileges = sc.GetNoNewPrivs()
+	s.Process.NoNewPrivileges = sc.NoNewPrivs
 
 	if !privileged {
 		if s.Linux.MaskedPaths, err = procPaths("masked_paths", sc.MaskedPaths, defaultMaskedPaths); err != nil {
@@ -110,7 +109,7 @@ func security(in *Input, s *specs.Spec, notes *Notes) error {
 // capabilities applies the request to the default set like containerd:
 // "ALL" in add or drop first (so add ALL + drop CHOWN works), then single
 // additions, then single drops. Names may omit "CAP_" and any case works.
-func capabilities(c *runtimeapi.Capability, defaults []string, privileged bool) ([]string, error) {
+func capabilities(add, drop, defaults []string, privileged bool) ([]string, error) {
 	if privileged {
 		return slices.Clone(allCaps()), nil
 	}
@@ -126,15 +125,15 @@ func capabilities(c *runtimeapi.Capability, defaults []string, privileged bool) 
 		set[name] = true
 	}
 	isAll := func(s string) bool { return strings.EqualFold(s, "ALL") }
-	if slices.ContainsFunc(c.GetAddCapabilities(), isAll) {
+	if slices.ContainsFunc(add, isAll) {
 		for _, n := range allCaps() {
 			set[n] = true
 		}
 	}
-	if slices.ContainsFunc(c.GetDropCapabilities(), isAll) {
+	if slices.ContainsFunc(drop, isAll) {
 		clear(set)
 	}
-	for _, n := range c.GetAddCapabilities() {
+	for _, n := range add {
 		if isAll(n) {
 			continue
 		}
@@ -144,7 +143,7 @@ func capabilities(c *runtimeapi.Capability, defaults []string, privileged bool) 
 		}
 		set[name] = true
 	}
-	for _, n := range c.GetDropCapabilities() {
+	for _, n := range drop {
 		if isAll(n) {
 			continue
 		}
@@ -248,36 +247,36 @@ func ipcSysctl(key string) bool {
 // request). With AppArmor, crisp applies only profiles that are already
 // loaded: Localhost ones, and for RuntimeDefault (or no request) the
 // configured default profile.
-func apparmorProfile(sc *runtimeapi.LinuxContainerSecurityContext, o Options) (string, error) {
-	sp := sc.GetApparmor()
-	if sp == nil && sc.GetApparmorProfile() != "" {
+func apparmorProfile(sc *SecurityContext, o Options) (string, error) {
+	sp := sc.AppArmor
+	if sp == nil && sc.AppArmorProfile != "" {
 		var err error
-		if sp, err = legacyProfile("apparmor_profile", sc.GetApparmorProfile()); err != nil {
+		if sp, err = legacyProfile("apparmor_profile", sc.AppArmorProfile); err != nil {
 			return "", err
 		}
 	}
-	if sp != nil && sp.GetProfileType() != runtimeapi.SecurityProfile_Localhost && sp.GetLocalhostRef() != "" {
+	if sp != nil && sp.Type != ProfileLocalhost && sp.LocalhostRef != "" {
 		return "", errdefs.InvalidArgument("linux.security_context.apparmor: localhost_ref is only valid with profile_type Localhost")
 	}
 	if !o.AppArmorEnabled {
-		if sp != nil && sp.GetProfileType() != runtimeapi.SecurityProfile_Unconfined {
-			return "", fmt.Errorf("linux.security_context.apparmor: AppArmor is not supported on this host (profile type %s requested): %w", sp.GetProfileType(), errdefs.ErrFailedPrecondition)
+		if sp != nil && sp.Type != ProfileUnconfined {
+			return "", fmt.Errorf("linux.security_context.apparmor: AppArmor is not supported on this host (profile type %s requested): %w", sp.typeName(), errdefs.ErrFailedPrecondition)
 		}
 		return "", nil
 	}
 	switch {
-	case sp == nil, sp.GetProfileType() == runtimeapi.SecurityProfile_RuntimeDefault:
-		if sc.GetPrivileged() {
+	case sp == nil, sp.Type == ProfileRuntimeDefault, sp.Type == "":
+		if sc.Privileged {
 			return "", nil // containerd runs privileged containers unconfined
 		}
 		if o.AppArmorDefaultProfile == "" && sp != nil {
 			return "", fmt.Errorf("linux.security_context.apparmor: RuntimeDefault requested but crisp has no default AppArmor profile configured: %w", errdefs.ErrFailedPrecondition)
 		}
 		return o.AppArmorDefaultProfile, nil
-	case sp.GetProfileType() == runtimeapi.SecurityProfile_Unconfined:
+	case sp.Type == ProfileUnconfined:
 		return "", nil
-	case sp.GetProfileType() == runtimeapi.SecurityProfile_Localhost:
-		name := strings.TrimPrefix(sp.GetLocalhostRef(), "localhost/")
+	case sp.Type == ProfileLocalhost:
+		name := strings.TrimPrefix(sp.LocalhostRef, "localhost/")
 		if name == "" {
 			return "", errdefs.InvalidArgument("linux.security_context.apparmor.localhost_ref is empty")
 		}
@@ -286,7 +285,7 @@ func apparmorProfile(sc *runtimeapi.LinuxContainerSecurityContext, o Options) (s
 		}
 		return name, nil
 	}
-	return "", errdefs.InvalidArgument("linux.security_context.apparmor.profile_type %d is unknown", sp.GetProfileType())
+	return "", errdefs.InvalidArgument("linux.security_context.apparmor.profile_type %s is unknown", sp.Type)
 }
 
 // apparmorLoaded scans the kernel's list ("name (mode)" per line).
@@ -308,14 +307,22 @@ func apparmorLoaded(name string) bool {
 // legacyProfile parses the deprecated string fields shared by seccomp and
 // AppArmor: "runtime/default", "docker/default" (seccomp), "unconfined",
 // "localhost/<ref>".
-func legacyProfile(field, v string) (*runtimeapi.SecurityProfile, error) {
+func legacyProfile(field, v string) (*SecurityProfile, error) {
 	switch {
 	case v == "runtime/default" || v == "docker/default":
-		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, nil
+		return &SecurityProfile{Type: ProfileRuntimeDefault}, nil
 	case v == "unconfined":
-		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}, nil
+		return &SecurityProfile{Type: ProfileUnconfined}, nil
 	case strings.HasPrefix(v, "localhost/"):
-		return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: strings.TrimPrefix(v, "localhost/")}, nil
+		return &SecurityProfile{Type: ProfileLocalhost, LocalhostRef: strings.TrimPrefix(v, "localhost/")}, nil
 	}
 	return nil, errdefs.InvalidArgument("linux.security_context.%s %q is not runtime/default, unconfined or localhost/<profile>", field, v)
+}
+
+// typeName is the profile type as messages name it; "" is RuntimeDefault.
+func (p *SecurityProfile) typeName() ProfileType {
+	if p.Type == "" {
+		return ProfileRuntimeDefault
+	}
+	return p.Type
 }

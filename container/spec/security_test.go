@@ -5,8 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
 	"github.com/crisp-runtime/crisp/errdefs"
 )
 
@@ -40,9 +38,9 @@ func TestCapabilities(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
-			sc(&in).Capabilities = &runtimeapi.Capability{AddCapabilities: tc.add, DropCapabilities: tc.drop}
+			sc(&in).AddCapabilities, sc(&in).DropCapabilities = tc.add, tc.drop
 			sc(&in).Privileged = tc.privileged
-			in.Pod.SecurityContext.Privileged = tc.privileged
+			in.Pod.Privileged = tc.privileged
 			in.Options.DefaultCapabilities = tc.defaults
 			s, _, err := Generate(in)
 			wantErr(t, err, tc.wantErr, errInvalid)
@@ -87,7 +85,7 @@ func TestMaskedPaths(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
 			sc(&in).MaskedPaths, sc(&in).ReadonlyPaths = tc.masked, tc.readonly
-			sc(&in).Privileged, in.Pod.SecurityContext.Privileged = tc.privileged, tc.privileged
+			sc(&in).Privileged, in.Pod.Privileged = tc.privileged, tc.privileged
 			s, _, err := Generate(in)
 			wantErr(t, err, tc.wantErr, errInvalid)
 			if err != nil {
@@ -153,12 +151,12 @@ func TestSysctls(t *testing.T) {
 }
 
 func TestAppArmor(t *testing.T) {
-	prof := func(typ runtimeapi.SecurityProfile_ProfileType, ref string) *runtimeapi.SecurityProfile {
-		return &runtimeapi.SecurityProfile{ProfileType: typ, LocalhostRef: ref}
+	prof := func(typ ProfileType, ref string) *SecurityProfile {
+		return &SecurityProfile{Type: typ, LocalhostRef: ref}
 	}
 	for _, tc := range []struct {
 		name    string
-		sp      *runtimeapi.SecurityProfile
+		sp      *SecurityProfile
 		legacy  string
 		o       Options
 		want    string
@@ -166,21 +164,21 @@ func TestAppArmor(t *testing.T) {
 		kind    error
 	}{
 		{name: "nothing, no apparmor", want: ""},
-		{name: "unconfined, no apparmor", sp: prof(runtimeapi.SecurityProfile_Unconfined, "")},
+		{name: "unconfined, no apparmor", sp: prof(ProfileUnconfined, "")},
 		{name: "legacy unconfined", legacy: "unconfined"},
-		{name: "runtime default, no apparmor", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), wantErr: "AppArmor is not supported on this host", kind: errdefs.ErrFailedPrecondition},
+		{name: "runtime default, no apparmor", sp: prof(ProfileRuntimeDefault, ""), wantErr: "AppArmor is not supported on this host", kind: errdefs.ErrFailedPrecondition},
 		{name: "legacy runtime/default, no apparmor", legacy: "runtime/default", wantErr: "AppArmor is not supported on this host", kind: errdefs.ErrFailedPrecondition},
-		{name: "localhost, no apparmor", sp: prof(runtimeapi.SecurityProfile_Localhost, "p"), wantErr: "AppArmor is not supported on this host", kind: errdefs.ErrFailedPrecondition},
-		{name: "ref without localhost", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, "p"), wantErr: "localhost_ref is only valid", kind: errInvalid},
+		{name: "localhost, no apparmor", sp: prof(ProfileLocalhost, "p"), wantErr: "AppArmor is not supported on this host", kind: errdefs.ErrFailedPrecondition},
+		{name: "ref without localhost", sp: prof(ProfileRuntimeDefault, "p"), wantErr: "localhost_ref is only valid", kind: errInvalid},
 		{name: "bad legacy", legacy: "foo", wantErr: "apparmor_profile", kind: errInvalid},
 		{name: "apparmor host, nothing requested", o: Options{AppArmorEnabled: true, AppArmorDefaultProfile: "crisp-default"}, want: "crisp-default"},
-		{name: "apparmor host, runtime default", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), o: Options{AppArmorEnabled: true, AppArmorDefaultProfile: "crisp-default"}, want: "crisp-default"},
-		{name: "apparmor host, runtime default without profile", sp: prof(runtimeapi.SecurityProfile_RuntimeDefault, ""), o: Options{AppArmorEnabled: true}, wantErr: "no default AppArmor profile", kind: errdefs.ErrFailedPrecondition},
-		{name: "apparmor host, unloaded localhost", sp: prof(runtimeapi.SecurityProfile_Localhost, "localhost/nope"), o: Options{AppArmorEnabled: true}, wantErr: `profile "nope" is not loaded`, kind: errdefs.ErrFailedPrecondition},
+		{name: "apparmor host, runtime default", sp: prof(ProfileRuntimeDefault, ""), o: Options{AppArmorEnabled: true, AppArmorDefaultProfile: "crisp-default"}, want: "crisp-default"},
+		{name: "apparmor host, runtime default without profile", sp: prof(ProfileRuntimeDefault, ""), o: Options{AppArmorEnabled: true}, wantErr: "no default AppArmor profile", kind: errdefs.ErrFailedPrecondition},
+		{name: "apparmor host, unloaded localhost", sp: prof(ProfileLocalhost, "localhost/nope"), o: Options{AppArmorEnabled: true}, wantErr: `profile "nope" is not loaded`, kind: errdefs.ErrFailedPrecondition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
-			sc(&in).Apparmor, sc(&in).ApparmorProfile = tc.sp, tc.legacy
+			sc(&in).AppArmor, sc(&in).AppArmorProfile = tc.sp, tc.legacy
 			in.Options = tc.o
 			s, _, err := Generate(in)
 			wantErr(t, err, tc.wantErr, tc.kind)
@@ -196,8 +194,7 @@ func TestAppArmor(t *testing.T) {
 
 func TestSELinuxIgnored(t *testing.T) {
 	in := baseInput(t)
-	sc(&in).SelinuxOptions = &runtimeapi.SELinuxOption{User: "system_u", Type: "container_t", Level: "s0:c1,c2"}
-	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/d", HostPath: t.TempDir(), SelinuxRelabel: true}}
+	in.Config.Mounts = []Mount{{ContainerPath: "/d", HostPath: t.TempDir(), SELinuxRelabel: true}}
 	s, _ := mustGenerate(t, in)
 	if s.Process.SelinuxLabel != "" || s.Linux.MountLabel != "" {
 		t.Fatalf("labels set: %q %q", s.Process.SelinuxLabel, s.Linux.MountLabel)
@@ -206,7 +203,7 @@ func TestSELinuxIgnored(t *testing.T) {
 
 func TestErrorKinds(t *testing.T) {
 	in := baseInput(t)
-	in.Config.Metadata = nil
+	in.Config.Name = ""
 	if _, _, err := Generate(in); !errors.Is(err, errInvalid) {
 		t.Fatalf("err = %v", err)
 	}

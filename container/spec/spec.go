@@ -1,4 +1,4 @@
-// Package spec translates a CRI container request into the OCI runtime spec
+// Package spec translates a container's Config into the OCI runtime spec
 // that crisp's monitor hands to libcontainer (specconv.CreateLibcontainerConfig).
 //
 // It is crisp's counterpart of containerd's internal/cri/opts and CRI-O's
@@ -19,9 +19,9 @@ import (
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // Pod is what a container needs to know about its sandbox.
@@ -48,8 +48,12 @@ type Pod struct {
 	Hostname string
 	// Sysctls are the pod's; they must be namespaced in a namespace the pod
 	// owns.
-	Sysctls         map[string]string
-	SecurityContext *runtimeapi.LinuxSandboxSecurityContext
+	Sysctls map[string]string
+	// Privileged pods may have privileged containers.
+	Privileged bool
+	// PIDMode is the pod's PID namespace choice: ModePod (with PIDNS),
+	// ModeContainer or ModeNode.
+	PIDMode sandbox.NamespaceMode
 }
 
 // Options are the daemon's settings and host facts; DetectOptions fills the
@@ -90,7 +94,7 @@ type Options struct {
 type Input struct {
 	ID     string
 	Pod    Pod
-	Config *runtimeapi.ContainerConfig
+	Config *Config
 	Image  imagespec.ImageConfig
 	// ImageName is the image reference reported in annotations.
 	ImageName string
@@ -98,7 +102,7 @@ type Input struct {
 	// resolved against its /etc/passwd and /etc/group.
 	RootfsPath string
 	// TargetPIDNS is the PID namespace of the target container, required
-	// when namespace_options.pid is TARGET.
+	// when Config.Security.Namespaces.PID is ModeTarget.
 	TargetPIDNS string
 	// RunAsNonRoot is kubelet's runAsNonRoot. The CRI has no such field (kubelet
 	// checks it before CreateContainer), so callers that know it set it here
@@ -145,9 +149,8 @@ func Generate(in Input) (*specs.Spec, Notes, error) {
 		return nil, notes, err
 	}
 	cfg := in.Config
-	sc := cfg.GetLinux().GetSecurityContext()
-	privileged := sc.GetPrivileged()
-	if privileged && !in.Pod.SecurityContext.GetPrivileged() {
+	sc := &cfg.Security
+	if sc.Privileged && !in.Pod.Privileged {
 		// Same rule as containerd and kubelet: a privileged container in an
 		// unprivileged pod would escape the pod's policy.
 		return nil, notes, errdefs.InvalidArgument("linux.security_context.privileged: no privileged container allowed in an unprivileged sandbox")
@@ -155,11 +158,11 @@ func Generate(in Input) (*specs.Spec, Notes, error) {
 
 	s := &specs.Spec{
 		Version: specs.Version,
-		Root:    &specs.Root{Path: in.RootfsPath, Readonly: sc.GetReadonlyRootfs()},
+		Root:    &specs.Root{Path: in.RootfsPath, Readonly: sc.ReadonlyRootfs},
 		// Hostname stays empty: the container joins the pod's UTS namespace
 		// (or the host's), whose hostname the sandbox already set; runc
 		// would otherwise call sethostname again.
-		Process: &specs.Process{Terminal: cfg.GetTty()},
+		Process: &specs.Process{Terminal: cfg.Tty},
 		Linux: &specs.Linux{
 			Resources: &specs.LinuxResources{},
 		},
@@ -175,7 +178,7 @@ func Generate(in Input) (*specs.Spec, Notes, error) {
 			return nil, notes, fmt.Errorf("hostname: %w", err)
 		}
 	}
-	if s.Process.Env, err = processEnv(hostname, in.Image.Env, cfg.GetEnvs()); err != nil {
+	if s.Process.Env, err = processEnv(hostname, in.Image.Env, cfg.Envs); err != nil {
 		return nil, notes, err
 	}
 	s.Process.Cwd = processCwd(cfg, &in.Image)
@@ -205,8 +208,7 @@ func Generate(in Input) (*specs.Spec, Notes, error) {
 	return s, notes, nil
 }
 
-// validate checks what the rest relies on, so that later code can use the
-// getters without nil checks mattering.
+// validate checks what the rest relies on.
 func validate(in *Input) error {
 	if in.ID == "" {
 		return fmt.Errorf("container id is empty")
@@ -217,20 +219,17 @@ func validate(in *Input) error {
 	if in.Config == nil {
 		return errdefs.InvalidArgument("config is required")
 	}
-	if in.Config.GetMetadata() == nil {
-		return errdefs.InvalidArgument("config.metadata is required")
-	}
-	if in.Config.GetMetadata().GetName() == "" {
+	if in.Config.Name == "" {
 		return errdefs.InvalidArgument("config.metadata.name is required")
 	}
 	if in.Pod.ID == "" {
 		return fmt.Errorf("sandbox id is empty")
 	}
-	if len(in.Config.GetCommand())+len(in.Config.GetArgs()) > maxArgs {
-		return errdefs.InvalidArgument("config.command/args: %d entries, at most %d", len(in.Config.GetCommand())+len(in.Config.GetArgs()), maxArgs)
+	if n := len(in.Config.Command) + len(in.Config.Args); n > maxArgs {
+		return errdefs.InvalidArgument("config.command/args: %d entries, at most %d", n, maxArgs)
 	}
 	size := 0
-	for k, v := range in.Config.GetAnnotations() {
+	for k, v := range in.Config.Annotations {
 		size += len(k) + len(v)
 	}
 	if size > maxAnnotationBytes {
@@ -274,7 +273,7 @@ func cgroupsPath(driver, parent, id string) (string, error) {
 func annotations(in *Input) map[string]string {
 	return map[string]string{
 		AnnotationContainerType:    containerTypeContainer,
-		AnnotationContainerName:    in.Config.GetMetadata().GetName(),
+		AnnotationContainerName:    in.Config.Name,
 		AnnotationSandboxID:        in.Pod.ID,
 		AnnotationSandboxName:      in.Pod.Name,
 		AnnotationSandboxNamespace: in.Pod.Namespace,

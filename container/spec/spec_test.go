@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 func TestValidation(t *testing.T) {
@@ -17,8 +17,7 @@ func TestValidation(t *testing.T) {
 		invalid bool
 	}{
 		{name: "nil config", mutate: func(in *Input) { in.Config = nil }, wantErr: "config is required", invalid: true},
-		{name: "no metadata", mutate: func(in *Input) { in.Config.Metadata = nil }, wantErr: "config.metadata is required", invalid: true},
-		{name: "no name", mutate: func(in *Input) { in.Config.Metadata.Name = "" }, wantErr: "config.metadata.name is required", invalid: true},
+		{name: "no name", mutate: func(in *Input) { in.Config.Name = "" }, wantErr: "config.metadata.name is required", invalid: true},
 		{name: "huge annotations", mutate: func(in *Input) {
 			in.Config.Annotations = map[string]string{"a": strings.Repeat("x", maxAnnotationBytes)}
 		}, wantErr: "config.annotations", invalid: true},
@@ -74,21 +73,21 @@ func TestKitchenSink(t *testing.T) {
 		in.Image.Env = []string{"PATH=/bin", "LANG=C"}
 		in.Image.User = "app"
 		in.Config.Tty = true
-		in.Config.Envs = []*runtimeapi.KeyValue{{Key: "X", Value: []byte("1")}}
-		in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: t.TempDir(), Readonly: true, RecursiveReadOnly: true}}
-		in.Config.Devices = []*runtimeapi.Device{{HostPath: "/dev/null", ContainerPath: "/dev/extra-null", Permissions: "rw"}}
+		in.Config.Envs = []KeyValue{{Key: "X", Value: "1"}}
+		in.Config.Mounts = []Mount{{ContainerPath: "/data", HostPath: t.TempDir(), Readonly: true, RecursiveReadOnly: true}}
+		in.Config.Devices = []Device{{HostPath: "/dev/null", ContainerPath: "/dev/extra-null", Permissions: "rw"}}
 		c := sc(&in)
-		c.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+		c.Namespaces.PID = sandbox.ModePod
 		c.NoNewPrivs, c.ReadonlyRootfs = true, true
 		c.SupplementalGroups = []int64{5000}
-		c.Capabilities = &runtimeapi.Capability{AddCapabilities: []string{"NET_ADMIN"}, DropCapabilities: []string{"MKNOD"}}
-		c.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
-		in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{
-			CpuPeriod: 100000, CpuQuota: 20000, CpuShares: 256, MemoryLimitInBytes: 64 << 20, OomScoreAdj: 1000,
-			HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 0}},
+		c.AddCapabilities, c.DropCapabilities = []string{"NET_ADMIN"}, []string{"MKNOD"}
+		c.Seccomp = &SecurityProfile{Type: ProfileRuntimeDefault}
+		in.Config.Resources = &Resources{
+			CPUPeriod: 100000, CPUQuota: 20000, CPUShares: 256, MemoryLimit: 64 << 20, OOMScoreAdj: 1000,
+			HugepageLimits: []HugepageLimit{{PageSize: "2MB", Limit: 0}},
 		}
 		if o.CgroupV2 {
-			in.Config.Linux.Resources.Unified = map[string]string{"memory.high": "50000000"}
+			in.Config.Resources.Unified = map[string]string{"memory.high": "50000000"}
 		}
 		s, _ := mustGenerate(t, in)
 		if _, err := json.Marshal(s); err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -30,17 +29,17 @@ const maxUserDBBytes = 16 << 20
 // opened inside RootfsPath so that a symlinked /etc/passwd in the image
 // cannot make crisp read a host file. The default is 0:0.
 func resolveUser(in *Input) (specs.User, error) {
-	sc := in.Config.GetLinux().GetSecurityContext()
+	sc := &in.Config.Security
 	fromImage := false
 	var spec string
 	switch {
-	case sc.GetRunAsUsername() != "":
-		spec = sc.GetRunAsUsername()
+	case sc.RunAsUsername != "":
+		spec = sc.RunAsUsername
 		if strings.ContainsRune(spec, ':') {
 			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_username %q must not contain ':'", spec)
 		}
-	case sc.GetRunAsUser() != nil:
-		uid := sc.GetRunAsUser().GetValue()
+	case sc.RunAsUser != nil:
+		uid := *sc.RunAsUser
 		if uid < 0 || uid > math.MaxInt32 {
 			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_user %d is out of range", uid)
 		}
@@ -49,9 +48,9 @@ func resolveUser(in *Input) (specs.User, error) {
 		spec = in.Image.User
 		fromImage = true
 	}
-	if g := sc.GetRunAsGroup(); g != nil {
-		if g.GetValue() < 0 || g.GetValue() > math.MaxInt32 {
-			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_group %d is out of range", g.GetValue())
+	if g := sc.RunAsGroup; g != nil {
+		if *g < 0 || *g > math.MaxInt32 {
+			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_group %d is out of range", *g)
 		}
 		// The CRI says run_as_group is only valid with run_as_user or
 		// run_as_username (critest checks it, containerd enforces it): a
@@ -60,7 +59,7 @@ func resolveUser(in *Input) (specs.User, error) {
 			return specs.User{}, errdefs.InvalidArgument("linux.security_context.run_as_group requires run_as_user or run_as_username")
 		}
 		name, _, _ := strings.Cut(spec, ":")
-		spec = name + ":" + strconv.FormatInt(g.GetValue(), 10)
+		spec = name + ":" + strconv.FormatInt(*g, 10)
 	}
 
 	name, _, _ := strings.Cut(spec, ":")
@@ -72,9 +71,12 @@ func resolveUser(in *Input) (specs.User, error) {
 		}
 	}
 
-	policy := sc.GetSupplementalGroupsPolicy()
-	if policy != runtimeapi.SupplementalGroupsPolicy_Merge && policy != runtimeapi.SupplementalGroupsPolicy_Strict {
-		return specs.User{}, errdefs.InvalidArgument("linux.security_context.supplemental_groups_policy %d is not supported", policy)
+	policy := sc.SupplementalGroupsPolicy
+	if policy == "" {
+		policy = GroupsMerge
+	}
+	if policy != GroupsMerge && policy != GroupsStrict {
+		return specs.User{}, errdefs.InvalidArgument("linux.security_context.supplemental_groups_policy %s is not supported", policy)
 	}
 
 	passwd, err := openUserDB(in.RootfsPath, "/etc/passwd")
@@ -104,12 +106,12 @@ func resolveUser(in *Input) (specs.User, error) {
 	// Strict uses only the request's. The primary gid is always listed: a
 	// process whose supplementary list lacks it would keep no access through
 	// it after a setgid (containerd's fix for CVE-2023-25173).
-	if policy == runtimeapi.SupplementalGroupsPolicy_Merge {
+	if policy == GroupsMerge {
 		for _, g := range eu.Sgids {
 			gids = append(gids, uint32(g))
 		}
 	}
-	for i, g := range sc.GetSupplementalGroups() {
+	for i, g := range sc.SupplementalGroups {
 		if g < 0 || g > math.MaxInt32 {
 			return specs.User{}, errdefs.InvalidArgument("linux.security_context.supplemental_groups[%d] %d is out of range", i, g)
 		}

@@ -5,16 +5,14 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 func TestResolveUser(t *testing.T) {
-	i64 := func(v int64) *runtimeapi.Int64Value { return &runtimeapi.Int64Value{Value: v} }
+	i64 := func(v int64) *int64 { return &v }
 	for _, tc := range []struct {
 		name       string
 		image      string
-		uid, gid   *runtimeapi.Int64Value
+		uid, gid   *int64
 		username   string
 		groups     []int64
 		strict     bool
@@ -55,7 +53,7 @@ func TestResolveUser(t *testing.T) {
 			c := sc(&in)
 			c.RunAsUser, c.RunAsGroup, c.RunAsUsername, c.SupplementalGroups = tc.uid, tc.gid, tc.username, tc.groups
 			if tc.strict {
-				c.SupplementalGroupsPolicy = runtimeapi.SupplementalGroupsPolicy_Strict
+				c.SupplementalGroupsPolicy = GroupsStrict
 			}
 			s, _, err := Generate(in)
 			wantErr(t, err, tc.wantErr, errInvalid)

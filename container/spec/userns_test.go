@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // usernsInput is a container of a pod with its own user namespace. The
 // namespace path is this process's own, so that specconv can read its
 // mappings as it reads a pod's.
-func usernsInput(t *testing.T) (Input, []*runtimeapi.IDMapping) {
+func usernsInput(t *testing.T) (Input, []sandbox.IDMap) {
 	in := baseInput(t)
-	maps := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 65536, Length: 65536}}
+	maps := []sandbox.IDMap{{ContainerID: 0, HostID: 65536, Size: 65536}}
 	in.Pod.UserNS = fmt.Sprintf("/proc/%d/ns/user", os.Getpid())
 	in.Pod.UIDMappings = ociIDMaps(maps)
 	in.Pod.GIDMappings = ociIDMaps(maps)
@@ -23,42 +24,42 @@ func usernsInput(t *testing.T) (Input, []*runtimeapi.IDMapping) {
 }
 
 func TestUserNamespace(t *testing.T) {
-	userns := func(mode runtimeapi.NamespaceMode, maps []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-		return &runtimeapi.UserNamespace{Mode: mode, Uids: maps, Gids: maps}
+	userns := func(mode sandbox.NamespaceMode, maps []sandbox.IDMap) *UserNamespace {
+		return &UserNamespace{Mode: mode, UIDs: maps, GIDs: maps}
 	}
-	other := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 131072, Length: 65536}}
+	other := []sandbox.IDMap{{ContainerID: 0, HostID: 131072, Size: 65536}}
 	for _, tc := range []struct {
 		name    string
 		podNS   bool
-		ctr     func(maps []*runtimeapi.IDMapping) *runtimeapi.UserNamespace
+		ctr     func(maps []sandbox.IDMap) *UserNamespace
 		join    bool
 		wantErr string
 	}{
-		{name: "kubelet repeats the pod's", podNS: true, ctr: func(m []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_POD, m)
+		{name: "kubelet repeats the pod's", podNS: true, ctr: func(m []sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModePod, m)
 		}, join: true},
 		{name: "absent options follow the pod", podNS: true, join: true},
-		{name: "pod mode without mappings", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_POD, nil)
+		{name: "pod mode without mappings", podNS: true, ctr: func([]sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModePod, nil)
 		}, join: true},
-		{name: "host pod, node mode", ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_NODE, nil)
+		{name: "host pod, node mode", ctr: func([]sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModeNode, nil)
 		}},
 		{name: "host pod, absent options"},
-		{name: "other mappings", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_POD, other)
+		{name: "other mappings", podNS: true, ctr: func([]sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModePod, other)
 		}, wantErr: "differ from the pod's"},
-		{name: "node mode in a userns pod", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_NODE, nil)
+		{name: "node mode in a userns pod", podNS: true, ctr: func([]sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModeNode, nil)
 		}, wantErr: "has a user namespace of its own"},
-		{name: "pod mode in a host pod", ctr: func(m []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_POD, m)
+		{name: "pod mode in a host pod", ctr: func(m []sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModePod, m)
 		}, wantErr: "has no user namespace"},
-		{name: "node mode with mappings", ctr: func(m []*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_NODE, m)
+		{name: "node mode with mappings", ctr: func(m []sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModeNode, m)
 		}, wantErr: "only valid with mode POD"},
-		{name: "container mode", podNS: true, ctr: func([]*runtimeapi.IDMapping) *runtimeapi.UserNamespace {
-			return userns(runtimeapi.NamespaceMode_CONTAINER, nil)
+		{name: "container mode", podNS: true, ctr: func([]sandbox.IDMap) *UserNamespace {
+			return userns(sandbox.ModeContainer, nil)
 		}, wantErr: "CONTAINER is not supported"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,7 +68,7 @@ func TestUserNamespace(t *testing.T) {
 				in = baseInput(t)
 			}
 			if tc.ctr != nil {
-				sc(&in).NamespaceOptions.UsernsOptions = tc.ctr(maps)
+				sc(&in).Namespaces.User = tc.ctr(maps)
 			}
 			s, _, err := Generate(in)
 			wantErr(t, err, tc.wantErr, errInvalid)
@@ -94,7 +95,7 @@ func TestUserNamespace(t *testing.T) {
 func TestIDMappedVolume(t *testing.T) {
 	in, maps := usernsInput(t)
 	vol := t.TempDir()
-	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: vol, UidMappings: maps, GidMappings: maps}}
+	in.Config.Mounts = []Mount{{ContainerPath: "/data", HostPath: vol, UIDMappings: maps, GIDMappings: maps}}
 	s := mustGenerateMount(t, in, "/data")
 	want := []specs.LinuxIDMapping{{ContainerID: 0, HostID: 65536, Size: 65536}}
 	if !slices.Equal(s.UIDMappings, want) || !slices.Equal(s.GIDMappings, want) {
@@ -103,7 +104,7 @@ func TestIDMappedVolume(t *testing.T) {
 
 	// An image volume arrives mounted from idmapped layers: the overlay
 	// itself cannot be idmapped, so its bind must not ask runc to.
-	in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/img", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}, UidMappings: maps, GidMappings: maps}}
+	in.Config.Mounts = []Mount{{ContainerPath: "/img", Readonly: true, Image: &ImageSpec{Image: "busybox"}, UIDMappings: maps, GIDMappings: maps}}
 	in.ImageVolumes = map[string]string{"/img": vol}
 	if s := mustGenerateMount(t, in, "/img"); len(s.UIDMappings)+len(s.GIDMappings) > 0 {
 		t.Fatalf("image volume bind has mappings: %+v", s)
@@ -113,15 +114,15 @@ func TestIDMappedVolume(t *testing.T) {
 		mutate func(*Input)
 		want   string
 	}{
-		"uids only": {func(in *Input) { in.Config.Mounts[0].GidMappings = nil }, "given together"},
+		"uids only": {func(in *Input) { in.Config.Mounts[0].GIDMappings = nil }, "given together"},
 		"host pod":  {func(in *Input) { in.Pod.UserNS = "" }, "pods with a user namespace"},
 		"empty range": {func(in *Input) {
-			in.Config.Mounts[0].UidMappings = []*runtimeapi.IDMapping{{HostId: 65536}}
+			in.Config.Mounts[0].UIDMappings = []sandbox.IDMap{{HostID: 65536}}
 		}, "length 0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			in, maps := usernsInput(t)
-			in.Config.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: vol, UidMappings: maps, GidMappings: maps}}
+			in.Config.Mounts = []Mount{{ContainerPath: "/data", HostPath: vol, UIDMappings: maps, GIDMappings: maps}}
 			tc.mutate(&in)
 			_, _, err := Generate(in)
 			wantErr(t, err, tc.want, errInvalid)
