@@ -76,7 +76,7 @@ func TestParseNetDevPacketsAndDrops(t *testing.T) {
 	}
 }
 
-func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
+func TestMetricsStatsServesTheSamplersSample(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "run1", "pod1", "app", monitor.StateRunning, nil)
 	e.put(t, "exit1", "pod1", "done", monitor.StateExited, nil)
@@ -89,9 +89,9 @@ func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
 	}
 
 	// Without a running sampler every call reads the cgroup.
-	a := byID(e.m.PodMetricsStats("pod1", false))["run1"]
+	a := byID(e.m.metricsStats("pod1", false))["run1"]
 	time.Sleep(time.Millisecond)
-	b := byID(e.m.PodMetricsStats("pod1", false))["run1"]
+	b := byID(e.m.metricsStats("pod1", false))["run1"]
 	if !a.HasCgroup || a.Timestamp.Equal(b.Timestamp) {
 		t.Fatalf("no sampler: got a cached sample (%v, %v)", a.Timestamp, b.Timestamp)
 	}
@@ -101,7 +101,7 @@ func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
 	e.m.stats.mu.Unlock()
 	a = byID(e.m.PodStats("pod1", false))["run1"] // as the sampler's round does
 	time.Sleep(time.Millisecond)
-	got := byID(e.m.PodMetricsStats("pod1", false))
+	got := byID(e.m.metricsStats("pod1", false))
 	if c := got["run1"]; !c.Timestamp.Equal(a.Timestamp) || c.CPUUsageNanos != a.CPUUsageNanos {
 		t.Fatalf("running container: sample of %v, want the sampler's of %v", c.Timestamp, a.Timestamp)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // Containers is what the CRI container RPCs need from the container manager.
@@ -25,7 +26,7 @@ type Containers interface {
 	Stats(id string) (*container.Snapshot, *container.Stats, error)
 	ListStats(f container.Filter) ([]*container.Snapshot, []*container.Stats)
 	PodStats(podID string, podNetwork bool) *container.PodStats
-	PodMetricsStats(podID string, podNetwork bool) *container.PodStats
+	PodMetrics(pod *sandbox.Sandbox) *container.PodMetrics
 	Features() container.Features
 }
 

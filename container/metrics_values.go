@@ -1,15 +1,11 @@
-package cri
+package container
 
 import (
-	"os"
 	"sort"
 	"strconv"
-	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/container/monitor"
 )
 
@@ -37,7 +33,7 @@ func seconds(nanos uint64) uint64 { return nanos / 1e9 }
 // cgroup computes samples from cgroup counters, stamped with the time they
 // were read (they may come from the sampler's cache); a container without a
 // readable cgroup (exited) has none.
-func cgroup(f func(*container.Stats) []metricSample) func(*metricSource) []metricSample {
+func cgroup(f func(*Stats) []metricSample) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.st == nil || !src.st.HasCgroup {
 			return nil
@@ -52,13 +48,13 @@ func cgroup(f func(*container.Stats) []metricSample) func(*metricSource) []metri
 	}
 }
 
-func cgroupValue(f func(*container.Stats) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *container.Stats) []metricSample { return value(f(s)) })
+func cgroupValue(f func(*Stats) uint64) func(*metricSource) []metricSample {
+	return cgroup(func(s *Stats) []metricSample { return value(f(s)) })
 }
 
 // withQuota reports CFS counters only for containers with a CPU quota, as
 // cAdvisor does: without one they say nothing.
-func withQuota(f func(*container.Stats) uint64) func(*metricSource) []metricSample {
+func withQuota(f func(*Stats) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if quota(src.snap) == nil {
 			return nil
@@ -68,7 +64,7 @@ func withQuota(f func(*container.Stats) uint64) func(*metricSource) []metricSamp
 }
 
 func withPressure(f func(*pressure) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *container.Stats) []metricSample {
+	return cgroup(func(s *Stats) []metricSample {
 		if s.Pressure == nil {
 			return nil
 		}
@@ -76,7 +72,7 @@ func withPressure(f func(*pressure) uint64) func(*metricSource) []metricSample {
 	})
 }
 
-func memoryFailures(s *container.Stats) []metricSample {
+func memoryFailures(s *Stats) []metricSample {
 	// A container's cgroup has no children crisp knows of: the container
 	// and hierarchy scopes are the same counters.
 	return []metricSample{
@@ -87,7 +83,7 @@ func memoryFailures(s *container.Stats) []metricSample {
 	}
 }
 
-func hugetlb(s *container.Stats, peak bool) []metricSample {
+func hugetlb(s *Stats, peak bool) []metricSample {
 	sizes := make([]string, 0, len(s.Hugetlb))
 	for size := range s.Hugetlb {
 		sizes = append(sizes, size)
@@ -104,11 +100,11 @@ func hugetlb(s *container.Stats, peak bool) []metricSample {
 	return out
 }
 
-func blkioUsage(s *container.Stats) []metricSample {
+func blkioUsage(s *Stats) []metricSample {
 	out := make([]metricSample, 0, len(s.IOServiceBytes))
 	for _, e := range s.IOServiceBytes {
 		out = append(out, metricSample{value: e.Value, labels: []string{
-			blockDeviceName(e.Major, e.Minor), strconv.FormatUint(e.Major, 10), strconv.FormatUint(e.Minor, 10), e.Op,
+			blockDevices.name(e.Major, e.Minor), strconv.FormatUint(e.Major, 10), strconv.FormatUint(e.Minor, 10), e.Op,
 		}})
 	}
 	return out
@@ -118,37 +114,14 @@ func deviceOp(entries []monitor.DeviceIO, op string) []metricSample {
 	var out []metricSample
 	for _, e := range entries {
 		if e.Op == op {
-			out = append(out, metricSample{value: e.Value, labels: []string{blockDeviceName(e.Major, e.Minor)}})
+			out = append(out, metricSample{value: e.Value, labels: []string{blockDevices.name(e.Major, e.Minor)}})
 		}
 	}
 	return out
 }
 
-// blockDevNames caches /sys lookups; device numbers of disks do not change
-// while crisp runs, and the few that come and go (loop) only add entries.
-var blockDevNames sync.Map
-
-// blockDeviceName is the device's /dev name, as cAdvisor labels it, or
-// "major:minor" when sysfs does not know it.
-func blockDeviceName(major, minor uint64) string {
-	key := strconv.FormatUint(major, 10) + ":" + strconv.FormatUint(minor, 10)
-	if v, ok := blockDevNames.Load(key); ok {
-		return v.(string)
-	}
-	name := key
-	if b, err := os.ReadFile("/sys/dev/block/" + key + "/uevent"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
-				name = "/dev/" + v
-			}
-		}
-	}
-	blockDevNames.Store(key, name)
-	return name
-}
-
 // layer reports the writable layer as the sampler last measured it.
-func layer(f func(*container.FSUsage) uint64) func(*metricSource) []metricSample {
+func layer(f func(*FSUsage) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.st == nil || src.st.WritableLayer.Timestamp.IsZero() {
 			return nil
@@ -158,20 +131,20 @@ func layer(f func(*container.FSUsage) uint64) func(*metricSource) []metricSample
 	}
 }
 
-func openFiles(f func(*container.FileUsage) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *container.Stats) []metricSample {
+func openFiles(f func(*FileUsage) uint64) func(*metricSource) []metricSample {
+	return cgroup(func(s *Stats) []metricSample {
 		return []metricSample{{value: f(&s.Files), at: s.Files.Timestamp}}
 	})
 }
 
-func cpuSpec(snap *container.Snapshot) *specs.LinuxCPU {
+func cpuSpec(snap *Snapshot) *specs.LinuxCPU {
 	if snap.Resources == nil {
 		return nil
 	}
 	return snap.Resources.CPU
 }
 
-func quota(snap *container.Snapshot) *int64 {
+func quota(snap *Snapshot) *int64 {
 	if c := cpuSpec(snap); c != nil && c.Quota != nil && *c.Quota > 0 {
 		return c.Quota
 	}
@@ -224,7 +197,7 @@ func startTime(src *metricSource) []metricSample {
 	return value(uint64(t.Unix()))
 }
 
-func network(f func(*container.IfaceStats) uint64) func(*metricSource) []metricSample {
+func network(f func(*IfaceStats) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.net == nil {
 			return nil
