@@ -113,3 +113,18 @@ func TestMetricsStatsServesTheSamplersSample(t *testing.T) {
 		t.Fatal("PodStats served a cached sample")
 	}
 }
+
+func TestWritableLayersUsageSumsTheSamples(t *testing.T) {
+	m := &Manager{store: &store{root: "/var/lib/crisp/containers"}}
+	m.stats = newSampler(m)
+	before := time.Now()
+	if u := m.WritableLayersUsage(); u.UsedBytes != 0 || u.InodesUsed != 0 || u.Mountpoint != m.store.root || u.Timestamp.Before(before) {
+		t.Fatalf("no container: %+v", u)
+	}
+	old := before.Add(-time.Minute)
+	m.stats.fs["a"] = FSUsage{Timestamp: old, Bytes: 4096, Inodes: 2}
+	m.stats.fs["b"] = FSUsage{Timestamp: before, Bytes: 8192, Inodes: 3}
+	if u := m.WritableLayersUsage(); u.UsedBytes != 12288 || u.InodesUsed != 5 || !u.Timestamp.Equal(old) {
+		t.Fatalf("two containers: %+v, want 12288 bytes, 5 inodes as of the older sample", u)
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -27,6 +28,7 @@ type Containers interface {
 	ListStats(f container.Filter) ([]*container.Snapshot, []*container.Stats)
 	PodStats(podID string, podNetwork bool) *container.PodStats
 	PodMetrics(pod *sandbox.Sandbox) *container.PodMetrics
+	WritableLayersUsage() image.FilesystemUsage
 	Features() container.Features
 }
 

@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -75,12 +76,15 @@ func TestToCRIPodSandboxMetrics(t *testing.T) {
 // methods panic.
 type usageContainers struct {
 	Containers
-	metrics map[string]*container.PodMetrics // by pod ID
+	metrics  map[string]*container.PodMetrics // by pod ID
+	writable image.FilesystemUsage
 }
 
 func (f *usageContainers) PodMetrics(pod *sandbox.Sandbox) *container.PodMetrics {
 	return f.metrics[pod.ID]
 }
+
+func (f *usageContainers) WritableLayersUsage() image.FilesystemUsage { return f.writable }
 
 func (f fakeSandboxes) List(sandbox.Filter) []*sandbox.Sandbox {
 	var out []*sandbox.Sandbox
