@@ -9,11 +9,6 @@ import (
 	"github.com/crisp-runtime/crisp/container/monitor"
 )
 
-type (
-	pressure     = monitor.Pressure
-	memoryLimits = specs.LinuxMemory
-)
-
 // Defaults the kernel applies when a container sets none, reported as
 // cAdvisor reads them back from the cgroup.
 const (
@@ -21,19 +16,19 @@ const (
 	defaultCPUPeriod = 100000
 )
 
-func value(v uint64) []metricSample { return []metricSample{{value: v}} }
+func oneSample(v uint64) []metricSample { return []metricSample{{value: v}} }
 
-func labeled(v uint64, labels ...string) []metricSample {
+func oneLabeledSample(v uint64, labels ...string) []metricSample {
 	return []metricSample{{value: v, labels: labels}}
 }
 
 // seconds truncates: the CRI has no fractional values.
-func seconds(nanos uint64) uint64 { return nanos / 1e9 }
+func nanosToSeconds(nanos uint64) uint64 { return nanos / 1e9 }
 
-// cgroup computes samples from cgroup counters, stamped with the time they
+// fromCgroup computes samples from cgroup counters, stamped with the time they
 // were read (they may come from the sampler's cache); a container without a
 // readable cgroup (exited) has none.
-func cgroup(f func(*Stats) []metricSample) func(*metricSource) []metricSample {
+func fromCgroup(f func(*Stats) []metricSample) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.st == nil || !src.st.HasCgroup {
 			return nil
@@ -48,27 +43,27 @@ func cgroup(f func(*Stats) []metricSample) func(*metricSource) []metricSample {
 	}
 }
 
-func cgroupValue(f func(*Stats) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *Stats) []metricSample { return value(f(s)) })
+func fromCgroupValue(f func(*Stats) uint64) func(*metricSource) []metricSample {
+	return fromCgroup(func(s *Stats) []metricSample { return oneSample(f(s)) })
 }
 
 // withQuota reports CFS counters only for containers with a CPU quota, as
 // cAdvisor does: without one they say nothing.
 func withQuota(f func(*Stats) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
-		if quota(src.snap) == nil {
+		if cpuQuota(src.snap) == nil {
 			return nil
 		}
-		return cgroupValue(f)(src)
+		return fromCgroupValue(f)(src)
 	}
 }
 
-func withPressure(f func(*pressure) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *Stats) []metricSample {
+func withPressure(f func(*monitor.Pressure) uint64) func(*metricSource) []metricSample {
+	return fromCgroup(func(s *Stats) []metricSample {
 		if s.Pressure == nil {
 			return nil
 		}
-		return value(f(s.Pressure) / 1e6) // PSI totals are microseconds
+		return oneSample(f(s.Pressure) / 1e6) // PSI totals are microseconds
 	})
 }
 
@@ -83,7 +78,7 @@ func memoryFailures(s *Stats) []metricSample {
 	}
 }
 
-func hugetlb(s *Stats, peak bool) []metricSample {
+func hugetlbSamples(s *Stats, peak bool) []metricSample {
 	sizes := make([]string, 0, len(s.Hugetlb))
 	for size := range s.Hugetlb {
 		sizes = append(sizes, size)
@@ -120,8 +115,8 @@ func deviceOp(entries []monitor.DeviceIO, op string) []metricSample {
 	return out
 }
 
-// layer reports the writable layer as the sampler last measured it.
-func layer(f func(*FSUsage) uint64) func(*metricSource) []metricSample {
+// fromWritableLayer reports the writable layer as the sampler last measured it.
+func fromWritableLayer(f func(*FSUsage) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.st == nil || src.st.WritableLayer.Timestamp.IsZero() {
 			return nil
@@ -131,8 +126,8 @@ func layer(f func(*FSUsage) uint64) func(*metricSource) []metricSample {
 	}
 }
 
-func openFiles(f func(*FileUsage) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *Stats) []metricSample {
+func fromOpenFiles(f func(*FileUsage) uint64) func(*metricSource) []metricSample {
+	return fromCgroup(func(s *Stats) []metricSample {
 		return []metricSample{{value: f(&s.Files), at: s.Files.Timestamp}}
 	})
 }
@@ -144,7 +139,7 @@ func cpuSpec(snap *Snapshot) *specs.LinuxCPU {
 	return snap.Resources.CPU
 }
 
-func quota(snap *Snapshot) *int64 {
+func cpuQuota(snap *Snapshot) *int64 {
 	if c := cpuSpec(snap); c != nil && c.Quota != nil && *c.Quota > 0 {
 		return c.Quota
 	}
@@ -153,27 +148,27 @@ func quota(snap *Snapshot) *int64 {
 
 func specCPUPeriod(src *metricSource) []metricSample {
 	if c := cpuSpec(src.snap); c != nil && c.Period != nil && *c.Period > 0 {
-		return value(*c.Period)
+		return oneSample(*c.Period)
 	}
-	return value(defaultCPUPeriod)
+	return oneSample(defaultCPUPeriod)
 }
 
 func specCPUQuota(src *metricSource) []metricSample {
-	if q := quota(src.snap); q != nil {
-		return value(uint64(*q))
+	if q := cpuQuota(src.snap); q != nil {
+		return oneSample(uint64(*q))
 	}
 	return nil
 }
 
 func specCPUShares(src *metricSource) []metricSample {
 	if c := cpuSpec(src.snap); c != nil && c.Shares != nil && *c.Shares > 0 {
-		return value(*c.Shares)
+		return oneSample(*c.Shares)
 	}
-	return value(defaultCPUShares)
+	return oneSample(defaultCPUShares)
 }
 
 // specMemory reports a memory limit; unset or negative (unlimited) is 0.
-func specMemory(f func(*memoryLimits) *int64) func(*metricSource) []metricSample {
+func specMemory(f func(*specs.LinuxMemory) *int64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		var v uint64
 		if r := src.snap.Resources; r != nil && r.Memory != nil {
@@ -181,7 +176,7 @@ func specMemory(f func(*memoryLimits) *int64) func(*metricSource) []metricSample
 				v = uint64(*p)
 			}
 		}
-		return value(v)
+		return oneSample(v)
 	}
 }
 
@@ -194,10 +189,10 @@ func startTime(src *metricSource) []metricSample {
 	if t.IsZero() {
 		return nil
 	}
-	return value(uint64(t.Unix()))
+	return oneSample(uint64(t.Unix()))
 }
 
-func network(f func(*IfaceStats) uint64) func(*metricSource) []metricSample {
+func fromNetwork(f func(*IfaceStats) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.net == nil {
 			return nil
