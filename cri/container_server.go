@@ -28,6 +28,7 @@ type Containers interface {
 	ListStats(f container.Filter) ([]*container.Snapshot, []*container.Stats)
 	PodStats(podID string, podNetwork bool) *container.PodStats
 	PodMetrics(pod *sandbox.Sandbox) *container.PodMetrics
+	// WritableLayersUsage is what ImageFsInfo adds for the containers.
 	WritableLayersUsage() image.FilesystemUsage
 	Features() container.Features
 }
