@@ -2,12 +2,12 @@ package container
 
 import "time"
 
-// PodMetricsStats is PodStats for the metrics RPC, which kubelet calls for
-// every pod at each scrape: like cAdvisor, it serves the sampler's latest
+// metricsStats is PodStats for PodMetrics, which kubelet calls for every
+// pod at each scrape: like cAdvisor, it serves the sampler's latest
 // cgroup sample of each running container (Stats.Timestamp says when it was
 // taken) instead of reading every cgroup again, and reads only containers
 // the sampler has not seen yet. The network counters are read for the call.
-func (m *Manager) PodMetricsStats(podID string, podNetwork bool) *PodStats {
+func (m *Manager) metricsStats(podID string, podNetwork bool) *PodStats {
 	return m.podStats(podID, podNetwork, m.cachedStats)
 }
 

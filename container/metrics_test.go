@@ -77,7 +77,7 @@ func TestParseNetDevPacketsAndDrops(t *testing.T) {
 	}
 }
 
-func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
+func TestMetricsStatsServesTheSamplersSample(t *testing.T) {
 	e := newEnv(t)
 	e.put(t, "run1", "pod1", "app", monitor.StateRunning, nil)
 	e.put(t, "exit1", "pod1", "done", monitor.StateExited, nil)
@@ -90,9 +90,9 @@ func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
 	}
 
 	// Without a running sampler every call reads the cgroup.
-	a := byID(e.m.PodMetricsStats("pod1", false))["run1"]
+	a := byID(e.m.metricsStats("pod1", false))["run1"]
 	time.Sleep(time.Millisecond)
-	b := byID(e.m.PodMetricsStats("pod1", false))["run1"]
+	b := byID(e.m.metricsStats("pod1", false))["run1"]
 	if !a.HasCgroup || a.Timestamp.Equal(b.Timestamp) {
 		t.Fatalf("no sampler: got a cached sample (%v, %v)", a.Timestamp, b.Timestamp)
 	}
@@ -102,7 +102,7 @@ func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
 	e.m.stats.mu.Unlock()
 	a = byID(e.m.PodStats("pod1", false))["run1"] // as the sampler's round does
 	time.Sleep(time.Millisecond)
-	got := byID(e.m.PodMetricsStats("pod1", false))
+	got := byID(e.m.metricsStats("pod1", false))
 	if c := got["run1"]; !c.Timestamp.Equal(a.Timestamp) || c.CPUUsageNanos != a.CPUUsageNanos {
 		t.Fatalf("running container: sample of %v, want the sampler's of %v", c.Timestamp, a.Timestamp)
 	}
@@ -112,5 +112,20 @@ func TestPodMetricsStatsServesTheSamplersSample(t *testing.T) {
 	// Live reads are unaffected.
 	if l := byID(e.m.PodStats("pod1", false))["run1"]; l.Timestamp.Equal(a.Timestamp) {
 		t.Fatal("PodStats served a cached sample")
+	}
+}
+
+func TestWritableLayersUsageSumsTheSamples(t *testing.T) {
+	m := &Manager{store: &store{root: "/var/lib/crisp/containers"}}
+	m.stats = newSampler(m)
+	before := time.Now()
+	if u := m.WritableLayersUsage(); u.UsedBytes != 0 || u.InodesUsed != 0 || u.Mountpoint != m.store.root || u.Timestamp.Before(before) {
+		t.Fatalf("no container: %+v", u)
+	}
+	old := before.Add(-time.Minute)
+	m.stats.fs["a"] = FSUsage{Timestamp: old, Bytes: 4096, Inodes: 2}
+	m.stats.fs["b"] = FSUsage{Timestamp: before, Bytes: 8192, Inodes: 3}
+	if u := m.WritableLayersUsage(); u.UsedBytes != 12288 || u.InodesUsed != 5 || !u.Timestamp.Equal(old) {
+		t.Fatalf("two containers: %+v, want 12288 bytes, 5 inodes as of the older sample", u)
 	}
 }

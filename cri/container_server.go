@@ -6,6 +6,8 @@ import (
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // Containers is what the CRI container RPCs need from the container manager.
@@ -23,7 +25,9 @@ type Containers interface {
 	Stats(id string) (*container.Snapshot, *container.Stats, error)
 	ListStats(f container.Filter) ([]*container.Snapshot, []*container.Stats)
 	PodStats(podID string, podNetwork bool) *container.PodStats
-	PodMetricsStats(podID string, podNetwork bool) *container.PodStats
+	PodMetrics(pod *sandbox.Sandbox) *container.PodMetrics
+	// WritableLayersUsage is what ImageFsInfo adds for the containers.
+	WritableLayersUsage() image.FilesystemUsage
 	Features() container.Features
 }
 

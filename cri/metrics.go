@@ -2,11 +2,9 @@ package cri
 
 import (
 	"context"
-	"time"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/sandbox"
@@ -21,9 +19,7 @@ func (s *Server) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDe
 }
 
 // ListPodSandboxMetrics reports the cAdvisor metrics of every pod and its
-// containers. Cgroup counters, writable layers and open files come from the
-// container sampler's cache where it has them, each with the time it was
-// measured; network counters are read for the call.
+// containers.
 func (s *Server) ListPodSandboxMetrics(context.Context, *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
 	cm, err := s.containerManager()
 	if err != nil {
@@ -49,57 +45,57 @@ func (s *Server) StreamPodSandboxMetrics(_ *runtimeapi.StreamPodSandboxMetricsRe
 }
 
 func (s *Server) podMetrics(cm Containers) []*runtimeapi.PodSandboxMetrics {
-	now := time.Now()
 	pods := s.sandboxes.List(sandbox.Filter{})
 	out := make([]*runtimeapi.PodSandboxMetrics, 0, len(pods))
 	for _, sb := range pods {
-		out = append(out, toPodSandboxMetrics(sb, cm.PodMetricsStats(sb.ID, sb.Namespaces[sandbox.NSNet] != ""), now))
+		out = append(out, toCRIPodSandboxMetrics(cm.PodMetrics(sb)))
 	}
 	return out
 }
 
-func toPodSandboxMetrics(sb *sandbox.Sandbox, ps *container.PodStats, now time.Time) *runtimeapi.PodSandboxMetrics {
-	md := sb.Config.Metadata
-	pm := &runtimeapi.PodSandboxMetrics{
-		PodSandboxId: sb.ID,
-		Metrics:      appendMetrics(nil, podScope, []string{podContainerName, sb.ID, "", md.Namespace, md.Name}, &metricSource{now: now, net: ps.Network}),
+// metricDescriptors is what ListMetricDescriptors returns: fixed at start,
+// as the CRI requires.
+var metricDescriptors = toCRIMetricDescriptors(container.MetricDescriptors())
+
+func toCRIMetricDescriptors(ds []container.MetricDescriptor) []*runtimeapi.MetricDescriptor {
+	out := make([]*runtimeapi.MetricDescriptor, len(ds))
+	for i, d := range ds {
+		out[i] = &runtimeapi.MetricDescriptor{Name: d.Name, Help: d.Help, LabelKeys: d.LabelKeys}
 	}
-	for i, snap := range ps.Containers {
-		base := []string{snap.Name, snap.ID, snap.Image.Name, md.Namespace, md.Name}
-		pm.ContainerMetrics = append(pm.ContainerMetrics, &runtimeapi.ContainerMetrics{
-			ContainerId: snap.ID,
-			Metrics:     appendMetrics(nil, containerScope, base, &metricSource{now: now, snap: snap, st: ps.Stats[i]}),
-		})
-	}
-	return pm
+	return out
 }
 
-// appendMetrics computes the metrics of one scope. base holds the values of
-// baseLabelKeys and is shared by the metrics without extra labels.
-func appendMetrics(out []*runtimeapi.Metric, scope metricScope, base []string, src *metricSource) []*runtimeapi.Metric {
-	for i := range metricDefs {
-		d := &metricDefs[i]
-		if d.scope != scope {
-			continue
+func toCRIPodSandboxMetrics(pm *container.PodMetrics) *runtimeapi.PodSandboxMetrics {
+	out := &runtimeapi.PodSandboxMetrics{PodSandboxId: pm.PodID, Metrics: toCRIMetrics(pm.Metrics)}
+	for _, cm := range pm.Containers {
+		out.ContainerMetrics = append(out.ContainerMetrics, &runtimeapi.ContainerMetrics{
+			ContainerId: cm.ID, Metrics: toCRIMetrics(cm.Metrics),
+		})
+	}
+	return out
+}
+
+var criMetricTypes = map[container.MetricType]runtimeapi.MetricType{
+	container.Counter: runtimeapi.MetricType_COUNTER,
+	container.Gauge:   runtimeapi.MetricType_GAUGE,
+}
+
+// toCRIMetrics translates metrics; a value computed for the call has no
+// timestamp.
+func toCRIMetrics(ms []container.Metric) []*runtimeapi.Metric {
+	if len(ms) == 0 {
+		return nil
+	}
+	out := make([]*runtimeapi.Metric, len(ms))
+	for i := range ms {
+		m := &ms[i]
+		var ts int64
+		if !m.Timestamp.IsZero() {
+			ts = m.Timestamp.UnixNano()
 		}
-		for _, smp := range d.values(src) {
-			if len(smp.labels) != len(d.extra) {
-				// A bug in metricDefs; kubelet would drop the metric anyway.
-				klog.Errorf("metric %s: %d label values for %d keys", d.name, len(smp.labels), len(d.extra))
-				continue
-			}
-			labels := base
-			if len(smp.labels) > 0 {
-				labels = append(append(make([]string, 0, len(base)+len(smp.labels)), base...), smp.labels...)
-			}
-			var ts int64
-			if !smp.at.IsZero() {
-				ts = smp.at.UnixNano()
-			}
-			out = append(out, &runtimeapi.Metric{
-				Name: d.name, Timestamp: ts, MetricType: d.typ,
-				LabelValues: labels, Value: &runtimeapi.UInt64Value{Value: smp.value},
-			})
+		out[i] = &runtimeapi.Metric{
+			Name: m.Name, Timestamp: ts, MetricType: criMetricTypes[m.Type],
+			LabelValues: m.LabelValues, Value: &runtimeapi.UInt64Value{Value: m.Value},
 		}
 	}
 	return out

@@ -33,7 +33,9 @@ type Images interface {
 	Get(ref string) (*image.Image, error)
 	List() []*image.Image
 	Remove(ref string) error
-	Usage() (image.Usage, error)
+	// Filesystems reports what ImageFsInfo returns, given the usage of the
+	// containers' writable layers (nil without a container manager).
+	Filesystems(writable *image.FilesystemUsage) (image.Filesystems, error)
 }
 
 // Network reports whether pod networking is configured.

@@ -1,21 +1,12 @@
-package cri
+package container
 
 import (
-	"os"
 	"sort"
 	"strconv"
-	"strings"
-	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/container/monitor"
-)
-
-type (
-	pressure     = monitor.Pressure
-	memoryLimits = specs.LinuxMemory
 )
 
 // Defaults the kernel applies when a container sets none, reported as
@@ -25,19 +16,19 @@ const (
 	defaultCPUPeriod = 100000
 )
 
-func value(v uint64) []metricSample { return []metricSample{{value: v}} }
+func oneSample(v uint64) []metricSample { return []metricSample{{value: v}} }
 
-func labeled(v uint64, labels ...string) []metricSample {
+func oneLabeledSample(v uint64, labels ...string) []metricSample {
 	return []metricSample{{value: v, labels: labels}}
 }
 
 // seconds truncates: the CRI has no fractional values.
-func seconds(nanos uint64) uint64 { return nanos / 1e9 }
+func nanosToSeconds(nanos uint64) uint64 { return nanos / 1e9 }
 
-// cgroup computes samples from cgroup counters, stamped with the time they
+// fromCgroup computes samples from cgroup counters, stamped with the time they
 // were read (they may come from the sampler's cache); a container without a
 // readable cgroup (exited) has none.
-func cgroup(f func(*container.Stats) []metricSample) func(*metricSource) []metricSample {
+func fromCgroup(f func(*Stats) []metricSample) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.st == nil || !src.st.HasCgroup {
 			return nil
@@ -52,31 +43,31 @@ func cgroup(f func(*container.Stats) []metricSample) func(*metricSource) []metri
 	}
 }
 
-func cgroupValue(f func(*container.Stats) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *container.Stats) []metricSample { return value(f(s)) })
+func fromCgroupValue(f func(*Stats) uint64) func(*metricSource) []metricSample {
+	return fromCgroup(func(s *Stats) []metricSample { return oneSample(f(s)) })
 }
 
 // withQuota reports CFS counters only for containers with a CPU quota, as
 // cAdvisor does: without one they say nothing.
-func withQuota(f func(*container.Stats) uint64) func(*metricSource) []metricSample {
+func withQuota(f func(*Stats) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
-		if quota(src.snap) == nil {
+		if cpuQuota(src.snap) == nil {
 			return nil
 		}
-		return cgroupValue(f)(src)
+		return fromCgroupValue(f)(src)
 	}
 }
 
-func withPressure(f func(*pressure) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *container.Stats) []metricSample {
+func withPressure(f func(*monitor.Pressure) uint64) func(*metricSource) []metricSample {
+	return fromCgroup(func(s *Stats) []metricSample {
 		if s.Pressure == nil {
 			return nil
 		}
-		return value(f(s.Pressure) / 1e6) // PSI totals are microseconds
+		return oneSample(f(s.Pressure) / 1e6) // PSI totals are microseconds
 	})
 }
 
-func memoryFailures(s *container.Stats) []metricSample {
+func memoryFailures(s *Stats) []metricSample {
 	// A container's cgroup has no children crisp knows of: the container
 	// and hierarchy scopes are the same counters.
 	return []metricSample{
@@ -87,7 +78,7 @@ func memoryFailures(s *container.Stats) []metricSample {
 	}
 }
 
-func hugetlb(s *container.Stats, peak bool) []metricSample {
+func hugetlbSamples(s *Stats, peak bool) []metricSample {
 	sizes := make([]string, 0, len(s.Hugetlb))
 	for size := range s.Hugetlb {
 		sizes = append(sizes, size)
@@ -104,11 +95,11 @@ func hugetlb(s *container.Stats, peak bool) []metricSample {
 	return out
 }
 
-func blkioUsage(s *container.Stats) []metricSample {
+func blkioUsage(s *Stats) []metricSample {
 	out := make([]metricSample, 0, len(s.IOServiceBytes))
 	for _, e := range s.IOServiceBytes {
 		out = append(out, metricSample{value: e.Value, labels: []string{
-			blockDeviceName(e.Major, e.Minor), strconv.FormatUint(e.Major, 10), strconv.FormatUint(e.Minor, 10), e.Op,
+			blockDevices.name(e.Major, e.Minor), strconv.FormatUint(e.Major, 10), strconv.FormatUint(e.Minor, 10), e.Op,
 		}})
 	}
 	return out
@@ -118,37 +109,14 @@ func deviceOp(entries []monitor.DeviceIO, op string) []metricSample {
 	var out []metricSample
 	for _, e := range entries {
 		if e.Op == op {
-			out = append(out, metricSample{value: e.Value, labels: []string{blockDeviceName(e.Major, e.Minor)}})
+			out = append(out, metricSample{value: e.Value, labels: []string{blockDevices.name(e.Major, e.Minor)}})
 		}
 	}
 	return out
 }
 
-// blockDevNames caches /sys lookups; device numbers of disks do not change
-// while crisp runs, and the few that come and go (loop) only add entries.
-var blockDevNames sync.Map
-
-// blockDeviceName is the device's /dev name, as cAdvisor labels it, or
-// "major:minor" when sysfs does not know it.
-func blockDeviceName(major, minor uint64) string {
-	key := strconv.FormatUint(major, 10) + ":" + strconv.FormatUint(minor, 10)
-	if v, ok := blockDevNames.Load(key); ok {
-		return v.(string)
-	}
-	name := key
-	if b, err := os.ReadFile("/sys/dev/block/" + key + "/uevent"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "DEVNAME="); ok {
-				name = "/dev/" + v
-			}
-		}
-	}
-	blockDevNames.Store(key, name)
-	return name
-}
-
-// layer reports the writable layer as the sampler last measured it.
-func layer(f func(*container.FSUsage) uint64) func(*metricSource) []metricSample {
+// fromWritableLayer reports the writable layer as the sampler last measured it.
+func fromWritableLayer(f func(*FSUsage) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.st == nil || src.st.WritableLayer.Timestamp.IsZero() {
 			return nil
@@ -158,20 +126,20 @@ func layer(f func(*container.FSUsage) uint64) func(*metricSource) []metricSample
 	}
 }
 
-func openFiles(f func(*container.FileUsage) uint64) func(*metricSource) []metricSample {
-	return cgroup(func(s *container.Stats) []metricSample {
+func fromOpenFiles(f func(*FileUsage) uint64) func(*metricSource) []metricSample {
+	return fromCgroup(func(s *Stats) []metricSample {
 		return []metricSample{{value: f(&s.Files), at: s.Files.Timestamp}}
 	})
 }
 
-func cpuSpec(snap *container.Snapshot) *specs.LinuxCPU {
+func cpuSpec(snap *Snapshot) *specs.LinuxCPU {
 	if snap.Resources == nil {
 		return nil
 	}
 	return snap.Resources.CPU
 }
 
-func quota(snap *container.Snapshot) *int64 {
+func cpuQuota(snap *Snapshot) *int64 {
 	if c := cpuSpec(snap); c != nil && c.Quota != nil && *c.Quota > 0 {
 		return c.Quota
 	}
@@ -180,27 +148,27 @@ func quota(snap *container.Snapshot) *int64 {
 
 func specCPUPeriod(src *metricSource) []metricSample {
 	if c := cpuSpec(src.snap); c != nil && c.Period != nil && *c.Period > 0 {
-		return value(*c.Period)
+		return oneSample(*c.Period)
 	}
-	return value(defaultCPUPeriod)
+	return oneSample(defaultCPUPeriod)
 }
 
 func specCPUQuota(src *metricSource) []metricSample {
-	if q := quota(src.snap); q != nil {
-		return value(uint64(*q))
+	if q := cpuQuota(src.snap); q != nil {
+		return oneSample(uint64(*q))
 	}
 	return nil
 }
 
 func specCPUShares(src *metricSource) []metricSample {
 	if c := cpuSpec(src.snap); c != nil && c.Shares != nil && *c.Shares > 0 {
-		return value(*c.Shares)
+		return oneSample(*c.Shares)
 	}
-	return value(defaultCPUShares)
+	return oneSample(defaultCPUShares)
 }
 
 // specMemory reports a memory limit; unset or negative (unlimited) is 0.
-func specMemory(f func(*memoryLimits) *int64) func(*metricSource) []metricSample {
+func specMemory(f func(*specs.LinuxMemory) *int64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		var v uint64
 		if r := src.snap.Resources; r != nil && r.Memory != nil {
@@ -208,7 +176,7 @@ func specMemory(f func(*memoryLimits) *int64) func(*metricSource) []metricSample
 				v = uint64(*p)
 			}
 		}
-		return value(v)
+		return oneSample(v)
 	}
 }
 
@@ -221,10 +189,10 @@ func startTime(src *metricSource) []metricSample {
 	if t.IsZero() {
 		return nil
 	}
-	return value(uint64(t.Unix()))
+	return oneSample(uint64(t.Unix()))
 }
 
-func network(f func(*container.IfaceStats) uint64) func(*metricSource) []metricSample {
+func fromNetwork(f func(*IfaceStats) uint64) func(*metricSource) []metricSample {
 	return func(src *metricSource) []metricSample {
 		if src.net == nil {
 			return nil
