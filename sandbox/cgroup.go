@@ -159,7 +159,14 @@ func (c *cgroups) create(planned []string) ([]string, error) {
 // inheritCpuset fills a new v1 cpuset cgroup from its parent: the kernel
 // creates it with no CPUs and no memory nodes, and refuses tasks (ENOSPC)
 // until both are set.
+//
+// cgroup v2 needs none of it: there an empty cpuset.cpus (or .mems) means
+// "the parent's", the root has no such files to copy from, and copying
+// would pin the pod to today's CPUs when the parent's set changes later.
 func inheritCpuset(dir string) error {
+	if unified(dir) {
+		return nil
+	}
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		cur, err := os.ReadFile(filepath.Join(dir, f))
 		if errors.Is(err, os.ErrNotExist) {
@@ -190,6 +197,12 @@ func inheritCpuset(dir string) error {
 		}
 	}
 	return nil
+}
+
+// unified reports whether dir is on a cgroup v2 file system.
+func unified(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 // remove deletes the given directories children first. A cgroup still in
