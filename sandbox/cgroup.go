@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -152,8 +153,33 @@ func (c *cgroups) create(planned []string) ([]string, error) {
 		if err := inheritCpuset(d); err != nil {
 			return made, err
 		}
+		enableControllers(filepath.Dir(d))
 	}
 	return made, nil
+}
+
+// enableControllers turns on, for the children of a v2 cgroup, every
+// controller it has, as kubelet does for the pod cgroups it makes: a pod
+// cgroup crisp made then has pids.max, memory.max, ... from the start for
+// pod-level limits, not only once a container's start (libcontainer) has
+// enabled them along its path. Best effort: a controller that cannot be
+// enabled (a parent with processes of its own) is what libcontainer reports
+// at container start anyway.
+func enableControllers(dir string) {
+	if !unified(dir) {
+		return
+	}
+	avail, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return
+	}
+	on, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	enabled := strings.Fields(string(on))
+	for _, c := range strings.Fields(string(avail)) {
+		if !slices.Contains(enabled, c) {
+			_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0o644)
+		}
+	}
 }
 
 // inheritCpuset fills a new v1 cpuset cgroup from its parent: the kernel
@@ -257,5 +283,6 @@ func mkdirParents(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
+	enableControllers(filepath.Dir(dir))
 	return inheritCpuset(dir)
 }
