@@ -51,7 +51,7 @@ cp -a "$BIN/." /var/lib/crisp-vm/bin/ && mount --bind /var/lib/crisp-vm/bin "$BI
 say "binaries copied to the guest's disk in $((SECONDS - t))s ($(du -sh /var/lib/crisp-vm/bin | cut -f1))"
 
 export CRISP_CGROUP_DRIVER=$VM_CGROUP_DRIVER
-say "kernel $(uname -r), $(systemctl --version | head -1), PID 1 $(cat /proc/1/comm)," \
+say "kernel $(uname -r) (THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled)), $(systemctl --version | head -1), PID 1 $(cat /proc/1/comm)," \
 	"/sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)," \
 	"cgroup driver $VM_CGROUP_DRIVER, $(nproc) CPUs"
 
@@ -98,6 +98,7 @@ integration() {
 	[[ -x $BIN/integration.test ]] || { say "no $BIN/integration.test"; record integration 1 0 0 0; return; }
 	local args=(-test.v -test.count=1 -test.timeout "$((30 * scale))m")
 	[[ -z $VM_TEST_RUN ]] || args+=(-test.run "$VM_TEST_RUN")
+	[[ -z $VM_TEST_SKIP ]] || args+=(-test.skip "$VM_TEST_SKIP")
 	run_suite integration env -C "$ROOT/test" CRISP_BINARY="$BIN/crisp" \
 		CRISP_TEST_TIMEOUT_SCALE="$scale" "$BIN/integration.test" "${args[@]}"
 	rc=$?
