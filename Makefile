@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench
+.PHONY: all build deps run test vm-test unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench
 
 all: build
 
@@ -75,6 +75,11 @@ e2e-kubelet: deps build images
 # not part of test. README "Benchmarks"; extra flags in BENCH_ARGS.
 bench: deps build images
 	hack/bench/run.sh
+
+# The suites on cgroup v2 with systemd as PID 1, in a QEMU guest (hack/vm/run.sh;
+# README "VM test lane"). VM_SUITES, VM_CGROUP_DRIVER, VM_SCRIPT, ... pass through.
+vm-test:
+	hack/vm/run.sh
 
 registry-start:
 	hack/registry.sh start

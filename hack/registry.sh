@@ -63,8 +63,10 @@ start() {
 		apt-get install -y -qq curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 	fi
 	if answers; then
-		echo "error: something else already answers on $ADDR" >&2
-		return 1
+		# Another checkout's registry (helpers share the machine), or the
+		# host's seen from the VM test lane's guest: a registry is a registry.
+		echo "registry already answers on $ADDR (not started by this checkout)"
+		return 0
 	fi
 	build
 	mkdir -p "$DIR" "$(dirname "$PIDFILE")" "$(dirname "$LOG")"

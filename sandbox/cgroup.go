@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -152,14 +153,46 @@ func (c *cgroups) create(planned []string) ([]string, error) {
 		if err := inheritCpuset(d); err != nil {
 			return made, err
 		}
+		enableControllers(filepath.Dir(d))
 	}
 	return made, nil
+}
+
+// enableControllers turns on, for the children of a v2 cgroup, every
+// controller it has, as kubelet does for the pod cgroups it makes: a pod
+// cgroup crisp made then has pids.max, memory.max, ... from the start for
+// pod-level limits, not only once a container's start (libcontainer) has
+// enabled them along its path. Best effort: a controller that cannot be
+// enabled (a parent with processes of its own) is what libcontainer reports
+// at container start anyway.
+func enableControllers(dir string) {
+	if !unified(dir) {
+		return
+	}
+	avail, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return
+	}
+	on, _ := os.ReadFile(filepath.Join(dir, "cgroup.subtree_control"))
+	enabled := strings.Fields(string(on))
+	for _, c := range strings.Fields(string(avail)) {
+		if !slices.Contains(enabled, c) {
+			_ = os.WriteFile(filepath.Join(dir, "cgroup.subtree_control"), []byte("+"+c), 0o644)
+		}
+	}
 }
 
 // inheritCpuset fills a new v1 cpuset cgroup from its parent: the kernel
 // creates it with no CPUs and no memory nodes, and refuses tasks (ENOSPC)
 // until both are set.
+//
+// cgroup v2 needs none of it: there an empty cpuset.cpus (or .mems) means
+// "the parent's", the root has no such files to copy from, and copying
+// would pin the pod to today's CPUs when the parent's set changes later.
 func inheritCpuset(dir string) error {
+	if unified(dir) {
+		return nil
+	}
 	for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 		cur, err := os.ReadFile(filepath.Join(dir, f))
 		if errors.Is(err, os.ErrNotExist) {
@@ -190,6 +223,12 @@ func inheritCpuset(dir string) error {
 		}
 	}
 	return nil
+}
+
+// unified reports whether dir is on a cgroup v2 file system.
+func unified(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 // remove deletes the given directories children first. A cgroup still in
@@ -244,5 +283,6 @@ func mkdirParents(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
+	enableControllers(filepath.Dir(dir))
 	return inheritCpuset(dir)
 }

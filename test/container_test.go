@@ -290,6 +290,12 @@ func TestContainerRestartSafety(t *testing.T) {
 	if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 || st.FinishedAt == 0 || st.Reason != "Error" {
 		t.Errorf("quitter after restart: %v exit %d finished %d reason %q", st.State, st.ExitCode, st.FinishedAt, st.Reason)
 	}
+	// The lines, not a rate: under emulation (the VM lane, hack/vm) the
+	// logger forks its sleeps ten times slower.
+	testutil.WaitFor(t, "the logger's first 100 lines", time.Minute, func() bool {
+		b, _ := os.ReadFile(logPathOf(podCfg, logger))
+		return strings.Count(string(b), "\n") >= 100
+	})
 	if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: lid, Timeout: 5}); err != nil {
 		t.Fatal(err)
 	}

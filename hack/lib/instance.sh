@@ -18,6 +18,7 @@
 #       bridge. Safe to call twice.
 #
 # Needs $repo (the repository root) and $bin (the crisp binary).
+# CRISP_CGROUP_DRIVER (cgroupfs|systemd), if set, is crisp's --cgroup-driver.
 
 instance_init() {
 	instance_name=$1
@@ -41,8 +42,11 @@ instance_start() {
 		printf '[registries.%s]\nmirrors = ["http://%s"]\nskip_upstream = true\n' "\"$host\"" "$registry"
 	done >"$work/crisp.toml"
 	sock=$work/crisp.sock
+	# The VM lane (hack/vm) runs every suite with one cgroup driver.
+	local driver=()
+	[ -z "${CRISP_CGROUP_DRIVER:-}" ] || driver=(--cgroup-driver "$CRISP_CGROUP_DRIVER")
 	"$bin" --config "$work/crisp.toml" --listen "$sock" --root "$work/root" \
-		--state "$work/state" --cni-conf-dir "$work/cni" "$@" \
+		--state "$work/state" --cni-conf-dir "$work/cni" "${driver[@]}" "$@" \
 		-v=2 --logtostderr=true >"$work/crisp.log" 2>&1 &
 	pid=$!
 	local _

@@ -169,14 +169,20 @@ func (d *Daemon) toml() string {
 
 func (d *Daemon) start(t testing.TB, bin string) {
 	t.Helper()
-	args := append([]string{
+	args := []string{
 		"--config", d.Config,
 		"--listen", d.Socket,
 		"--root", d.Root,
 		"--state", d.State,
 		"--cni-conf-dir", d.opts.cniConfDir,
 		"-v=2", "--logtostderr=true",
-	}, d.opts.extraArgs...)
+	}
+	// The VM lane (hack/vm) runs the suite once per cgroup driver; a test's
+	// own flags come after and win.
+	if drv := os.Getenv("CRISP_CGROUP_DRIVER"); drv != "" {
+		args = append(args, "--cgroup-driver", drv)
+	}
+	args = append(args, d.opts.extraArgs...)
 	logf, err := os.OpenFile(d.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# hack/vm/run.sh: the VM test lane (`make vm-test`). crisp's suites on cgroup
+# v2 with systemd as PID 1, in a QEMU guest on this machine.
+#
+# Run it from the root of a crisp checkout: that checkout's binaries
+# (_output/bin) and scripts are what the guest runs, so another worktree can
+# run this script by path (`/path/to/hack/vm/run.sh`) against its own build.
+#
+#   1. builds on the host: crisp and crisp-monitor (make build), crictl and
+#      critest (hack/deps.sh), the integration tests as a binary
+#      (go test -c -tags 'seccomp integration'), kubelet (hack/kubelet/build.sh)
+#      — each only when a selected suite needs it;
+#   2. fills the loopback registry on 127.0.0.1:5000 (hack/images.sh); the
+#      guest reaches it as 10.0.2.2:5000 through QEMU's user-mode network and
+#      forwards its own 127.0.0.1:5000 there, so the suites run unchanged;
+#   3. builds or reuses the guest (hack/vm/image.sh: Debian 12 kernel 6.1,
+#      debootstrap rootfs with systemd, cached under $VM_CACHE);
+#   4. boots it under TCG with the checkout shared read-write over 9p at the
+#      same path, runs hack/vm/guest.sh there (the suites), streams the
+#      console, and exits with the guest's status.
+#
+# Exit status: 0 all selected suites passed; 1 a suite failed; 124 the guest
+# did not finish within VM_TIMEOUT; 125 the guest died without reporting.
+# QEMU is always stopped (by PID) when this script exits.
+#
+# Environment:
+#   VM_SUITES         suites to run, in order, space or comma separated, from
+#                     smoke integration crictl-e2e critest e2e-kubelet
+#                     (default: all of them; `ci` = the CI subset, see README)
+#   VM_CGROUP_DRIVER  cgroupfs (default) or systemd: exported in the guest as
+#                     CRISP_CGROUP_DRIVER for the suites and crisp instances
+#   VM_SCRIPT         a script (path relative to the checkout, or absolute
+#                     inside it) run in the guest after the suites, or
+#                     instead of them with VM_SUITES=none; its exit status
+#                     counts like a suite's
+#   VM_TEST_RUN       -test.run regex for the integration tests (default all)
+#   VM_TEST_SKIP      -test.skip regex (default 'Latency$': the latency
+#                     tests, whose bounds are about the host's speed, not
+#                     emulated CPUs; empty to run them)
+#   VM_CRITEST_FOCUS  ginkgo focus for critest (default the whole suite)
+#   VM_CRITEST_SKIP   extra ginkgo skip regex for critest
+#   VM_TIMEOUT        seconds the whole guest run may take (default 5400)
+#   VM_TIMEOUT_SCALE  factor for the suites' own time limits (default 4)
+#   VM_CPUS, VM_MEM   guest vCPUs (2) and MiB of memory (4096)
+#   VM_CACHE          guest image cache (default <checkout>/_output/vm); may
+#                     be shared by checkouts, e.g. /var/cache/crisp-vm
+#   VM_NO_BUILD=1     use _output/bin as it is (another build step made it)
+#   VM_NO_IMAGES=1    do not run hack/images.sh (the registry is filled)
+#   VM_KEEP=1         keep this run's output directory even if all passed
+# Output: _output/vm-runs/<time>/ (console.log, one log per suite, summary).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(pwd)
+grep -q '^module github.com/crisp-runtime/crisp$' "$ROOT/go.mod" 2>/dev/null ||
+	{ echo "vm: run this from the root of a crisp checkout (cwd: $ROOT)" >&2; exit 2; }
+BIN=$ROOT/_output/bin
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+
+ALL_SUITES="smoke integration crictl-e2e critest e2e-kubelet"
+# CI's subset (README "VM test lane"): everything but kubelet, critest's
+# serial run only.
+CI_SUITES="smoke integration crictl-e2e critest"
+SUITES=${VM_SUITES:-$ALL_SUITES}
+SUITES=${SUITES//,/ }
+[[ $SUITES == ci ]] && SUITES=$CI_SUITES
+[[ $SUITES == none ]] && SUITES=
+for s in $SUITES; do
+	[[ " $ALL_SUITES " == *" $s "* ]] || { echo "vm: unknown suite $s (known: $ALL_SUITES)" >&2; exit 2; }
+done
+DRIVER=${VM_CGROUP_DRIVER:-cgroupfs}
+[[ $DRIVER == cgroupfs || $DRIVER == systemd ]] || { echo "vm: VM_CGROUP_DRIVER must be cgroupfs or systemd" >&2; exit 2; }
+SCRIPT=${VM_SCRIPT:-}
+if [[ -n $SCRIPT ]]; then
+	[[ $SCRIPT == /* ]] || SCRIPT=$ROOT/$SCRIPT
+	[[ -f $SCRIPT && $SCRIPT == "$ROOT"/* ]] || { echo "vm: VM_SCRIPT must be a file inside $ROOT" >&2; exit 2; }
+fi
+[[ -n $SUITES || -n $SCRIPT ]] || { echo "vm: nothing to run" >&2; exit 2; }
+TIMEOUT=${VM_TIMEOUT:-5400}
+has() { [[ " $SUITES " == *" $1 "* ]]; }
+t0=$SECONDS
+phase() { echo "vm: [$((SECONDS - t0))s] $*"; }
+
+# 1. Host builds.
+if [[ -z ${VM_NO_BUILD:-} ]]; then
+	phase "building on the host"
+	hack/deps.sh
+	make --no-print-directory build
+	if has integration; then
+		go test -c -tags 'seccomp integration' -o "$BIN/integration.test" ./test/
+	fi
+	if has e2e-kubelet; then
+		hack/kubelet/build.sh
+	fi
+fi
+for b in crisp crisp-monitor crictl; do
+	[[ -x $BIN/$b ]] || { echo "vm: $BIN/$b missing" >&2; exit 2; }
+done
+
+# 2. Test images in the loopback registry.
+if [[ -z ${VM_NO_IMAGES:-} ]]; then
+	phase "test images"
+	hack/images.sh
+fi
+
+# 3. The guest.
+CACHE=$("$HERE/image.sh")
+
+# 4. Boot.
+RUN=$ROOT/_output/vm-runs/$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RUN"
+{
+	printf 'VM_SUITES=%q\n' "$SUITES"
+	printf 'VM_CGROUP_DRIVER=%q\n' "$DRIVER"
+	printf 'VM_SCRIPT=%q\n' "$SCRIPT"
+	printf 'VM_TEST_RUN=%q\n' "${VM_TEST_RUN:-}"
+	printf 'VM_TEST_SKIP=%q\n' "${VM_TEST_SKIP-Latency\$}"
+	printf 'VM_CRITEST_FOCUS=%q\n' "${VM_CRITEST_FOCUS:-}"
+	printf 'VM_CRITEST_SKIP=%q\n' "${VM_CRITEST_SKIP:-}"
+	printf 'VM_TIMEOUT_SCALE=%q\n' "${VM_TIMEOUT_SCALE:-4}"
+	printf 'VM_GUEST_DEADLINE=%q\n' "$TIMEOUT"
+} >"$RUN/env"
+CONSOLE=$RUN/console.log
+: >"$CONSOLE"
+shares=(-virtfs "local,path=$ROOT,mount_tag=repo,security_model=none,id=repo")
+GOROOT_HOST=$(go env GOROOT 2>/dev/null || true)
+if [[ -n $GOROOT_HOST && -d $GOROOT_HOST ]]; then
+	shares+=(-virtfs "local,path=$GOROOT_HOST,mount_tag=go,security_model=none,readonly=on,id=go")
+fi
+qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_CPUS:-2}" -m "${VM_MEM:-4096}"
+	-display none -monitor none -serial "file:$CONSOLE" -no-reboot
+	-kernel "$CACHE/vmlinuz" -initrd "$CACHE/initrd.cpio.gz"
+	# The image stays as built: the guest's writes go to a throw-away overlay.
+	-drive "file=$CACHE/rootfs.img,if=virtio,format=raw,snapshot=on"
+	-nic user,model=virtio-net-pci
+	"${shares[@]}"
+	-append "console=ttyS0 quiet loglevel=4 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
+
+QPID=
+TPID=
+cleanup() {
+	local rc=$?
+	if [[ -n $QPID ]] && kill -0 "$QPID" 2>/dev/null; then
+		kill -TERM "$QPID" 2>/dev/null || true
+		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QPID" 2>/dev/null || break; sleep 0.5; done
+		kill -KILL "$QPID" 2>/dev/null || true
+		wait "$QPID" 2>/dev/null || true
+	fi
+	[[ -z $TPID ]] || kill "$TPID" 2>/dev/null || true
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+phase "booting the guest (TCG, ${VM_CPUS:-2} vCPUs; output in ${RUN#"$ROOT"/})"
+"${qemu[@]}" </dev/null >"$RUN/qemu.log" 2>&1 &
+QPID=$!
+# The console, as it comes, without the terminal control sequences.
+tail -n +1 -F "$CONSOLE" 2>/dev/null | sed -u -e 's/\x1b\[[0-9;?]*[a-zA-Z]//g' -e 's/\x1bc//g' -e 's/\r//g' &
+TPID=$!
+deadline=$((SECONDS + TIMEOUT))
+while kill -0 "$QPID" 2>/dev/null; do
+	if ((SECONDS >= deadline)); then
+		phase "guest still running after ${TIMEOUT}s: stopping it"
+		break
+	fi
+	sleep 2
+done
+timed_out=0
+kill -0 "$QPID" 2>/dev/null && timed_out=1
+if ((timed_out)); then
+	kill -KILL "$QPID" 2>/dev/null || true
+fi
+wait "$QPID" 2>/dev/null || true
+QPID=
+sleep 1
+kill "$TPID" 2>/dev/null || true
+wait "$TPID" 2>/dev/null || true
+TPID=
+phase "guest stopped"
+
+rc=$(tr -d '\r' <"$CONSOLE" | sed -n 's/^VMTEST_EXIT=\([0-9]*\).*/\1/p' | tail -1)
+if ((timed_out)); then
+	echo "vm: FAILED: timeout after ${TIMEOUT}s (VM_TIMEOUT)"
+	exit 124
+fi
+if [[ -z $rc ]]; then
+	echo "vm: FAILED: the guest stopped without reporting an exit status (crash?); QEMU said:"
+	tail -20 "$RUN/qemu.log"
+	exit 125
+fi
+[[ -f $RUN/summary ]] && cat "$RUN/summary"
+echo "vm: guest exit status $rc, wall time $((SECONDS - t0))s, output in ${RUN#"$ROOT"/}"
+exit "$rc"
