@@ -184,6 +184,8 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *runtimeapi.Cont
 		StdinOnce:     cfg.GetStdinOnce(),
 		Tty:           cfg.GetTty(),
 		MonitorBinary: m.monitor,
+		SystemdCgroup: m.specOpts.CgroupDriver == "systemd",
+		MonitorCgroup: m.monitorCgroup(sb.Cgroup, id),
 	})
 	if err != nil {
 		return "", classifyInitError(fmt.Errorf("create container: %w", err))

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/internal/helpercgroup"
 )
 
 // Files in Config.Bundle (persistent, survives reboots of the daemon).
@@ -58,6 +60,13 @@ type Config struct {
 	Stdin, StdinOnce, Tty bool
 	// MonitorBinary is the path to crisp-monitor.
 	MonitorBinary string
+	// SystemdCgroup: Spec.Linux.CgroupsPath is systemd's slice:prefix:name
+	// and libcontainer creates the container's scope over D-Bus.
+	SystemdCgroup bool
+	// MonitorCgroup is where the monitor moves itself before it creates
+	// the container: out of the daemon's cgroup, so that it survives a
+	// restart of the daemon's unit. Zero leaves it in the daemon's.
+	MonitorCgroup helpercgroup.Leaf
 }
 
 // persistedConfig is what the monitor needs besides the spec, and what Load
@@ -70,6 +79,9 @@ type persistedConfig struct {
 	Stdin     bool   `json:"stdin,omitempty"`
 	StdinOnce bool   `json:"stdin_once,omitempty"`
 	Tty       bool   `json:"tty,omitempty"`
+	// Systemd and MonitorCgroup: see Config.
+	SystemdCgroup bool              `json:"systemd_cgroup,omitempty"`
+	MonitorCgroup helpercgroup.Leaf `json:"monitor_cgroup,omitzero"`
 }
 
 func (c *persistedConfig) path(name string) string { return filepath.Join(c.Bundle, name) }
@@ -103,6 +115,7 @@ func (c Config) persisted() persistedConfig {
 	return persistedConfig{
 		ID: c.ID, Bundle: c.Bundle, StateDir: c.StateDir, LogPath: c.LogPath,
 		Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+		SystemdCgroup: c.SystemdCgroup, MonitorCgroup: c.MonitorCgroup,
 	}
 }
 
