@@ -38,8 +38,13 @@ func TestHelpersOutsideDaemonCgroup(t *testing.T) {
 	mon := monitorPID(t, d, ctr)
 
 	daemonCg := procCgroups(t, d.PID())
-	reaperLeaf := info.Cgroup + "/crisp-reaper-" + pod
-	monitorLeaf := info.Cgroup + "/crisp-monitor-" + ctr
+	// Scopes with the systemd driver (the VM lane's CRISP_CGROUP_DRIVER).
+	unit := ""
+	if os.Getenv("CRISP_CGROUP_DRIVER") == "systemd" {
+		unit = ".scope"
+	}
+	reaperLeaf := info.Cgroup + "/crisp-reaper-" + pod + unit
+	monitorLeaf := info.Cgroup + "/crisp-monitor-" + ctr + unit
 	assertInLeaf := func(what string, pid int, leaf string) {
 		t.Helper()
 		cgs := procCgroups(t, pid)
