@@ -11,7 +11,8 @@
 # logger, and one with a logger and a container that exits on a signal
 # file. Checks the units and cgroups (pod slices, container scopes, monitor
 # and reaper scopes, nothing but crisp in crisp.service), then
-# `systemctl restart crisp`, `systemctl kill -s KILL crisp` + start, a stop
+# `systemctl restart crisp` (with the unit's KillMode=process and with
+# systemd's default control-group), `systemctl kill -s KILL crisp` + start, a stop
 # during which a container exits, and 5 kill -9 restarts in a row by
 # Restart=always: after each, every container, monitor and reaper is the same
 # process, nothing restarted. At the end the CRI logs are checked line by
@@ -163,6 +164,19 @@ old=$(main_pid)
 systemctl restart crisp
 if wait_crisp "$old"; then pass "restart: crisp back (pid $(main_pid))"; else fail "restart: crisp back"; finish; fi
 same "systemctl restart"
+
+# 4b. The same with systemd's default KillMode=control-group: nothing of the
+# pods may be in crisp.service's cgroup, whatever the unit says.
+mkdir -p /etc/systemd/system/crisp.service.d
+printf '[Service]\nKillMode=control-group\n' >/etc/systemd/system/crisp.service.d/killmode.conf
+systemctl daemon-reload
+say "systemctl restart crisp with KillMode=$(systemctl show -p KillMode --value crisp)"
+old=$(main_pid)
+systemctl restart crisp
+if wait_crisp "$old"; then pass "restart (KillMode=control-group): crisp back"; else fail "restart (KillMode=control-group): crisp back"; finish; fi
+same "systemctl restart with KillMode=control-group"
+rm /etc/systemd/system/crisp.service.d/killmode.conf
+systemctl daemon-reload
 
 # 5. SIGKILL, then an explicit start (Restart=always may be first).
 say "systemctl kill -s KILL crisp"
