@@ -73,12 +73,13 @@ func isSlice(name string) bool {
 }
 
 // config is the leaf in libcontainer's terms. No resources are set: the
-// helper shares the pod's limits.
+// helper shares the pod's limits. Not SkipDevices: on v1 that would also
+// skip joining the devices hierarchy, leaving the helper in the daemon's.
 func (l Leaf) config() (*cgroups.Cgroup, error) {
 	if err := l.validate(); err != nil {
 		return nil, err
 	}
-	res := &cgroups.Resources{SkipDevices: true}
+	res := &cgroups.Resources{}
 	if l.Systemd {
 		return &cgroups.Cgroup{
 			Systemd: true, Parent: path.Base(l.Pod),
