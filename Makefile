@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test vm-test unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench
+.PHONY: all build deps run test vm-test unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install
 
 all: build
 
@@ -21,6 +21,18 @@ deps:
 build:
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp ./cmd/crisp
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp-monitor ./cmd/crisp-monitor
+
+# Installs the binaries into $(DESTDIR)$(PREFIX)/bin and the systemd unit
+# into $(DESTDIR)$(UNITDIR) (README "Running under systemd").
+PREFIX  ?= /usr/local
+UNITDIR ?= /etc/systemd/system
+install: build
+	install -D -m 0755 $(BIN)/crisp $(DESTDIR)$(PREFIX)/bin/crisp
+	install -D -m 0755 $(BIN)/crisp-monitor $(DESTDIR)$(PREFIX)/bin/crisp-monitor
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/crisp|$(PREFIX)/bin/crisp|' hack/systemd/crisp.service >$(DESTDIR)$(UNITDIR)/crisp.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/crisp.service
+	@echo "installed; then: systemctl daemon-reload && systemctl enable --now crisp"
 
 # Run crisp in the foreground with the default configuration (/etc/crisp/crisp.toml
 # if present), a default CNI network when none is configured, and pod traffic

@@ -173,6 +173,8 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		StdinOnce:     cfg.StdinOnce,
 		Tty:           cfg.Tty,
 		MonitorBinary: m.monitor,
+		SystemdCgroup: m.specOpts.CgroupDriver == "systemd",
+		MonitorCgroup: m.monitorCgroup(sb.Cgroup, id),
 	})
 	if err != nil {
 		return "", classifyInitError(fmt.Errorf("create container: %w", err))

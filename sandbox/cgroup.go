@@ -11,7 +11,11 @@ import (
 	"sync"
 
 	"github.com/moby/sys/mountinfo"
+	lcgroups "github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/internal/helpercgroup"
 )
 
 // cgroups creates and removes pod cgroup directories in every hierarchy:
@@ -25,6 +29,9 @@ type cgroups struct {
 	// rmdir a shared parent (e.g. /crisp) between another pod's check and
 	// mkdir.
 	mu sync.Mutex
+	// systemd: pod cgroups are slices and helpers' cgroups scopes, made
+	// and removed through systemd (the systemd cgroup driver).
+	systemd bool
 }
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -83,6 +90,37 @@ func podCgroupPath(parent, id string) (string, error) {
 	return clean, nil
 }
 
+// defaultPodSlicePrefix names the slice of a pod that comes without a
+// cgroup_parent under the systemd driver: crisp-pod<id>.slice, in
+// crisp.slice, as /crisp/pod-<id> is with the cgroupfs driver.
+const defaultPodSlicePrefix = "crisp-pod"
+
+// podPath is podCgroupPath for the configured driver. With systemd the
+// parent must be a slice (kubelet sends kubepods-burstable-pod<uid>.slice):
+// containers become scopes in it, and only a slice can hold those.
+func (c *cgroups) podPath(parent, id string) (string, error) {
+	if !c.systemd {
+		return podCgroupPath(parent, id)
+	}
+	if parent == "" {
+		return expandSlice(defaultPodSlicePrefix + id + ".slice")
+	}
+	if !strings.HasSuffix(parent, ".slice") || strings.Contains(parent, "/") {
+		return "", fmt.Errorf("linux.cgroup_parent %q is not a systemd slice, but the cgroup driver is systemd", parent)
+	}
+	return expandSlice(parent)
+}
+
+// parentSlice is the slice a slice lives in, from its name: a-b-c.slice
+// is in a-b.slice, a.slice in the root slice.
+func parentSlice(slice string) string {
+	name := strings.TrimSuffix(slice, ".slice")
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		return name[:i] + ".slice"
+	}
+	return "-.slice"
+}
+
 // expandSlice is systemd's slice naming: a-b-c.slice lives in
 // /a.slice/a-b.slice/a-b-c.slice.
 func expandSlice(slice string) (string, error) {
@@ -123,8 +161,19 @@ func (c *cgroups) plan(cgPath string) []string {
 }
 
 // create makes the planned directories that are still missing and returns
-// those it made.
+// those it made. Under systemd a missing pod slice is started as a
+// transient slice unit instead (systemd makes its parent slices), and the
+// plan is returned as made: remove then stops that unit.
 func (c *cgroups) create(planned []string) ([]string, error) {
+	if c.systemd {
+		if len(planned) == 0 {
+			return nil, nil
+		}
+		if err := podSlice(path.Base(planned[len(planned)-1])).Apply(-1); err != nil {
+			return nil, fmt.Errorf("create pod slice: %w", err)
+		}
+		return planned, nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var made []string
@@ -235,6 +284,16 @@ func unified(dir string) bool {
 // use (EBUSY: tasks; ENOTEMPTY: child cgroups, e.g. another pod under a
 // shared parent) is left alone; only leaves that are really ours fail loudly.
 func (c *cgroups) remove(dirs []string, leaf string) error {
+	if c.systemd {
+		// Only the pod's own slice: stopping a parent slice would stop
+		// every other pod's units in it.
+		for _, d := range dirs {
+			if path.Base(d) == leaf {
+				return podSlice(leaf).Destroy()
+			}
+		}
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var firstErr error
@@ -255,18 +314,42 @@ func (c *cgroups) remove(dirs []string, leaf string) error {
 	return firstErr
 }
 
-// join moves pid into the pod cgroup of every hierarchy. On v2 a process in
-// a non-leaf cgroup would stop kubelet enabling controllers for the
-// containers below it, so the reaper stays where it is there.
-func (c *cgroups) join(cgPath string, pid int) error {
-	if len(c.roots) == 1 && c.roots[0] == cgroupRoot {
-		return nil
+// reaperCgroup is where a shared-PID pod's reaper lives: a leaf of its own
+// under the pod, out of the daemon's cgroup (so that a restart of crisp's
+// systemd unit does not kill it) and not in the pod cgroup itself (on v2 a
+// process there would stop controllers being enabled for the containers).
+func (c *cgroups) reaperCgroup(cgPath, id string) helpercgroup.Leaf {
+	return helpercgroup.Leaf{Pod: cgPath, Kind: helpercgroup.KindReaper, ID: id, Systemd: c.systemd}
+}
+
+// podSlice is a pod slice unit, made through libcontainer's systemd
+// manager as kubelet makes its pod slices.
+type podSlice string
+
+func (s podSlice) manager() (lcgroups.Manager, error) {
+	return manager.New(&lcgroups.Cgroup{
+		Systemd: true, Name: string(s), Parent: parentSlice(string(s)),
+		Resources: &lcgroups.Resources{SkipDevices: true},
+	})
+}
+
+// Apply starts the slice (pid -1: no process; an existing unit is fine).
+func (s podSlice) Apply(pid int) error {
+	m, err := s.manager()
+	if err != nil {
+		return err
 	}
-	for _, root := range c.roots {
-		f := filepath.Join(root, cgPath, "cgroup.procs")
-		if err := os.WriteFile(f, []byte(fmt.Sprint(pid)), 0o644); err != nil {
-			return fmt.Errorf("join pod cgroup %s: %w", f, err)
-		}
+	return m.Apply(pid)
+}
+
+// Destroy stops the slice and removes its directory.
+func (s podSlice) Destroy() error {
+	m, err := s.manager()
+	if err != nil {
+		return err
+	}
+	if err := m.Destroy(); err != nil {
+		return fmt.Errorf("remove pod slice %s: %w", string(s), err)
 	}
 	return nil
 }

@@ -98,3 +98,39 @@ func TestInheritCpusetFillsEmptyParent(t *testing.T) {
 		}
 	}
 }
+
+func TestPodPathSystemd(t *testing.T) {
+	c := &cgroups{systemd: true}
+	for _, tc := range []struct{ parent, want string }{
+		// No cgroup_parent: a slice of its own in crisp.slice, never the
+		// cgroupfs default that every container create would refuse.
+		{"", "/crisp.slice/crisp-podID.slice"},
+		{"kubepods-burstable-podabc.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podabc.slice"},
+		{"machine.slice", "/machine.slice"},
+	} {
+		got, err := c.podPath(tc.parent, "ID")
+		if err != nil || got != tc.want {
+			t.Errorf("podPath(%q) = %q, %v; want %q", tc.parent, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"/kubepods/burstable/podabc", "/kubepods.slice/kubepods-podabc.slice", "kubepods", "a--b.slice", "-.slice"} {
+		if _, err := c.podPath(bad, "ID"); err == nil {
+			t.Errorf("podPath(%q) accepted under systemd", bad)
+		}
+	}
+	if got, _ := (&cgroups{}).podPath("", "ID"); got != "/crisp/pod-ID" {
+		t.Errorf("cgroupfs default = %q", got)
+	}
+}
+
+func TestParentSlice(t *testing.T) {
+	for in, want := range map[string]string{
+		"kubepods-burstable-podabc.slice": "kubepods-burstable.slice",
+		"crisp-podID.slice":               "crisp.slice",
+		"crisp.slice":                     "-.slice",
+	} {
+		if got := parentSlice(in); got != want {
+			t.Errorf("parentSlice(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

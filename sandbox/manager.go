@@ -47,6 +47,9 @@ type Options struct {
 	// stays as the reaper of shared-PID pods, so the lean crisp-monitor
 	// binary is the better choice. /proc/self/exe by default.
 	Exe string
+	// CgroupDriver is "cgroupfs" (default) or "systemd": pod cgroups are
+	// then slices, and the reaper's cgroup a scope, made through systemd.
+	CgroupDriver string
 }
 
 // Manager runs pod sandboxes. It orchestrates small parts: the record store,
@@ -95,6 +98,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	cg.systemd = opts.CgroupDriver == "systemd"
 	exe := opts.Exe
 	if exe == "" {
 		exe = "/proc/self/exe"

@@ -45,7 +45,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 			return "", fmt.Errorf("namespace_options.userns_options: %w: %w", err, errdefs.ErrFailedPrecondition)
 		}
 	}
-	cgPath, err := podCgroupPath(cfg.CgroupParent, "")
+	cgPath, err := m.cgroups.podPath(cfg.CgroupParent, "")
 	if err != nil {
 		return "", errdefs.InvalidArgument("%v", err)
 	}
@@ -54,7 +54,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 
 	id := ids.New()
 	if cfg.CgroupParent == "" {
-		cgPath, _ = podCgroupPath("", id)
+		cgPath, _ = m.cgroups.podPath("", id)
 	}
 	key := nameKey(cfg.Metadata)
 	if err := m.names.Reserve(key, id); err != nil {
@@ -108,8 +108,13 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 		if podNet {
 			spec.Hostname = sb.Hostname
 		}
+		reaperCg := m.cgroups.reaperCgroup(cgPath, id)
+		if cfg.Namespaces.PID == ModePod {
+			// After the reaper's undo below has stopped it.
+			undo = append(undo, reaperCg.Remove)
+		}
 		undo = append(undo, func() error { return m.pins.remove(id) })
-		p, err := m.pins.create(ctx, id, kinds, cfg.Namespaces, spec, func(pid int) error { return m.cgroups.join(cgPath, pid) })
+		p, err := m.pins.create(ctx, id, kinds, cfg.Namespaces, spec, reaperCg.Join)
 		if err != nil {
 			return "", err
 		}

@@ -49,6 +49,11 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 			return fmt.Errorf("remove containers of pod %s: %w", sb.ID, err)
 		}
 	}
+	if sb.Config.Namespaces.PID == ModePod {
+		if err := m.cgroups.reaperCgroup(sb.Cgroup, sb.ID).Remove(); err != nil {
+			return err
+		}
+	}
 	if err := m.cgroups.remove(m.cgroupsToRemove(sb), path.Base(sb.Cgroup)); err != nil {
 		return err
 	}

@@ -76,7 +76,8 @@ func serve(cfg *config.Config) error {
 		Network: netMgr,
 		// Shared-PID pods keep this process as their reaper: the lean
 		// binary costs a fraction of the daemon's memory per pod.
-		Exe: mon,
+		Exe:          mon,
+		CgroupDriver: cfg.CgroupDriver,
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/helpercgroup"
 )
 
 // maxSocketPath is sizeof(sockaddr_un.sun_path) minus the terminating NUL.
@@ -45,6 +46,13 @@ type Config struct {
 	Stdin, StdinOnce, Tty bool
 	// MonitorBinary is the path to crisp-monitor.
 	MonitorBinary string
+	// SystemdCgroup: Spec.Linux.CgroupsPath is systemd's slice:prefix:name
+	// and libcontainer creates the container's scope over D-Bus.
+	SystemdCgroup bool
+	// MonitorCgroup is where the monitor moves itself before it creates
+	// the container: out of the daemon's cgroup, so that it survives a
+	// restart of the daemon's unit. Zero leaves it in the daemon's.
+	MonitorCgroup helpercgroup.Leaf
 }
 
 func (c Config) validate() error {
@@ -70,5 +78,6 @@ func (c Config) persisted() proto.Config {
 	return proto.Config{
 		ID: c.ID, Bundle: c.Bundle, StateDir: c.StateDir, LogPath: c.LogPath,
 		Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
+		SystemdCgroup: c.SystemdCgroup, MonitorCgroup: c.MonitorCgroup,
 	}
 }

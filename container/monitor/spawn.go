@@ -172,6 +172,9 @@ func reapChild(pid int) {
 // removeState removes what Create made: the volatile state dir, our files
 // in the bundle and the bundle itself if that leaves it empty.
 func removeState(pc *proto.Config) {
+	if !pc.MonitorCgroup.IsZero() {
+		pc.MonitorCgroup.Remove() // Destroy reports its error
+	}
 	os.RemoveAll(pc.StateDir)
 	for _, name := range bundleFiles {
 		os.Remove(pc.Path(name))

@@ -226,7 +226,7 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 		return err
 	}
 	spec.Linux.Resources = r
-	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: c.cfg.ID, Spec: &spec}, nil)
+	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: c.cfg.ID, UseSystemdCgroup: c.cfg.SystemdCgroup, Spec: &spec}, nil)
 	if err != nil {
 		return err
 	}

@@ -188,6 +188,11 @@ func (c *Container) Destroy() error {
 	if err := cleanupLibcontainer(&c.cfg); err != nil {
 		return err
 	}
+	if !c.cfg.MonitorCgroup.IsZero() {
+		if err := c.cfg.MonitorCgroup.Remove(); err != nil {
+			return err
+		}
+	}
 	removeState(&c.cfg)
 	return nil
 }
@@ -243,7 +248,7 @@ func destroySpecCgroup(pc *proto.Config) error {
 		}
 		return err
 	}
-	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: pc.ID, Spec: &spec}, nil)
+	cg, err := specconv.CreateCgroupConfig(&specconv.CreateOpts{CgroupName: pc.ID, UseSystemdCgroup: pc.SystemdCgroup, Spec: &spec}, nil)
 	if err != nil {
 		return err
 	}

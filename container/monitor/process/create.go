@@ -29,6 +29,12 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err := proto.ReadJSON(filepath.Join(bundle, proto.ConfigFile), &m.cfg); err != nil {
 		return err
 	}
+	// Before anything is forked: children start in their parent's cgroup.
+	if !m.cfg.MonitorCgroup.IsZero() {
+		if err := m.cfg.MonitorCgroup.Join(os.Getpid()); err != nil {
+			return err
+		}
+	}
 	spec := new(specs.Spec)
 	if err := proto.ReadJSON(m.cfg.Path(proto.SpecFile), spec); err != nil {
 		return err
@@ -84,8 +90,9 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		spec.Process.Terminal = true
 	}
 	lcfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName: m.cfg.ID,
-		Spec:       spec,
+		CgroupName:       m.cfg.ID,
+		UseSystemdCgroup: m.cfg.SystemdCgroup,
+		Spec:             spec,
 	})
 	if err != nil {
 		return nil, err

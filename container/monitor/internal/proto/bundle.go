@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/crisp-runtime/crisp/internal/helpercgroup"
 )
 
 // Files in Config.Bundle (persistent, survives reboots of the daemon).
@@ -40,6 +42,13 @@ type Config struct {
 	Stdin     bool   `json:"stdin,omitempty"`
 	StdinOnce bool   `json:"stdin_once,omitempty"`
 	Tty       bool   `json:"tty,omitempty"`
+	// SystemdCgroup: the spec's CgroupsPath is systemd's slice:prefix:name
+	// and libcontainer manages the container's scope over D-Bus.
+	SystemdCgroup bool `json:"systemd_cgroup,omitempty"`
+	// MonitorCgroup is the leaf the monitor moves itself into before it
+	// creates the container, out of the daemon's cgroup; zero for records
+	// written before it existed.
+	MonitorCgroup helpercgroup.Leaf `json:"monitor_cgroup,omitzero"`
 }
 
 // Path returns the path of the bundle file name.
