@@ -46,7 +46,6 @@
 #                     be shared by checkouts, e.g. /var/cache/crisp-vm
 #   VM_NO_BUILD=1     use _output/bin as it is (another build step made it)
 #   VM_NO_IMAGES=1    do not run hack/images.sh (the registry is filled)
-#   VM_KEEP=1         keep this run's output directory even if all passed
 # Output: _output/vm-runs/<time>/ (console.log, one log per suite, summary).
 set -euo pipefail
 
@@ -143,7 +142,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_CPUS:-2}" -m "${VM_MEM:-
 	-drive "file=$CACHE/rootfs.img,if=virtio,format=raw,snapshot=on"
 	-nic user,model=virtio-net-pci
 	"${shares[@]}"
-	-append "console=ttyS0 quiet loglevel=4 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
+	-append "console=ttyS0 quiet loglevel=3 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
 
 QPID=
 TPID=
