@@ -59,11 +59,11 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 fi
 
 ALL_SUITES="smoke integration crictl-e2e critest e2e-kubelet"
-# CI's subset (README "The VM test lane"), about 15 minutes with a cold
-# image: the quick suites and the integration tests that exercise cgroups
-# (limits, OOM, updates, stats and metrics, pod cgroups made and removed,
-# restarts, user namespaces). The full integration suite (~50 min under
-# TCG), critest (~30 min) and kubelet run in `make vm-test`.
+# CI's subset (README "The VM test lane"; about 25 minutes on a busy
+# machine): the quick suites and the integration tests that exercise
+# cgroups (limits, OOM, updates, stats and metrics, pod cgroups, restarts,
+# user namespaces). The full integration suite (about an hour under TCG),
+# critest (about 25 min) and kubelet run in `make vm-test`.
 CI_SUITES="smoke crictl-e2e integration"
 CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig)$'
 SUITES=${VM_SUITES:-$ALL_SUITES}
