@@ -56,6 +56,12 @@ setup_host() {
 	kube_chains_before=$(kube_chains)
 	for d in $(cgroup_hierarchies); do
 		[[ -d $d/$CGROOT ]] && die "$d/$CGROOT exists: another e2e-kubelet run or a leftover; remove it first"
+		# cgroup v2: kubelet's cgroupfs driver wants every controller in its
+		# root; on a fresh systemd node (the VM lane) the root delegates only
+		# some (memory, pids, io) until a container start enabled the rest.
+		if [[ -f $d/cgroup.controllers ]]; then
+			for c in $(<"$d/cgroup.controllers"); do echo "+$c" >"$d/cgroup.subtree_control" || true; done
+		fi
 		mkdir "$d/$CGROOT"
 		created_cgroups+=("$d/$CGROOT")
 	done
