@@ -38,8 +38,9 @@ kubelet_get() { curl -sfk --max-time 5 "https://127.0.0.1:$KUBELET_PORT$1"; }
 healthz() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz" 2>/dev/null) == ok ]]; }
 now_ms() { date +%s%3N; }
 
-# On a fresh node (the VM lane's guest) iptables-save prints no table at all.
-kube_chains() { iptables-save 2>/dev/null | { grep -E '^(\*|:KUBE-)' || true; } | cut -d' ' -f1 | tr '\n' ' '; }
+# KUBE-* chains only: on a fresh node (the VM lane's guest) the tables
+# themselves appear during the run (CNI), and before it none prints at all.
+kube_chains() { iptables-save 2>/dev/null | { grep -E '^:KUBE-' || true; } | cut -d' ' -f1 | tr '\n' ' '; }
 
 # cgroup_hierarchies: the mount points of every cgroup hierarchy (v1 ones
 # including name=systemd, and the v2 one): kubelet's cgroupfs manager wants
