@@ -18,13 +18,16 @@
 # Logs of both daemons are kept in _output/e2e-kubelet/. One run per machine at
 # a time (fixed ports, bridge and cgroup root); a second run waits.
 #
-# Environment: CRISP_BINARY, CRISP_TEST_REGISTRY (default 127.0.0.1:5000).
+# Environment: CRISP_BINARY, CRISP_TEST_REGISTRY (default 127.0.0.1:5000),
+# E2E_KUBELET_TIMEOUT_SCALE (default 1): multiplies every wait and the exec
+# probes' timeoutSeconds (the VM lane's emulated guest needs 4).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/_output/bin
 REGISTRY=${CRISP_TEST_REGISTRY:-127.0.0.1:5000}
 IMAGE=registry.k8s.io/e2e-test-images/busybox:1.29-2
+SCALE=${E2E_KUBELET_TIMEOUT_SCALE:-1}
 
 "$ROOT/hack/kubelet/build.sh"
 if [[ -n ${CRISP_BINARY:-} && $CRISP_BINARY != "$BIN/crisp" ]]; then
@@ -59,7 +62,7 @@ fail() {
 # depend on the one it runs.
 # eventually TIMEOUT DESC CMD...: poll CMD every 0.5s until it succeeds.
 eventually() {
-	local timeout=$1 desc=$2 deadline=$((SECONDS + $1)) out
+	local timeout=$(($1 * SCALE)) desc=$2 deadline=$((SECONDS + $1 * SCALE)) out
 	shift 2
 	until out=$("$@" 2>&1); do
 		if ((SECONDS >= deadline)); then
@@ -186,7 +189,7 @@ crash_attempts() { cri ps -a --pod "$(sandbox crasher)" -o json | jq '[.containe
 # two more restarts.
 a0=$(crash_attempts)
 seen=("$a0")
-deadline=$((SECONDS + 60))
+deadline=$((SECONDS + 60 * SCALE))
 while ((SECONDS < deadline && seen[-1] < a0 + 2)); do
 	a=$(crash_attempts 2>/dev/null || echo -1)
 	((a == seen[-1])) || seen+=("$a")

@@ -101,6 +101,15 @@ type podInfo struct {
 	CgroupCreated []string `json:"cgroupCreated"`
 }
 
+// cgroupDir is a cgroup's directory: in the unified tree on cgroup v2 (the
+// VM lane, hack/vm), in the controller's hierarchy on v1.
+func cgroupDir(controller, cgroup string) string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return filepath.Join("/sys/fs/cgroup", cgroup)
+	}
+	return filepath.Join("/sys/fs/cgroup", controller, cgroup)
+}
+
 // isNSFS says whether path is a pinned namespace.
 func isNSFS(path string) bool {
 	var st unix.Statfs_t

@@ -63,7 +63,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	if !strings.Contains(string(mustMountinfo(t)), info.ShmPath+" ") {
 		t.Errorf("pod shm %s not mounted", info.ShmPath)
 	}
-	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", info.Cgroup)); err != nil {
+	if _, err := os.Stat(cgroupDir("memory", info.Cgroup)); err != nil {
 		t.Errorf("pod cgroup: %v", err)
 	}
 
@@ -85,7 +85,7 @@ func TestSandboxLifecycle(t *testing.T) {
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("status of a removed pod: %v, want NotFound", err)
 	}
-	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/memory", info.Cgroup)); !os.IsNotExist(err) {
+	if _, err := os.Stat(cgroupDir("memory", info.Cgroup)); !os.IsNotExist(err) {
 		t.Errorf("pod cgroup left: %v", err)
 	}
 	if _, err := d.Runtime.StopPodSandbox(harness.Ctx(t), &runtimeapi.StopPodSandboxRequest{PodSandboxId: "0123unknown"}); err != nil {
@@ -381,7 +381,7 @@ func TestSandboxInterruptedRunIsRolledBackAtStart(t *testing.T) {
 	// record and part of what it planned.
 	id := strings.Repeat("ab", 32)
 	cg := "/crisp/pod-" + id
-	created := []string{"/sys/fs/cgroup/pids/crisp/pod-" + id}
+	created := []string{cgroupDir("pids", cg)}
 	if err := os.MkdirAll(created[0], 0o755); err != nil {
 		t.Fatal(err)
 	}

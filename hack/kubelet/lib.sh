@@ -38,8 +38,9 @@ kubelet_get() { curl -sfk --max-time 5 "https://127.0.0.1:$KUBELET_PORT$1"; }
 healthz() { [[ $(curl -sf --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz" 2>/dev/null) == ok ]]; }
 now_ms() { date +%s%3N; }
 
-# On a fresh node (the VM lane's guest) iptables-save prints no table at all.
-kube_chains() { iptables-save 2>/dev/null | { grep -E '^(\*|:KUBE-)' || true; } | cut -d' ' -f1 | tr '\n' ' '; }
+# KUBE-* chains only: on a fresh node (the VM lane's guest) the tables
+# themselves appear during the run (CNI), and before it none prints at all.
+kube_chains() { iptables-save 2>/dev/null | { grep -E '^:KUBE-' || true; } | cut -d' ' -f1 | tr '\n' ' '; }
 
 # cgroup_hierarchies: the mount points of every cgroup hierarchy (v1 ones
 # including name=systemd, and the v2 one): kubelet's cgroupfs manager wants
@@ -56,6 +57,12 @@ setup_host() {
 	kube_chains_before=$(kube_chains)
 	for d in $(cgroup_hierarchies); do
 		[[ -d $d/$CGROOT ]] && die "$d/$CGROOT exists: another e2e-kubelet run or a leftover; remove it first"
+		# cgroup v2: kubelet's cgroupfs driver wants every controller in its
+		# root; on a fresh systemd node (the VM lane) the root delegates only
+		# some (memory, pids, io) until a container start enabled the rest.
+		if [[ -f $d/cgroup.controllers ]]; then
+			for c in $(<"$d/cgroup.controllers"); do echo "+$c" >"$d/cgroup.subtree_control" || true; done
+		fi
 		mkdir "$d/$CGROOT"
 		created_cgroups+=("$d/$CGROOT")
 	done

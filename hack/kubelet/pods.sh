@@ -49,11 +49,11 @@ spec:
     readinessProbe:
       exec: {command: [cat, /tmp/ready]}
       periodSeconds: 1
-      timeoutSeconds: 1
+      timeoutSeconds: $((1 * ${SCALE:-1}))
     livenessProbe:
       exec: {command: [sh, -c, 'kill -0 1']}
       periodSeconds: 2
-      timeoutSeconds: 1
+      timeoutSeconds: $((1 * ${SCALE:-1}))
   - name: sidecar
     image: $IMAGE
     imagePullPolicy: IfNotPresent
@@ -63,7 +63,7 @@ spec:
     readinessProbe:
       exec: {command: [cat, /data/web]}
       periodSeconds: 1
-      timeoutSeconds: 1
+      timeoutSeconds: $((1 * ${SCALE:-1}))
   volumes: [{name: data, emptyDir: {}}]
 YAML
 }
@@ -140,7 +140,7 @@ snapshot() {
 # from its manifest written to Ready.
 ready_ms=()
 wait_ready() {
-	local deadline=$((SECONDS + 90)) p l pending=("$@") left
+	local deadline=$((SECONDS + 90 * ${SCALE:-1})) p l pending=("$@") left
 	while ((${#pending[@]})); do
 		left=()
 		for p in "${pending[@]}"; do
@@ -156,7 +156,7 @@ wait_ready() {
 		pending=("${left[@]}")
 		((${#pending[@]})) || break
 		if ((SECONDS >= deadline)); then
-			fail "pods not Ready within 90s: ${pending[*]}" "$(pods_json | jq -c '.items[]? | {name: .metadata.name, status: .status.containerStatuses}')"
+			fail "pods not Ready within $((90 * ${SCALE:-1}))s: ${pending[*]}" "$(pods_json | jq -c '.items[]? | {name: .metadata.name, status: .status.containerStatuses}')"
 			return 0
 		fi
 		sleep 0.2

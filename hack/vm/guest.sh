@@ -138,7 +138,7 @@ critest() {
 
 e2e_kubelet() {
 	local rc line p f
-	run_suite e2e-kubelet env CRISP_BINARY="$BIN/crisp" "$ROOT/hack/e2e-kubelet.sh"
+	run_suite e2e-kubelet env CRISP_BINARY="$BIN/crisp" E2E_KUBELET_TIMEOUT_SCALE="$scale" "$ROOT/hack/e2e-kubelet.sh"
 	rc=$?
 	line=$(grep -E '^e2e-kubelet: [0-9]+ passed' "$OUT/e2e-kubelet.log" | tail -1)
 	p=$(sed -n 's/^e2e-kubelet: \([0-9]*\) passed.*/\1/p' <<<"$line")

@@ -42,7 +42,10 @@ HOST_PACKAGES=(qemu-system-x86 kmod cpio busybox-static debootstrap e2fsprogs)
 # forwards the host's registry to the guest's 127.0.0.1:5000).
 GUEST_PACKAGES=(systemd systemd-sysv dbus udev kmod iproute2 iptables
 	containernetworking-plugins libseccomp2 ca-certificates procps util-linux
-	curl jq socat psmisc less)
+	curl jq socat psmisc less
+	# critest's AppArmor specs load their profiles with `sudo apparmor_parser`
+	# (the guest kernel has AppArmor, this host's has not).
+	sudo apparmor)
 
 APT_OPTS=(-o DPkg::Lock::Timeout=600 -o Acquire::Retries=3 -o Dpkg::Use-Pty=0)
 

@@ -46,7 +46,6 @@
 #                     be shared by checkouts, e.g. /var/cache/crisp-vm
 #   VM_NO_BUILD=1     use _output/bin as it is (another build step made it)
 #   VM_NO_IMAGES=1    do not run hack/images.sh (the registry is filled)
-#   VM_KEEP=1         keep this run's output directory even if all passed
 # Output: _output/vm-runs/<time>/ (console.log, one log per suite, summary).
 set -euo pipefail
 
@@ -60,12 +59,19 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 fi
 
 ALL_SUITES="smoke integration crictl-e2e critest e2e-kubelet"
-# CI's subset (README "VM test lane"): everything but kubelet, critest's
-# serial run only.
-CI_SUITES="smoke integration crictl-e2e critest"
+# CI's subset (README "The VM test lane"; about 25 minutes on a busy
+# machine): the quick suites and the integration tests that exercise
+# cgroups (limits, OOM, updates, stats and metrics, pod cgroups, restarts,
+# user namespaces). The full integration suite (about an hour under TCG),
+# critest (about 25 min) and kubelet run in `make vm-test`.
+CI_SUITES="smoke crictl-e2e integration"
+CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig)$'
 SUITES=${VM_SUITES:-$ALL_SUITES}
 SUITES=${SUITES//,/ }
-[[ $SUITES == ci ]] && SUITES=$CI_SUITES
+if [[ $SUITES == ci ]]; then
+	SUITES=$CI_SUITES
+	VM_TEST_RUN=${VM_TEST_RUN:-$CI_TEST_RUN}
+fi
 [[ $SUITES == none ]] && SUITES=
 for s in $SUITES; do
 	[[ " $ALL_SUITES " == *" $s "* ]] || { echo "vm: unknown suite $s (known: $ALL_SUITES)" >&2; exit 2; }
@@ -136,7 +142,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_CPUS:-2}" -m "${VM_MEM:-
 	-drive "file=$CACHE/rootfs.img,if=virtio,format=raw,snapshot=on"
 	-nic user,model=virtio-net-pci
 	"${shares[@]}"
-	-append "console=ttyS0 quiet loglevel=4 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
+	-append "console=ttyS0 quiet loglevel=3 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
 
 QPID=
 TPID=
