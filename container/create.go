@@ -66,7 +66,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		return "", err
 	}
 	if sb.State != sandbox.StateReady {
-		return "", fmt.Errorf("pod sandbox %s is not ready: %w", podID, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready", podID)
 	}
 	img, err := m.images.Get(cfg.Image.Image)
 	if err != nil {
@@ -208,7 +208,7 @@ func classifyInitError(err error) error {
 	case strings.Contains(msg, "error during container init: exec:"):
 		return fmt.Errorf("%w (the command, config.command/args or the image's entrypoint and cmd, cannot be executed in the container): %w", err, errdefs.ErrInvalidArgument)
 	case strings.Contains(msg, "error during container init"):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("%w", err)
 	}
 	return err
 }
@@ -327,12 +327,12 @@ func (m *Manager) targetPIDNS(target, podID string) (string, error) {
 		return "", errdefs.InvalidArgument("target container %s is in another pod", target)
 	}
 	if s.Status.State != StateRunning || s.Status.Pid <= 0 {
-		return "", fmt.Errorf("target container %s is not running: %w", target, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("target container %s is not running", target)
 	}
 	p := fmt.Sprintf("/proc/%d/ns/pid", s.Status.Pid)
 	if _, err := os.Stat(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("target container %s is not running: %w", target, errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("target container %s is not running", target)
 		}
 		return "", err
 	}

@@ -20,7 +20,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	defer e.Unlock()
 	c := e.Load()
 	if st := statusOf(c, e.proc).State; st != StateCreated {
-		return fmt.Errorf("container %s is %s, only a created container can be started: %w", c.ID, st, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("container %s is %s, only a created container can be started", c.ID, st)
 	}
 	hooks, pod := m.lifecycleHooks(), m.podOf(c.PodID)
 	if err := hooks.StartContainer(ctx, pod, e.snapshot()); err != nil {

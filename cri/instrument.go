@@ -11,8 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // Interceptors return the gRPC options that give every RPC the same logging,
@@ -58,10 +56,10 @@ func toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() == context.DeadlineExceeded && errdefs.Code(err) != codes.DeadlineExceeded {
+	if ctx.Err() == context.DeadlineExceeded && grpcCode(err) != codes.DeadlineExceeded {
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
-	return errdefs.ToGRPC(err)
+	return toGRPC(err)
 }
 
 func logRPC(method string, req any, start time.Time, err error) {

@@ -74,7 +74,7 @@ func TestStreamingRPCsValidate(t *testing.T) {
 		}, codes.InvalidArgument, "70000"},
 	} {
 		err := tc.call()
-		if got := errdefs.Code(err); got != tc.code || (err != nil && !strings.Contains(err.Error(), tc.msg)) {
+		if got := grpcCode(err); got != tc.code || (err != nil && !strings.Contains(err.Error(), tc.msg)) {
 			t.Errorf("%s: %v (code %v), want %v naming %q", name, err, got, tc.code, tc.msg)
 		}
 	}
@@ -82,7 +82,7 @@ func TestStreamingRPCsValidate(t *testing.T) {
 	// Without a streaming server the RPCs say which one is missing.
 	s = New(Deps{})
 	_, err := s.Exec(ctx, &runtimeapi.ExecRequest{ContainerId: "c", Cmd: []string{"sh"}, Stdout: true})
-	if errdefs.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "Exec") {
+	if grpcCode(err) != codes.Unimplemented || !strings.Contains(err.Error(), "Exec") {
 		t.Errorf("exec without streaming: %v", err)
 	}
 }
@@ -115,14 +115,14 @@ func TestStreamingPods(t *testing.T) {
 	if pn, err := pods.Network("host"); err != nil || pn.NetNS != "" {
 		t.Errorf("host-network pod: %+v, %v", pn, err)
 	}
-	if _, err := pods.Network("stopped"); errdefs.Code(err) != codes.FailedPrecondition {
+	if _, err := pods.Network("stopped"); grpcCode(err) != codes.FailedPrecondition {
 		t.Errorf("stopped pod: %v", err)
 	}
 	// A pod network without its namespace must not fall back to the host's.
-	if _, err := pods.Network("unpinned"); errdefs.Code(err) != codes.FailedPrecondition {
+	if _, err := pods.Network("unpinned"); grpcCode(err) != codes.FailedPrecondition {
 		t.Errorf("pod without namespace: %v", err)
 	}
-	if _, err := pods.Network("nope"); errdefs.Code(err) != codes.NotFound {
+	if _, err := pods.Network("nope"); grpcCode(err) != codes.NotFound {
 		t.Errorf("unknown pod: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,8 +39,8 @@ func (s *Store) Remove(ref string) error {
 	}
 	untagOnly := name != "" && slices.Contains(m.RepoTags, name) && len(m.RepoTags) > 1
 	if !untagOnly && len(mountedBy) > 0 {
-		return fmt.Errorf("image %s is mounted as a volume (%s): remove the containers that mount it first: %w",
-			id, strings.Join(mountedBy, ", "), errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("image %s is mounted as a volume (%s): remove the containers that mount it first",
+			id, strings.Join(mountedBy, ", "))
 	}
 
 	// Persist first, then forget and collect: a crash leaves at worst

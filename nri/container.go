@@ -35,7 +35,7 @@ func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 		n.mu.Lock()
 		n.undoCreateLocked(ctx, pod, ctr)
 		n.mu.Unlock()
-		return fmt.Errorf("NRI adjustment of container %q in pod %s: %w: %w", c.Name, c.PodID, err, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("NRI adjustment of container %q in pod %s: %w", c.Name, c.PodID, err)
 	}
 	n.sideEffects(rpl.GetUpdate(), rpl.GetEvict())
 	return nil

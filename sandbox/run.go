@@ -38,11 +38,11 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	}
 	podNet := cfg.Namespaces.Network == ModePod
 	if podNet && m.net == nil {
-		return "", fmt.Errorf("%w: %w", errNoNetwork, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("%w", errNoNetwork)
 	}
 	if cfg.Namespaces.UsernsPod() {
 		if err := m.UserNamespaces(); err != nil {
-			return "", fmt.Errorf("namespace_options.userns_options: %w: %w", err, errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("namespace_options.userns_options: %w", err)
 		}
 	}
 	cgPath, err := podCgroupPath(cfg.CgroupParent, "")
