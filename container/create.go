@@ -17,11 +17,9 @@ import (
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
-
-// createTimeout bounds the monitor's create when the client set no deadline.
-const createTimeout = 4 * time.Minute
 
 // undo collects rollback steps of a multi-step operation, run in reverse.
 type undo []func()
@@ -158,9 +156,12 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		}
 	}
 
+	// Follows the client's deadline and rolls back when it passes: kubelet
+	// would not start a container it has no ID for (the cancellation policy
+	// in internal/timeouts).
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, createTimeout)
+		ctx, cancel = context.WithTimeout(ctx, timeouts.ContainerCreate)
 		defer cancel()
 	}
 	proc, err := m.runtime.Create(ctx, monitor.Config{

@@ -13,6 +13,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -49,7 +50,7 @@ func (n *NRI) UndoCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 }
 
 func (n *NRI) undoCreateLocked(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NRIUndo)
 	defer cancel()
 	n.sideEffects(n.stopContainerLocked(ctx, pod, ctr), nil)
 	n.removeContainerLocked(ctx, pod, ctr)

@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"k8s.io/klog/v2"
 
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
-
-// undoTimeout bounds telling plugins about a rollback, which runs on a
-// fresh context: the caller's may be why we are rolling back.
-const undoTimeout = 30 * time.Second
 
 // RunPod implements sandbox.Hooks. When a plugin fails it, the others are
 // told that the pod stopped and went away, as containerd does.
@@ -27,7 +23,7 @@ func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) error {
 	if err == nil {
 		return nil
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NRIUndo)
 	defer cancel()
 	n.stopPodLocked(uctx, pod)
 	n.removePodLocked(uctx, pod)

@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
-
-// sideEffectTimeout bounds the updates and evictions plugins ask for in
-// answer to an event.
-const sideEffectTimeout = 2 * time.Minute
 
 // synchronize gives a connecting plugin its first view of the node: every
 // pod, and every container that has not exited. Pods and containers being
@@ -126,7 +122,7 @@ func (n *NRI) sideEffects(updates []*api.ContainerUpdate, evictions []*api.Conta
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), sideEffectTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeouts.NRISideEffect)
 		defer cancel()
 		if err := n.evict(ctx, evictions); err != nil {
 			klog.Warningf("NRI: %v", err)

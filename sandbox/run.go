@@ -14,17 +14,9 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
-
-// runTimeout bounds RunPodSandbox's work, which goes on even if the client
-// gives up: kubelet retries with the same metadata and finds the pod listed,
-// whereas abandoning half way would only make it start over.
-const runTimeout = 4 * time.Minute
-
-// cleanupTimeout bounds each rollback or teardown step; it uses a fresh
-// context because the caller's may be the reason we are cleaning up.
-const cleanupTimeout = 2 * time.Minute
 
 // Run creates a pod and returns its id. Everything it did is undone if it
 // fails; a crash half way is undone at the next start-up (see recover).
@@ -49,7 +41,9 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err != nil {
 		return "", errdefs.InvalidArgument("%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runTimeout)
+	// Finished even if the client gives up: kubelet's retry adopts the
+	// pod (the cancellation policy in internal/timeouts).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.PodRun)
 	defer cancel()
 
 	id := ids.New()
@@ -123,7 +117,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 
 	if podNet {
 		undo = append(undo, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), timeouts.Cleanup)
 			defer cancel()
 			return m.net.Teardown(ctx, netPod(sb))
 		})
@@ -231,10 +225,6 @@ func (m *Manager) removeShm(id string) error {
 	return err
 }
 
-// reaperStopTimeout bounds the wait for a killed reaper: SIGKILL is not
-// deferrable, but the kernel first kills the rest of the PID namespace.
-const reaperStopTimeout = 10 * time.Second
-
 // stopReaper kills a pod's PID 1, which takes every process of the PID
 // namespace with it, and waits until it is gone.
 func stopReaper(r Reaper, exit processExit) error {
@@ -244,8 +234,8 @@ func stopReaper(r Reaper, exit processExit) error {
 	select {
 	case <-exit:
 		return nil
-	case <-time.After(reaperStopTimeout):
-		return fmt.Errorf("pod reaper %d did not exit within %v", r.PID, reaperStopTimeout)
+	case <-time.After(timeouts.ReaperStop):
+		return fmt.Errorf("pod reaper %d did not exit within %v", r.PID, timeouts.ReaperStop)
 	}
 }
 

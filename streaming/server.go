@@ -27,6 +27,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // TerminalSize is a resize event of an exec or attach session with a TTY.
@@ -203,7 +204,7 @@ func New(o Options) (*Server, error) {
 		Handler: s,
 		// Upgrade requests are small; a client that trickles its headers
 		// must not hold a slot for long.
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: timeouts.StreamHeaders,
 		ConnContext:       connContext,
 	}
 	return s, nil
@@ -242,14 +243,11 @@ func (s *Server) Close() error {
 	go func() { s.wg.Wait(); close(waited) }()
 	select {
 	case <-waited:
-	case <-time.After(closeWait):
-		klog.Warningf("streaming sessions still running %v after close; not waiting for them", closeWait)
+	case <-time.After(timeouts.StreamClose):
+		klog.Warningf("streaming sessions still running %v after close; not waiting for them", timeouts.StreamClose)
 	}
 	return err
 }
-
-// closeWait bounds how long Close waits for sessions to end.
-const closeWait = 5 * time.Second
 
 // ServeHTTP bounds concurrent sessions and tracks their connections, then
 // lets the library route by token; an unknown or used token gets 404.
