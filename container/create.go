@@ -101,7 +101,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := m.store.deleteRecord(id); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 		os.RemoveAll(m.store.dir(id))
 	})
@@ -110,7 +110,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := m.images.Unlease(id); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 	if c.LowerDirs, err = m.images.LayerDirs(img.ID); err != nil {
@@ -119,7 +119,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	// Registered first: a failed mount has already made the mountpoint.
 	rollback.add(func() {
 		if err := m.unmountRootfs(id, c.Rootfs); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 	c.IDMap = rootfsIDMap(sb)
@@ -128,7 +128,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := m.releaseImageVolumes(id, len(vols)); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 	volSrcs, err := m.mountImageVolumes(id, vols, c.IDMap)
@@ -180,7 +180,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := proc.Destroy(); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 
@@ -298,17 +298,17 @@ func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, img *image.Ima
 	if notes.OOMScoreAdjClamped {
 		// Once per daemon: it is a property of the node, not of a pod.
 		m.oomClampLogged.Do(func() {
-			klog.Warningf("crisp lacks CAP_SYS_RESOURCE: container oom_score_adj values below the daemon's own are raised to it (first: container %s asked for %d)", c.ID, notes.RequestedOOMScoreAdj)
+			klog.InfoS("crisp lacks CAP_SYS_RESOURCE: container oom_score_adj values below the daemon's own are raised to it", "firstContainer", c.ID, "requested", notes.RequestedOOMScoreAdj)
 		})
 	}
 	for _, w := range notes.Warnings {
 		// Most warnings describe the node (a missing cgroup controller) and
 		// kubelet triggers them for every container: say each once.
 		if _, seen := m.warned.LoadOrStore(w, true); seen {
-			klog.V(4).Infof("container %s (%s): %s", c.ID, c.Name, w)
+			klog.V(4).InfoS(w, "container", c.ID, "name", c.Name)
 			continue
 		}
-		klog.Warningf("container %s (%s): %s (logged once per daemon)", c.ID, c.Name, w)
+		klog.InfoS(w+" (logged once per daemon)", "container", c.ID, "name", c.Name)
 	}
 	return s, nil
 }

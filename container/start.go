@@ -70,7 +70,7 @@ func (m *Manager) recordExit(e *entry) *Snapshot {
 		n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
 		if err := m.commit(e, n); err != nil {
 			// The monitor's exit.json still has it.
-			klog.Warningf("container %s: record exit: %v", c.ID, err)
+			klog.InfoS("Recording a container exit failed; the monitor's exit.json still has it", "container", c.ID, "err", err)
 		}
 	}
 	m.events.publish(Event{Type: EventStopped, ContainerID: c.ID, PodID: c.PodID, Time: st.FinishedAt})

@@ -85,7 +85,7 @@ func (m *Manager) StopPodContainers(ctx context.Context, podID string, grace tim
 	wg.Wait()
 	err := errors.Join(errs...)
 	if err != nil {
-		klog.Warningf("pod %s: stopping containers: %v", podID, err)
+		klog.FromContext(ctx).Info("Stopping the pod's containers failed", "pod", podID, "err", err)
 	}
 	return err
 }

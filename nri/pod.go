@@ -71,7 +71,7 @@ func (n *NRI) PostUpdatePod(ctx context.Context, sb *sandbox.Sandbox) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: podToNRI(sb)}); err != nil {
-		klog.Warningf("pod %s: NRI PostUpdatePodSandbox: %v", sb.ID, err)
+		klog.FromContext(ctx).Info("NRI PostUpdatePodSandbox failed", "pod", sb.ID, "err", err)
 	}
 }
 
@@ -81,7 +81,7 @@ func (n *NRI) stopPodLocked(ctx context.Context, pod *api.PodSandbox) {
 	}
 	n.setState(pod.Id, stopped)
 	if err := n.nri.StopPodSandbox(ctx, &api.StopPodSandboxRequest{Pod: pod}); err != nil {
-		klog.Warningf("pod %s: NRI StopPodSandbox: %v", pod.Id, err)
+		klog.FromContext(ctx).Info("NRI StopPodSandbox failed", "pod", pod.Id, "err", err)
 	}
 }
 
@@ -91,7 +91,7 @@ func (n *NRI) removePodLocked(ctx context.Context, pod *api.PodSandbox) {
 	}
 	n.setState(pod.Id, gone)
 	if err := n.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod}); err != nil {
-		klog.Warningf("pod %s: NRI RemovePodSandbox: %v", pod.Id, err)
+		klog.FromContext(ctx).Info("NRI RemovePodSandbox failed", "pod", pod.Id, "err", err)
 	}
 }
 

@@ -62,7 +62,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 		}
 		for i := len(undo) - 1; i >= 0; i-- {
 			if err := undo[i](); err != nil {
-				klog.Errorf("pod %s: rolling back a failed RunPodSandbox: %v", id, err)
+				klog.FromContext(ctx).Error(err, "Rolling back a failed RunPodSandbox", "pod", id)
 			}
 		}
 		m.names.Release(key, id)
@@ -253,12 +253,12 @@ func (m *Manager) watchReaper(e *entry, r Reaper) {
 		if sb.Reaper == nil || *sb.Reaper != r {
 			return // stopped deliberately
 		}
-		klog.Warningf("pod %s: reaper (pid %d) exited; the pod is no longer ready", sb.ID, r.PID)
+		klog.InfoS("Pod reaper exited; the pod is no longer ready", "pod", sb.ID, "pid", r.PID)
 		sb = sb.clone()
 		sb.Reaper = nil
 		sb.State = StateNotReady
 		if err := m.pods.Commit(e, sb); err != nil {
-			klog.Errorf("pod %s: %v", sb.ID, err)
+			klog.ErrorS(err, "Marking the pod not ready", "pod", sb.ID)
 			e.Store(sb)
 		}
 		m.publish(EventStopped, sb)

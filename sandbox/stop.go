@@ -147,7 +147,7 @@ func (m *Manager) teardownNetwork(sb *Sandbox) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeouts.Cleanup)
 	defer cancel()
 	if err := m.net.Teardown(ctx, netPod(sb)); err != nil {
-		klog.Warningf("pod %s: CNI DEL failed, will retry on the next stop or remove: %v", sb.ID, err)
+		klog.FromContext(ctx).Info("CNI DEL failed, will retry on the next stop or remove", "pod", sb.ID, "err", err)
 		return fmt.Errorf("pod network teardown: %w", err)
 	}
 	return nil
