@@ -124,7 +124,7 @@ func loadConfDir(ctx context.Context, cni *libcni.CNIConfig, dir string) (*loade
 			err = validateList(ctx, cni, list)
 		}
 		if err != nil {
-			klog.Warningf("Ignoring CNI config file %s: %v", f, err)
+			klog.InfoS("Ignoring CNI config file", "file", f, "err", err)
 			problems = append(problems, fmt.Sprintf("%s: %v", filepath.Base(f), err))
 			continue
 		}

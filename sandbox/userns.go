@@ -103,7 +103,7 @@ func (m *Manager) UserNamespaces() error {
 		m.usernsErr = m.probeUserns()
 		if m.usernsErr != nil {
 			m.usernsErr = fmt.Errorf("user namespaces are not supported on this node: %w", m.usernsErr)
-			klog.Warning(m.usernsErr)
+			klog.InfoS("User namespaces unavailable", "err", m.usernsErr)
 		}
 	})
 	return m.usernsErr

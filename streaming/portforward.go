@@ -38,7 +38,7 @@ func (s *Server) portForward(ctx context.Context, podID string, port int32, stre
 	if err != nil {
 		return fmt.Errorf("port forward to pod %s port %d: %w", podID, port, err)
 	}
-	klog.V(4).Infof("port forward to pod %s port %d: connected to %s", podID, port, conn.RemoteAddr())
+	klog.V(4).InfoS("Port forward connected", "pod", podID, "port", port, "target", conn.RemoteAddr())
 	return proxy(ctx, stream, conn, s.idle)
 }
 

@@ -218,7 +218,7 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // Serve answers sessions until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	klog.Infof("streaming server listening on %s", s.url)
+	klog.InfoS("Streaming server listening", "url", s.url)
 	if err := s.http.Serve(s.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -244,7 +244,7 @@ func (s *Server) Close() error {
 	select {
 	case <-waited:
 	case <-time.After(timeouts.StreamClose):
-		klog.Warningf("streaming sessions still running %v after close; not waiting for them", timeouts.StreamClose)
+		klog.InfoS("Streaming sessions still running after close; not waiting for them", "waited", timeouts.StreamClose)
 	}
 	return err
 }
@@ -267,7 +267,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if klog.V(5).Enabled() {
 		// A cheap leak check: after sessions end the count comes back.
 		defer func() {
-			klog.Infof("streaming: %s %s ended; %d goroutines", r.Method, r.URL.Path, goruntime.NumGoroutine())
+			klog.InfoS("Streaming session ended", "method", r.Method, "path", r.URL.Path, "goroutines", goruntime.NumGoroutine())
 		}()
 	}
 	// The response writer goes through unwrapped: the library must be able
