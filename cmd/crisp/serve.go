@@ -132,22 +132,22 @@ func serve(cfg *config.Config) error {
 			done <- fmt.Errorf("streaming server: %w", err)
 		}
 	}()
-	klog.Infof("crisp %s serving CRI on %s (root %s, state %s)", version, cfg.Listen, cfg.Root, cfg.State)
+	klog.InfoS("crisp serving CRI", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
 
 	select {
 	case sig := <-sigs:
-		klog.Infof("received %v, finishing in-flight requests", sig)
+		klog.InfoS("Finishing in-flight requests", "signal", sig)
 		stopped := make(chan struct{})
 		go func() { g.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
 		case <-time.After(timeouts.Shutdown):
-			klog.Warningf("in-flight requests still running after %v; closing them", timeouts.Shutdown)
+			klog.InfoS("In-flight requests still running; closing them", "waited", timeouts.Shutdown)
 			g.Stop()
 		}
 		// Containers are deliberately left running: kubelet expects a runtime
 		// restart to be invisible to workloads.
-		klog.Info("crisp stopped")
+		klog.InfoS("crisp stopped")
 		return nil
 	case err := <-done:
 		return err
