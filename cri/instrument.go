@@ -26,8 +26,9 @@ func Interceptors() []grpc.ServerOption {
 func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	method := shortMethod(info.FullMethod)
-	// Everything below logs through this logger (klog.FromContext), so each
-	// line names the RPC and the objects it is about.
+	// The handler and the managers it calls log through this logger where
+	// they have the ctx (klog.FromContext), so those lines name the RPC and
+	// the objects it is about.
 	logger := klog.FromContext(ctx).WithValues(append([]any{"method", method}, requestIDs(req)...)...)
 	ctx = klog.NewContext(ctx, logger)
 	defer func() {
