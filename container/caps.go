@@ -18,7 +18,7 @@ var daemonCaps = sync.OnceValue(func() map[string]bool {
 		err = c.Load()
 	}
 	if err != nil {
-		klog.Warningf("cannot read the daemon's capabilities: %v", err)
+		klog.InfoS("Cannot read the daemon's capabilities", "err", err)
 		return nil
 	}
 	out := map[string]bool{}

@@ -17,11 +17,9 @@ import (
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
-
-// createTimeout bounds the monitor's create when the client set no deadline.
-const createTimeout = 4 * time.Minute
 
 // undo collects rollback steps of a multi-step operation, run in reverse.
 type undo []func()
@@ -66,7 +64,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		return "", err
 	}
 	if sb.State != sandbox.StateReady {
-		return "", fmt.Errorf("pod sandbox %s is not ready: %w", podID, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready", podID)
 	}
 	img, err := m.images.Get(cfg.Image.Image)
 	if err != nil {
@@ -103,7 +101,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := m.store.deleteRecord(id); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 		os.RemoveAll(m.store.dir(id))
 	})
@@ -112,7 +110,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := m.images.Unlease(id); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 	if c.LowerDirs, err = m.images.LayerDirs(img.ID); err != nil {
@@ -121,7 +119,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	// Registered first: a failed mount has already made the mountpoint.
 	rollback.add(func() {
 		if err := m.unmountRootfs(id, c.Rootfs); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 	c.IDMap = rootfsIDMap(sb)
@@ -130,7 +128,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := m.releaseImageVolumes(id, len(vols)); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 	volSrcs, err := m.mountImageVolumes(id, vols, c.IDMap)
@@ -158,9 +156,12 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		}
 	}
 
+	// Follows the client's deadline and rolls back when it passes: kubelet
+	// would not start a container it has no ID for (the cancellation policy
+	// in internal/timeouts).
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, createTimeout)
+		ctx, cancel = context.WithTimeout(ctx, timeouts.ContainerCreate)
 		defer cancel()
 	}
 	proc, err := m.runtime.Create(ctx, monitor.Config{
@@ -181,7 +182,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	}
 	rollback.add(func() {
 		if err := proc.Destroy(); err != nil {
-			klog.Warningf("container %s: rollback: %v", id, err)
+			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
 
@@ -210,7 +211,7 @@ func classifyInitError(err error) error {
 	case strings.Contains(msg, "error during container init: exec:"):
 		return fmt.Errorf("%w (the command, config.command/args or the image's entrypoint and cmd, cannot be executed in the container): %w", err, errdefs.ErrInvalidArgument)
 	case strings.Contains(msg, "error during container init"):
-		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("%w", err)
 	}
 	return err
 }
@@ -299,17 +300,17 @@ func (m *Manager) generateSpec(c *Container, sb *sandbox.Sandbox, img *image.Ima
 	if notes.OOMScoreAdjClamped {
 		// Once per daemon: it is a property of the node, not of a pod.
 		m.oomClampLogged.Do(func() {
-			klog.Warningf("crisp lacks CAP_SYS_RESOURCE: container oom_score_adj values below the daemon's own are raised to it (first: container %s asked for %d)", c.ID, notes.RequestedOOMScoreAdj)
+			klog.InfoS("crisp lacks CAP_SYS_RESOURCE: container oom_score_adj values below the daemon's own are raised to it", "firstContainer", c.ID, "requested", notes.RequestedOOMScoreAdj)
 		})
 	}
 	for _, w := range notes.Warnings {
 		// Most warnings describe the node (a missing cgroup controller) and
 		// kubelet triggers them for every container: say each once.
 		if _, seen := m.warned.LoadOrStore(w, true); seen {
-			klog.V(4).Infof("container %s (%s): %s", c.ID, c.Name, w)
+			klog.V(4).InfoS(w, "container", c.ID, "name", c.Name)
 			continue
 		}
-		klog.Warningf("container %s (%s): %s (logged once per daemon)", c.ID, c.Name, w)
+		klog.InfoS(w+" (logged once per daemon)", "container", c.ID, "name", c.Name)
 	}
 	return s, nil
 }
@@ -329,12 +330,12 @@ func (m *Manager) targetPIDNS(target, podID string) (string, error) {
 		return "", errdefs.InvalidArgument("target container %s is in another pod", target)
 	}
 	if s.Status.State != StateRunning || s.Status.Pid <= 0 {
-		return "", fmt.Errorf("target container %s is not running: %w", target, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("target container %s is not running", target)
 	}
 	p := fmt.Sprintf("/proc/%d/ns/pid", s.Status.Pid)
 	if _, err := os.Stat(p); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("target container %s is not running: %w", target, errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("target container %s is not running", target)
 		}
 		return "", err
 	}

@@ -93,7 +93,7 @@ func (b *broadcaster) publish(ev Event) {
 				case <-s.ch:
 					s.dropped++
 					if s.dropped == 1 || s.dropped%100 == 0 {
-						klog.Warningf("container event subscriber is too slow: %d events dropped", s.dropped)
+						klog.InfoS("Container event subscriber is too slow; events dropped", "dropped", s.dropped)
 					}
 				default:
 				}

@@ -61,7 +61,7 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 			return nil, fmt.Errorf("command %q timed out after %v: %w", strings.Join(cmd, " "), timeout, context.DeadlineExceeded)
 		}
 		if errors.Is(err, monitor.ErrNotRunning) {
-			return nil, fmt.Errorf("container %s: %w: %w", s.ID, err, errdefs.ErrFailedPrecondition)
+			return nil, errdefs.FailedPrecondition("container %s: %w", s.ID, err)
 		}
 		return nil, fmt.Errorf("exec in container %s: %w", s.ID, err)
 	}
@@ -80,7 +80,7 @@ func (m *Manager) execProcess(id string, cmd []string, tty bool) (*entry, *specs
 	}
 	s := e.snapshot()
 	if s.Status.State != StateRunning {
-		return nil, nil, fmt.Errorf("container %s is %s: %w", s.ID, s.Status.State, errdefs.ErrFailedPrecondition)
+		return nil, nil, errdefs.FailedPrecondition("container %s is %s", s.ID, s.Status.State)
 	}
 	if s.Process == nil {
 		return nil, nil, fmt.Errorf("container %s has no process spec", s.ID)
@@ -101,7 +101,7 @@ func (m *Manager) Running(id string) (string, error) {
 	}
 	s := e.snapshot()
 	if s.Status.State != StateRunning {
-		return "", fmt.Errorf("container %s is %s: %w", s.ID, s.Status.State, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("container %s is %s", s.ID, s.Status.State)
 	}
 	return s.ID, nil
 }
@@ -119,7 +119,7 @@ func (m *Manager) Exec(ctx context.Context, id string, cmd []string, stdin io.Re
 	}
 	code, err := e.proc.Exec(ctx, p, stdin, stdout, stderr, tty, resize)
 	if errors.Is(err, monitor.ErrNotRunning) {
-		return -1, fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrFailedPrecondition)
+		return -1, errdefs.FailedPrecondition("container %s: %w", id, err)
 	}
 	return code, err
 }
@@ -133,7 +133,7 @@ func (m *Manager) Attach(ctx context.Context, id string, stdin io.Reader, stdout
 	}
 	err = e.proc.Attach(ctx, stdin, stdout, stderr, resize)
 	if errors.Is(err, monitor.ErrNotRunning) {
-		return fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("container %s: %w", id, err)
 	}
 	return err
 }

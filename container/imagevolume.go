@@ -135,7 +135,7 @@ func (m *Manager) mountImageVolume(id string, n int, v ImageVolume, idm *RootfsI
 		mapped, release, err := m.idmapLayers(id, lower, idm)
 		defer func() {
 			if err := release(); err != nil {
-				klog.Warningf("container %s: %v", id, err)
+				klog.InfoS("Releasing id-mapped image volume layers failed", "container", id, "err", err)
 			}
 		}()
 		if err != nil {
@@ -204,7 +204,7 @@ func (m *Manager) releaseImageVolumes(id string, n int) error {
 func (m *Manager) remountImageVolumes(c *Container) {
 	for n, v := range c.ImageVolumes {
 		if _, err := m.mountImageVolume(c.ID, n, v, c.IDMap); err != nil {
-			klog.Errorf("container %s: re-mount %v", c.ID, err)
+			klog.ErrorS(err, "Re-mounting an image volume failed", "container", c.ID)
 		}
 	}
 }

@@ -89,7 +89,7 @@ func appendMetrics(out []Metric, scope metricScope, base []string, src *metricSo
 		for _, smp := range d.values(src) {
 			if len(smp.labels) != len(d.extra) {
 				// A bug in metricDefs; kubelet would drop the metric anyway.
-				klog.Errorf("metric %s: %d label values for %d keys", d.name, len(smp.labels), len(d.extra))
+				klog.ErrorS(nil, "Metric sample has the wrong number of label values", "metric", d.name, "values", len(smp.labels), "keys", len(d.extra))
 				continue
 			}
 			labels := base

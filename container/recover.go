@@ -21,23 +21,23 @@ func (m *Manager) recover(ctx context.Context) error {
 	cs, orphans, errs := m.store.loadAll()
 	for _, err := range errs {
 		// Left alone for a person to look at; the node keeps working.
-		klog.Errorf("container record skipped: %v", err)
+		klog.ErrorS(err, "Container record skipped")
 	}
 	for _, id := range orphans {
 		m.cleanupOrphan(id)
 	}
 	for _, c := range cs {
 		if c.Phase == PhaseCreating {
-			klog.Infof("container %s: rolling back a create interrupted by a restart", c.ID)
+			klog.InfoS("Rolling back a create interrupted by a restart", "container", c.ID)
 			if err := m.releaseImageVolumes(c.ID, len(c.ImageVolumes)); err != nil {
-				klog.Warningf("container %s: %v", c.ID, err)
+				klog.InfoS("Rolling back an interrupted create failed", "container", c.ID, "err", err)
 				continue
 			}
 			m.cleanupOrphan(c.ID)
 			continue
 		}
 		if err := m.names.Reserve(nameKey(c.PodID, c.Name, c.Attempt), c.ID); err != nil {
-			klog.Errorf("container %s: %v", c.ID, err)
+			klog.ErrorS(err, "Recovering a container's name", "container", c.ID)
 		}
 		e := &entry{podID: c.PodID}
 		e.Store(c)
@@ -45,7 +45,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		if err != nil {
 			// Status falls back to the record: the exit if it was seen,
 			// else unknown. Remove still cleans up.
-			klog.Errorf("container %s: cannot re-attach to its monitor: %v", c.ID, err)
+			klog.ErrorS(err, "Cannot re-attach to the container's monitor", "container", c.ID)
 		} else {
 			e.proc = proc
 		}
@@ -53,7 +53,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			// Still needed by the live container (and by exec); after a
 			// reboot the container is dead and needs no rootfs.
 			if err := m.mountRootfs(c.ID, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
-				klog.Errorf("container %s: re-mount rootfs: %v", c.ID, err)
+				klog.ErrorS(err, "Re-mounting the container's rootfs failed", "container", c.ID)
 			}
 			m.remountImageVolumes(c)
 		}
@@ -63,7 +63,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 	}
 	if n := len(cs); n > 0 {
-		klog.Infof("recovered %d container records", m.containers.Len())
+		klog.InfoS("Recovered container records", "count", m.containers.Len())
 	}
 	return ctx.Err()
 }
@@ -76,23 +76,23 @@ func (m *Manager) cleanupOrphan(id string) {
 	if _, err := os.Stat(filepath.Join(bundle, "monitor.json")); err == nil {
 		if proc, err := m.runtime.Load(bundle, m.monitorStateDir(id)); err == nil {
 			if err := proc.Destroy(); err != nil {
-				klog.Warningf("container %s: destroy orphaned monitor: %v", id, err)
+				klog.InfoS("Destroying an orphaned monitor failed", "container", id, "err", err)
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
-			klog.Warningf("container %s: load orphaned monitor: %v", id, err)
+			klog.InfoS("Loading an orphaned monitor failed", "container", id, "err", err)
 		}
 	}
 	// Its leases were released before its record went (see Remove).
 	if err := m.releaseImageVolumes(id, 0); err != nil {
-		klog.Warningf("container %s: %v", id, err)
+		klog.InfoS("Cleaning up an orphaned container failed", "container", id, "err", err)
 		return
 	}
 	if err := m.unmountRootfs(id, m.rootfsDir(id)); err != nil {
-		klog.Warningf("container %s: %v", id, err)
+		klog.InfoS("Cleaning up an orphaned container failed", "container", id, "err", err)
 		return
 	}
 	if err := m.store.deleteRecord(id); err != nil {
-		klog.Warningf("container %s: %v", id, fmt.Errorf("delete record: %w", err))
+		klog.InfoS("Cleaning up an orphaned container failed", "container", id, "err", fmt.Errorf("delete record: %w", err))
 		return
 	}
 	m.cleanupDirs(id)

@@ -68,16 +68,16 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 func (m *Manager) cleanupDirs(id string) {
 	if id == "" || strings.ContainsAny(id, "/.") {
 		// The directories of an empty id are the roots of every container.
-		klog.Errorf("refusing to clean up directories of container id %q", id)
+		klog.ErrorS(nil, "Refusing to clean up the directories of a bad container id", "container", id)
 		return
 	}
 	os.RemoveAll(m.monitorStateDir(id))
 	if err := m.images.Unlease(id); err != nil {
 		// The directory stays, so start-up sees an orphan and retries.
-		klog.Warningf("container %s: release image lease: %v", id, err)
+		klog.InfoS("Releasing the image lease of a removed container failed", "container", id, "err", err)
 		return
 	}
 	if err := os.RemoveAll(m.store.dir(id)); err != nil {
-		klog.Warningf("container %s: remove directory: %v", id, err)
+		klog.InfoS("Removing the directory of a removed container failed", "container", id, "err", err)
 	}
 }

@@ -74,7 +74,7 @@ func (m *Manager) mountRootfs(id string, lower []string, target string, idm *Roo
 		mapped, release, err := m.idmapLayers(id, lower, idm)
 		defer func() {
 			if err := release(); err != nil {
-				klog.Warningf("container %s: %v", id, err)
+				klog.InfoS("Releasing id-mapped rootfs layers failed", "container", id, "err", err)
 			}
 		}()
 		if err != nil {

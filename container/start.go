@@ -20,7 +20,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	defer e.Unlock()
 	c := e.Load()
 	if st := statusOf(c, e.proc).State; st != StateCreated {
-		return fmt.Errorf("container %s is %s, only a created container can be started: %w", c.ID, st, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("container %s is %s, only a created container can be started", c.ID, st)
 	}
 	hooks, pod := m.lifecycleHooks(), m.podOf(c.PodID)
 	if err := hooks.StartContainer(ctx, pod, e.snapshot()); err != nil {
@@ -70,7 +70,7 @@ func (m *Manager) recordExit(e *entry) *Snapshot {
 		n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
 		if err := m.commit(e, n); err != nil {
 			// The monitor's exit.json still has it.
-			klog.Warningf("container %s: record exit: %v", c.ID, err)
+			klog.InfoS("Recording a container exit failed; the monitor's exit.json still has it", "container", c.ID, "err", err)
 		}
 	}
 	m.events.publish(Event{Type: EventStopped, ContainerID: c.ID, PodID: c.PodID, Time: st.FinishedAt})

@@ -156,7 +156,7 @@ func (s *sampler) measureFS(id string) FSUsage {
 		return nil
 	})
 	if err != nil {
-		klog.V(4).Infof("container %s: measure writable layer: %v", id, err)
+		klog.V(4).InfoS("Measuring the writable layer failed", "container", id, "err", err)
 	}
 	var sfs syscall.Statfs_t
 	if err := syscall.Statfs(dir, &sfs); err == nil {
@@ -204,7 +204,7 @@ func (m *Manager) containerStats(snap *Snapshot) *Stats {
 	}
 	ms, err := e.proc.Stats()
 	if err != nil {
-		klog.V(4).Infof("container %s: stats: %v", snap.ID, err)
+		klog.V(4).InfoS("Reading container stats failed", "container", snap.ID, "err", err)
 		return st
 	}
 	st.HasCgroup = true

@@ -12,12 +12,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
-
-// stopSlack is how long Stop waits beyond the grace period for the kill to
-// be recorded, whatever the client's deadline: a stop the client gave up on
-// must still finish, or the container would be left half stopped.
-const stopSlack = time.Minute
 
 // Stop stops a container: its stop signal, then after timeout SIGKILL to
 // every process in its cgroup. Stopping an exited container succeeds, as
@@ -55,7 +51,7 @@ func (m *Manager) stopEntry(ctx context.Context, e *entry, timeout time.Duration
 	if timeout < 0 {
 		timeout = 0
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+stopSlack)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout+timeouts.StopSlack)
 	defer cancel()
 	if err := e.proc.Stop(sctx, sig, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
@@ -89,7 +85,7 @@ func (m *Manager) StopPodContainers(ctx context.Context, podID string, grace tim
 	wg.Wait()
 	err := errors.Join(errs...)
 	if err != nil {
-		klog.Warningf("pod %s: stopping containers: %v", podID, err)
+		klog.FromContext(ctx).Info("Stopping the pod's containers failed", "pod", podID, "err", err)
 	}
 	return err
 }

@@ -35,7 +35,7 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *Resources, 
 	defer e.Unlock()
 	c := e.Load()
 	if st := statusOf(c, e.proc).State; st != StateRunning && st != StateCreated {
-		return fmt.Errorf("container %s is %s: %w", c.ID, st, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("container %s is %s", c.ID, st)
 	}
 	r, err = hooks.UpdateContainer(ctx, m.podOf(c.PodID), e.snapshot(), r)
 	if err != nil {
@@ -66,7 +66,7 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *Resources, 
 	}
 	if err := e.proc.Update(s.Linux.Resources); err != nil {
 		if errors.Is(err, monitor.ErrNotRunning) {
-			return fmt.Errorf("container %s: %w: %w", c.ID, err, errdefs.ErrFailedPrecondition)
+			return errdefs.FailedPrecondition("container %s: %w", c.ID, err)
 		}
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}
@@ -89,11 +89,11 @@ func (m *Manager) ReopenLog(_ context.Context, id string) error {
 	}
 	s := e.snapshot()
 	if s.Status.State != StateRunning {
-		return fmt.Errorf("container %s is %s, not running: %w", s.ID, s.Status.State, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("container %s is %s, not running", s.ID, s.Status.State)
 	}
 	if err := e.proc.ReopenLog(); err != nil {
 		if errors.Is(err, monitor.ErrNotRunning) {
-			return fmt.Errorf("container %s: %w: %w", s.ID, err, errdefs.ErrFailedPrecondition)
+			return errdefs.FailedPrecondition("container %s: %w", s.ID, err)
 		}
 		return fmt.Errorf("reopen log of container %s: %w", s.ID, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // ExecSync runs a command in a running container and returns its output and
@@ -16,9 +14,6 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
 	}
 	res, err := cm.ExecSync(ctx, req.GetContainerId(), req.GetCmd(), time.Duration(req.GetTimeout())*time.Second)
 	if err != nil {

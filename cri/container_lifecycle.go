@@ -5,8 +5,6 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // CreateContainer creates a container in a ready pod. The request's copy of
@@ -46,9 +44,6 @@ func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContaine
 	if err != nil {
 		return nil, err
 	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
-	}
 	if err := cm.Stop(ctx, req.GetContainerId(), time.Duration(req.GetTimeout())*time.Second); err != nil {
 		return nil, err
 	}
@@ -60,9 +55,6 @@ func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCont
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
 	}
 	if err := cm.Remove(ctx, req.GetContainerId()); err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container"
-	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -16,9 +15,6 @@ func (s *Server) ContainerStats(_ context.Context, req *runtimeapi.ContainerStat
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
 	}
 	snap, st, err := cm.Stats(req.GetContainerId())
 	if err != nil {
@@ -66,9 +62,6 @@ func (s *Server) PodSandboxStats(_ context.Context, req *runtimeapi.PodSandboxSt
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
 	}
 	sb, err := s.sandboxes.Get(req.GetPodSandboxId())
 	if err != nil {

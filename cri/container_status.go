@@ -6,8 +6,6 @@ import (
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // ContainerStatus answers from memory; kubelet polls it for every container.
@@ -17,9 +15,6 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
 	}
 	snap, err := cm.Get(req.GetContainerId())
 	if err != nil {

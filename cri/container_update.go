@@ -4,8 +4,6 @@ import (
 	"context"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // UpdateContainerResources applies new limits to a created or running
@@ -14,9 +12,6 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
 	}
 	if err := cm.UpdateResources(ctx, req.GetContainerId(), toContainerResources(req.GetLinux())); err != nil {
 		return nil, err
@@ -30,9 +25,6 @@ func (s *Server) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenC
 	cm, err := s.containerManager()
 	if err != nil {
 		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
 	}
 	if err := cm.ReopenLog(ctx, req.GetContainerId()); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"fmt"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -11,8 +12,6 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // Interceptors return the gRPC options that give every RPC the same logging,
@@ -27,13 +26,18 @@ func Interceptors() []grpc.ServerOption {
 func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	start := time.Now()
 	method := shortMethod(info.FullMethod)
+	// The handler and the managers it calls log through this logger where
+	// they have the ctx (klog.FromContext), so those lines name the RPC and
+	// the objects it is about.
+	logger := klog.FromContext(ctx).WithValues(append([]any{"method", method}, requestIDs(req)...)...)
+	ctx = klog.NewContext(ctx, logger)
 	defer func() {
 		if r := recover(); r != nil {
-			klog.Errorf("panic in %s (%s): %v\n%s", method, requestIDs(req), r, debug.Stack())
+			logger.Error(fmt.Errorf("panic: %v", r), "RPC handler panicked", "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", method, r)
 		}
 		err = toStatus(ctx, err)
-		logRPC(method, req, start, err)
+		logRPC(logger, method, start, err)
 	}()
 	return handler(ctx, req)
 }
@@ -41,16 +45,25 @@ func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 func streamInstrument(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()
 	method := shortMethod(info.FullMethod)
+	logger := klog.FromContext(ss.Context()).WithValues("method", method)
 	defer func() {
 		if r := recover(); r != nil {
-			klog.Errorf("panic in %s: %v\n%s", method, r, debug.Stack())
+			logger.Error(fmt.Errorf("panic: %v", r), "RPC handler panicked", "stack", string(debug.Stack()))
 			err = status.Errorf(codes.Internal, "%s: internal error: %v", method, r)
 		}
 		err = toStatus(ss.Context(), err)
-		logRPC(method, nil, start, err)
+		logRPC(logger, method, start, err)
 	}()
-	return handler(srv, ss)
+	return handler(srv, &loggedStream{ServerStream: ss, ctx: klog.NewContext(ss.Context(), logger)})
 }
+
+// loggedStream hands a stream's handler the context with the RPC's logger.
+type loggedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *loggedStream) Context() context.Context { return s.ctx }
 
 // toStatus maps package errors to gRPC codes. A handler that failed because the
 // client's deadline passed reports DeadlineExceeded, whatever layer noticed it.
@@ -58,31 +71,29 @@ func toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if ctx.Err() == context.DeadlineExceeded && errdefs.Code(err) != codes.DeadlineExceeded {
+	if ctx.Err() == context.DeadlineExceeded && grpcCode(err) != codes.DeadlineExceeded {
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
-	return errdefs.ToGRPC(err)
+	return toGRPC(err)
 }
 
-func logRPC(method string, req any, start time.Time, err error) {
+func logRPC(logger klog.Logger, method string, start time.Time, err error) {
 	d := time.Since(start)
 	if err != nil {
 		// NotFound is routine for status polls of objects kubelet already removed.
 		if c := status.Code(err); c == codes.NotFound || c == codes.Unimplemented {
-			klog.V(2).Infof("%s %s failed after %v: %v", method, requestIDs(req), d, err)
+			logger.V(2).Info("RPC failed", "duration", d, "err", err)
 			return
 		}
-		klog.Errorf("%s %s failed after %v: %v", method, requestIDs(req), d, err)
+		logger.Error(err, "RPC failed", "duration", d)
 		return
 	}
-	if v := klog.V(2); v.Enabled() {
-		// Polling calls would drown everything else at -v=2.
-		if isPoll(method) {
-			klog.V(4).Infof("%s %s done in %v", method, requestIDs(req), d)
-			return
-		}
-		v.Infof("%s %s done in %v", method, requestIDs(req), d)
+	// Polling calls would drown everything else at -v=2.
+	if isPoll(method) {
+		logger.V(4).Info("RPC done", "duration", d)
+		return
 	}
+	logger.V(2).Info("RPC done", "duration", d)
 }
 
 func isPoll(method string) bool {
@@ -101,22 +112,20 @@ func shortMethod(full string) string {
 	return full
 }
 
-// requestIDs names the objects a request is about, for log lines.
-func requestIDs(req any) string {
-	var parts []string
+// requestIDs names the objects a request is about, as key/value pairs for
+// the RPC's logger.
+func requestIDs(req any) []any {
+	var kv []any
 	if r, ok := req.(interface{ GetPodSandboxId() string }); ok && r.GetPodSandboxId() != "" {
-		parts = append(parts, "pod="+r.GetPodSandboxId())
+		kv = append(kv, "pod", truncate(r.GetPodSandboxId(), 200))
 	}
 	if r, ok := req.(interface{ GetContainerId() string }); ok && r.GetContainerId() != "" {
-		parts = append(parts, "container="+r.GetContainerId())
+		kv = append(kv, "container", truncate(r.GetContainerId(), 200))
 	}
 	if r, ok := req.(interface{ GetImage() *runtimeapi.ImageSpec }); ok && r.GetImage() != nil {
-		parts = append(parts, "image="+truncate(r.GetImage().GetImage(), 200))
+		kv = append(kv, "image", truncate(r.GetImage().GetImage(), 200))
 	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, " ")
+	return kv
 }
 
 // truncate keeps hostile or absurd values from flooding the log.

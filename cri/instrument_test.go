@@ -67,11 +67,11 @@ func TestUnaryInstrumentReportsDeadline(t *testing.T) {
 }
 
 func TestRequestIDsTruncatesHugeValues(t *testing.T) {
-	ids := requestIDs(&runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: strings.Repeat("a", 10000)}})
-	if len(ids) > 300 {
-		t.Fatalf("log field not bounded: %d bytes", len(ids))
+	kv := requestIDs(&runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: strings.Repeat("a", 10000)}})
+	if len(kv) != 2 || len(kv[1].(string)) > 300 {
+		t.Fatalf("log field not bounded: %d values, %d bytes", len(kv), len(fmt.Sprint(kv...)))
 	}
-	if got := requestIDs(&runtimeapi.StopContainerRequest{ContainerId: "c1"}); got != "container=c1" {
+	if got := fmt.Sprint(requestIDs(&runtimeapi.StopContainerRequest{ContainerId: "c1"})); got != "[container c1]" {
 		t.Fatalf("ids = %q", got)
 	}
 }

@@ -28,9 +28,6 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 
 // StopPodSandbox is idempotent; an unknown pod is already stopped.
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
-	}
 	if err := s.sandboxes.Stop(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
@@ -39,9 +36,6 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 
 // RemovePodSandbox stops the pod first if needed; an unknown pod is removed.
 func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
-	}
 	if err := s.sandboxes.Remove(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
@@ -50,9 +44,6 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 
 // UpdatePodSandboxResources validates and records pod-level resources.
 func (s *Server) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
-	}
 	err := s.sandboxes.UpdateResources(ctx, req.GetPodSandboxId(),
 		toSandboxResources(req.GetOverhead()), toSandboxResources(req.GetResources()))
 	if err != nil {

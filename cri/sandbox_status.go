@@ -9,7 +9,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container"
-	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // streamChunk is how many pods one StreamPodSandboxes message carries: far
@@ -18,9 +17,6 @@ const streamChunk = 100
 
 // PodSandboxStatus answers from memory; kubelet polls it for every pod.
 func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
-	}
 	// The timestamp and the pod's container statuses let kubelet's evented
 	// PLEG take the whole pod from this one call, as containerd allows. The
 	// time is taken before anything is read, so it never claims a state

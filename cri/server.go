@@ -14,6 +14,13 @@
 // exception is package streaming, which serves the CRI streaming protocol
 // itself (the URLs GetExec, GetAttach and GetPortForward return), as
 // kubelet's streaming library does.
+//
+// Ids are the managers' to check too: an empty or unknown one is their
+// InvalidArgument or NotFound. Handlers pass the request's context down
+// unchanged; which operations finish after the client gave up and which
+// roll back is one policy, written down in package internal/timeouts.
+// Errors keep their errdefs kind up to here, and cri/errors.go maps them to
+// gRPC codes in one place.
 package cri
 
 import (

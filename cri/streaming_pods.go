@@ -1,8 +1,6 @@
 package cri
 
 import (
-	"fmt"
-
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/sandbox"
 	"github.com/crisp-runtime/crisp/streaming"
@@ -20,7 +18,7 @@ func (p streamingPods) Network(podID string) (streaming.PodNetwork, error) {
 		return streaming.PodNetwork{}, err
 	}
 	if sb.State != sandbox.StateReady {
-		return streaming.PodNetwork{}, fmt.Errorf("pod sandbox %s is %s, not ready: %w", sb.ID, sb.State, errdefs.ErrFailedPrecondition)
+		return streaming.PodNetwork{}, errdefs.FailedPrecondition("pod sandbox %s is %s, not ready", sb.ID, sb.State)
 	}
 	pn := streaming.PodNetwork{ID: sb.ID, IPs: sb.Network.IPs}
 	if sb.Config.Namespaces.Network != sandbox.ModeNode {
@@ -28,7 +26,7 @@ func (p streamingPods) Network(podID string) (streaming.PodNetwork, error) {
 		if pn.NetNS == "" {
 			// Never fall back to the host: that would forward to the
 			// node's ports instead of the pod's.
-			return streaming.PodNetwork{}, fmt.Errorf("pod sandbox %s has no network namespace: %w", sb.ID, errdefs.ErrFailedPrecondition)
+			return streaming.PodNetwork{}, errdefs.FailedPrecondition("pod sandbox %s has no network namespace", sb.ID)
 		}
 	}
 	return pn, nil

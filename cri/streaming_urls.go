@@ -22,9 +22,6 @@ type Streaming interface {
 // leaves the container's existence and state to the streaming server,
 // which resolves it for the session.
 func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
-	}
 	if len(req.GetCmd()) == 0 || req.GetCmd()[0] == "" {
 		return nil, errdefs.InvalidArgument("cmd is required")
 	}
@@ -39,9 +36,6 @@ func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimea
 
 // Attach is Exec for the container's main process.
 func (s *Server) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container_id is required")
-	}
 	if err := validateStreams(req.GetTty(), req.GetStdin(), req.GetStdout(), req.GetStderr()); err != nil {
 		return nil, err
 	}
@@ -54,9 +48,6 @@ func (s *Server) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runt
 // PortForward checks the ports and lets the streaming server check the pod.
 // An empty port list is valid: SPDY clients name ports per connection.
 func (s *Server) PortForward(_ context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod_sandbox_id is required")
-	}
 	for _, p := range req.GetPort() {
 		if p <= 0 || p > 65535 {
 			return nil, errdefs.InvalidArgument("port %d out of range 1-65535", p)

@@ -97,8 +97,8 @@ func pullError(what, host string, attempts []attempt) error {
 	case count[failNotFound] == n:
 		return fmt.Errorf("%s not found in %s (tried %s): %w", what, host, strings.Join(tried, ", "), errdefs.ErrNotFound)
 	case count[failAuth] > 0 && count[failAuth]+count[failNotFound] == n:
-		return fmt.Errorf("pull access denied for %s in %s: the repository does not exist or requires authorization (%s): %w",
-			what, host, strings.Join(details, "; "), errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("pull access denied for %s in %s: the repository does not exist or requires authorization (%s)",
+			what, host, strings.Join(details, "; "))
 	case count[failUnavailable] > 0:
 		return fmt.Errorf("registry %s unavailable for %s (%s): %w", host, what, strings.Join(details, "; "), errdefs.ErrUnavailable)
 	}

@@ -45,7 +45,7 @@ func (s *Store) Filesystems(writable *FilesystemUsage) (Filesystems, error) {
 	}
 	same, err := sameDevice(images.Mountpoint, writable.Mountpoint)
 	if err != nil {
-		klog.V(2).Infof("ImageFsInfo: %v; reporting container layers with the images", err)
+		klog.V(2).InfoS("ImageFsInfo: reporting container layers with the images", "err", err)
 		same = true
 	}
 	if same {

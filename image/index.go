@@ -158,13 +158,13 @@ func (s *Store) commitImage(m imageMeta, tags, digests []string) (*Image, error)
 	for id, om := range changed {
 		if len(om.RepoTags) == 0 && len(om.RepoDigests) == 0 {
 			if err := s.deleteImageMeta(id); err != nil {
-				klog.Errorf("image store: delete %s after it lost its last name: %v", id, err)
+				klog.ErrorS(err, "Image store: deleting an image that lost its last name failed", "imageID", id)
 			}
 			deleted = append(deleted, id)
 			continue
 		}
 		if err := s.writeImageMeta(om); err != nil {
-			klog.Errorf("image store: update %s after it lost a name: %v", id, err)
+			klog.ErrorS(err, "Image store: updating an image that lost a name failed", "imageID", id)
 		}
 	}
 

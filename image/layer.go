@@ -85,7 +85,7 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 	s := p.s
 	h := hexOf(l.diffID)
 	if s.hasLayer(h) {
-		klog.V(2).Infof("pull %s: layer %s already present", p.ref, l.diffID)
+		klog.FromContext(ctx).V(2).Info("Pull: layer already present", "ref", p.ref, "layer", l.diffID)
 		return nil
 	}
 	return s.once(ctx, "layer:"+h, func(ctx context.Context) error {
@@ -108,7 +108,7 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 			if err := s.unpackLayer(guard.Context(), guard.Reader(rc), l); err != nil {
 				return guard.Err(err)
 			}
-			klog.V(2).Infof("pull %s: layer %s (%d bytes) from %s in %v", p.ref, l.blob, l.size, ep.display, time.Since(start).Round(time.Millisecond))
+			klog.FromContext(ctx).V(2).Info("Pull: layer fetched", "ref", p.ref, "blob", l.blob, "bytes", l.size, "endpoint", ep.display, "duration", time.Since(start).Round(time.Millisecond))
 			return nil
 		})
 		return err

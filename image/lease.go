@@ -129,7 +129,7 @@ func (s *Store) loadLeases() error {
 		if !ownerRE.MatchString(e.Name()) || readJSON(p, &l) != nil {
 			// Leases are written atomically, so this is outside damage.
 			// The file is left for inspection; its layers are unprotected.
-			klog.Errorf("image store: ignoring unreadable lease %s", p)
+			klog.ErrorS(nil, "Image store: ignoring an unreadable lease", "path", p)
 			continue
 		}
 		s.leases[e.Name()] = l

@@ -69,7 +69,7 @@ func (s *Store) loadBlobs() error {
 		p := filepath.Join(s.blobDir(), e.Name())
 		fi, err := os.Lstat(p)
 		if err != nil || !sha256HexRE.MatchString(e.Name()) || !fi.Mode().IsRegular() {
-			klog.Warningf("image store: removing stray %s", p)
+			klog.InfoS("Image store: removing a stray file", "path", p)
 			os.RemoveAll(p)
 			continue
 		}
@@ -94,7 +94,7 @@ func (s *Store) loadLayers() error {
 			infos[h] = li
 			continue
 		}
-		klog.Warningf("image store: removing stray %s", p)
+		klog.InfoS("Image store: removing a stray file", "path", p)
 		os.RemoveAll(p)
 	}
 	entries, err = os.ReadDir(s.layerDir())
@@ -107,7 +107,7 @@ func (s *Store) loadLayers() error {
 		if !ok || !e.IsDir() {
 			// A layer is renamed into place after its bookkeeping is
 			// written; a directory without it was interrupted mid-GC.
-			klog.Warningf("image store: removing incomplete layer %s", h)
+			klog.InfoS("Image store: removing an incomplete layer", "layer", h)
 			s.removeTree(filepath.Join(s.layerDir(), h))
 			continue
 		}
@@ -117,7 +117,7 @@ func (s *Store) loadLayers() error {
 		delete(infos, h)
 	}
 	for h := range infos {
-		klog.Warningf("image store: removing bookkeeping of missing layer %s", h)
+		klog.InfoS("Image store: removing the bookkeeping of a missing layer", "layer", h)
 		os.Remove(s.layerInfoPath(h))
 	}
 	return nil
@@ -134,13 +134,13 @@ func (s *Store) loadImages() error {
 		var m imageMeta
 		h, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || !sha256HexRE.MatchString(h) || readJSON(p, &m) != nil || m.ID != "sha256:"+h {
-			klog.Warningf("image store: removing unreadable image metadata %s", p)
+			klog.InfoS("Image store: removing unreadable image metadata", "path", p)
 			os.Remove(p)
 			continue
 		}
 		missing := slices.IndexFunc(m.Layers, func(l layerRef) bool { _, ok := s.layers[hexOf(l.DiffID)]; return !ok })
 		if missing >= 0 {
-			klog.Warningf("image store: dropping image %s %v: layer %s is missing", m.ID, m.RepoTags, m.Layers[missing].DiffID)
+			klog.InfoS("Image store: dropping an image whose layer is missing", "imageID", m.ID, "tags", m.RepoTags, "layer", m.Layers[missing].DiffID)
 			os.Remove(p)
 			continue
 		}
@@ -154,7 +154,7 @@ func (s *Store) loadImages() error {
 		m.RepoTags = slices.DeleteFunc(m.RepoTags, taken)
 		m.RepoDigests = slices.DeleteFunc(m.RepoDigests, taken)
 		if len(m.RepoTags)+len(m.RepoDigests) != n {
-			klog.Warningf("image store: %s lost names to newer images (interrupted tag move)", m.ID)
+			klog.InfoS("Image store: image lost names to newer images (interrupted tag move)", "imageID", m.ID)
 			if len(m.RepoTags)+len(m.RepoDigests) == 0 {
 				os.Remove(s.imagePath(m.ID))
 				continue

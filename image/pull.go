@@ -51,10 +51,10 @@ func (s *Store) Pull(ctx context.Context, rawRef string, auth *Auth) (*Image, er
 			// DeadlineExceeded), keeping what it interrupted for the log.
 			err = fmt.Errorf("pull %s: %w (interrupted: %v)", ref, ctx.Err(), err)
 		}
-		klog.Errorf("pull %s failed after %v: %v", ref, time.Since(start).Round(time.Millisecond), err)
+		klog.FromContext(ctx).Error(err, "Pull failed", "ref", ref, "duration", time.Since(start).Round(time.Millisecond))
 		return nil, err
 	}
-	klog.V(2).Infof("pulled %s as %s in %v", ref, img.ID, time.Since(start).Round(time.Millisecond))
+	klog.FromContext(ctx).V(2).Info("Pulled", "ref", ref, "imageID", img.ID, "duration", time.Since(start).Round(time.Millisecond))
 	return img, nil
 }
 
@@ -88,7 +88,7 @@ func (p *puller) pull(ctx context.Context, auth *Auth) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	klog.V(2).Infof("pull %s: resolved to %s (%s) via %s in %v", ref, digest, mediaType, p.eps[p.first].display, time.Since(t0).Round(time.Millisecond))
+	klog.FromContext(ctx).V(2).Info("Pull resolved", "ref", ref, "digest", digest, "mediaType", mediaType, "endpoint", p.eps[p.first].display, "duration", time.Since(t0).Round(time.Millisecond))
 	digests := []string{ref.Name() + "@" + digest}
 
 	var manifests []string
@@ -119,7 +119,7 @@ func (p *puller) pull(ctx context.Context, auth *Auth) (*Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image %q: %w", ref.String(), err)
 		}
-		klog.V(2).Infof("pull %s: index %s selects %s", ref, digest, child.Digest)
+		klog.FromContext(ctx).V(2).Info("Pull: the index selects a manifest", "ref", ref, "index", digest, "manifest", child.Digest)
 		digest = child.Digest.String()
 		if data, mediaType, err = p.fetchManifest(ctx, child); err != nil {
 			return nil, err
@@ -157,7 +157,7 @@ func (p *puller) pull(ctx context.Context, auth *Auth) (*Image, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	klog.V(2).Infof("pull %s: %d layers ready in %v", ref, len(specs), time.Since(t0).Round(time.Millisecond))
+	klog.FromContext(ctx).V(2).Info("Pull: layers ready", "ref", ref, "layers", len(specs), "duration", time.Since(t0).Round(time.Millisecond))
 	// Only now, with every blob and layer in place, is the image recorded.
 	return s.commitImage(m, tags, digests)
 }
@@ -282,7 +282,7 @@ func (p *puller) each(ctx context.Context, what string, fn func(*endpoint) error
 		if ctx.Err() != nil {
 			return -1, ctx.Err()
 		}
-		klog.V(2).Infof("pull %s: %s from %s: %v", p.ref, what, ep.display, err)
+		klog.FromContext(ctx).V(2).Info("Pull: endpoint failed", "ref", p.ref, "what", what, "endpoint", ep.display, "err", err)
 		attempts = append(attempts, attempt{ep: ep, err: err})
 	}
 	return -1, pullError(what, p.ref.Domain, attempts)

@@ -59,14 +59,14 @@ func (t *transports) get(k transportKey) (*http.Transport, error) {
 	if k.caFile != "" {
 		pem, err := os.ReadFile(k.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("registry CA file: %v: %w", err, errdefs.ErrFailedPrecondition)
+			return nil, errdefs.FailedPrecondition("registry CA file: %v", err)
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("registry CA file %s: no PEM certificates: %w", k.caFile, errdefs.ErrFailedPrecondition)
+			return nil, errdefs.FailedPrecondition("registry CA file %s: no PEM certificates", k.caFile)
 		}
 		tlsConf.RootCAs = pool
 	}
@@ -158,7 +158,7 @@ func (s *Store) endpoints(ref Reference, auth *Auth) ([]*endpoint, error) {
 	for _, m := range rc.Mirrors {
 		u, err := url.Parse(m)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("registry %s: mirror %q: want an http:// or https:// URL: %w", ref.Domain, m, errdefs.ErrFailedPrecondition)
+			return nil, errdefs.FailedPrecondition("registry %s: mirror %q: want an http:// or https:// URL", ref.Domain, m)
 		}
 		repoPath := ref.Path
 		if p := strings.Trim(u.Path, "/"); p != "" {

@@ -1,7 +1,6 @@
 package image
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,8 +39,8 @@ func (s *Store) Remove(ref string) error {
 	}
 	untagOnly := name != "" && slices.Contains(m.RepoTags, name) && len(m.RepoTags) > 1
 	if !untagOnly && len(mountedBy) > 0 {
-		return fmt.Errorf("image %s is mounted as a volume (%s): remove the containers that mount it first: %w",
-			id, strings.Join(mountedBy, ", "), errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("image %s is mounted as a volume (%s): remove the containers that mount it first",
+			id, strings.Join(mountedBy, ", "))
 	}
 
 	// Persist first, then forget and collect: a crash leaves at worst
@@ -53,7 +52,7 @@ func (s *Store) Remove(ref string) error {
 		s.mu.Lock()
 		s.unsetLocked(id)
 		s.mu.Unlock()
-		klog.V(2).Infof("image %s removed (%s)", id, ref)
+		klog.V(2).InfoS("Image removed", "imageID", id, "ref", ref)
 		trash = s.gcLocked()
 		return nil
 	}
@@ -64,7 +63,7 @@ func (s *Store) Remove(ref string) error {
 	s.mu.Lock()
 	s.setLocked(s.newRecord(m))
 	s.mu.Unlock()
-	klog.V(2).Infof("image %s: removed tag %s", id, name)
+	klog.V(2).InfoS("Image tag removed", "imageID", id, "tag", name)
 	return nil
 }
 
@@ -83,13 +82,13 @@ func (s *Store) gcLocked() (trash []string) {
 			continue
 		}
 		if err := os.Remove(s.blobPath(h)); err != nil && !os.IsNotExist(err) {
-			klog.Errorf("image store: remove blob %s: %v", h, err)
+			klog.ErrorS(err, "Image store: removing a blob failed", "blob", h)
 			continue
 		}
 		delete(s.blobs, h)
 		s.used.UsedBytes -= size
 		s.used.InodesUsed--
-		klog.V(3).Infof("image store: collected blob sha256:%s", h)
+		klog.V(3).InfoS("Image store: blob collected", "blob", "sha256:"+h)
 	}
 	for h, li := range s.layers {
 		if layers[h] {
@@ -98,19 +97,19 @@ func (s *Store) gcLocked() (trash []string) {
 		// Bookkeeping first: a layer directory without it is what New()
 		// treats as incomplete and removes.
 		if err := os.Remove(s.layerInfoPath(h)); err != nil && !os.IsNotExist(err) {
-			klog.Errorf("image store: remove layer %s: %v", h, err)
+			klog.ErrorS(err, "Image store: removing a layer failed", "layer", h)
 			continue
 		}
 		p, err := s.moveToTrash(s.layerPath(h))
 		if err != nil {
-			klog.Errorf("image store: remove layer %s: %v", h, err)
+			klog.ErrorS(err, "Image store: removing a layer failed", "layer", h)
 			continue
 		}
 		trash = append(trash, p)
 		delete(s.layers, h)
 		s.used.UsedBytes -= li.Bytes
 		s.used.InodesUsed -= li.Inodes + 1
-		klog.V(3).Infof("image store: collected layer sha256:%s", h)
+		klog.V(3).InfoS("Image store: layer collected", "layer", "sha256:"+h)
 	}
 	return trash
 }
@@ -155,7 +154,7 @@ func (s *Store) removeTrash(paths []string) {
 			continue
 		}
 		if err := os.RemoveAll(p); err != nil {
-			klog.Errorf("image store: remove %s: %v", p, err)
+			klog.ErrorS(err, "Image store: removing a file failed", "path", p)
 		}
 	}
 }
@@ -164,7 +163,7 @@ func (s *Store) removeTrash(paths []string) {
 func (s *Store) removeTree(path string) {
 	p, err := s.moveToTrash(path)
 	if err != nil {
-		klog.Errorf("image store: remove %s: %v", path, err)
+		klog.ErrorS(err, "Image store: removing a file failed", "path", path)
 		p = path
 	}
 	s.removeTrash([]string{p})

@@ -136,7 +136,7 @@ func New(opts Options) (*Store, error) {
 	for _, p := range opts.PinnedImages {
 		ref, err := ParseReference(p)
 		if err != nil {
-			klog.Warningf("image store: ignoring pinned image: %v", err)
+			klog.InfoS("Image store: ignoring a pinned image", "err", err)
 			continue
 		}
 		for _, r := range []string{ref.TagRef(), ref.DigestRef()} {
@@ -164,7 +164,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.removeTrash(s.gcLocked())
-	klog.V(2).Infof("image store %s: %d images, %d layers, %d blobs", s.root, len(s.images), len(s.layers), len(s.blobs))
+	klog.V(2).InfoS("Image store loaded", "root", s.root, "images", len(s.images), "layers", len(s.layers), "blobs", len(s.blobs))
 	return s, nil
 }
 

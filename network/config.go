@@ -9,20 +9,17 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/utils"
 	"github.com/containernetworking/cni/pkg/version"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"k8s.io/klog/v2"
 )
 
 // confExtensions are the file kinds considered in the configuration
 // directory, as containerd and CRI-O do.
 var confExtensions = []string{".conf", ".conflist", ".json"}
-
-// validateTimeout bounds the VERSION calls made to validate a configuration.
-const validateTimeout = 10 * time.Second
 
 // confState caches the selected configuration together with a fingerprint
 // of what it was derived from, so that Ready (called by the kubelet every few
@@ -52,7 +49,7 @@ func (m *Manager) current() (*loadedConf, error) {
 	if s.scanned && fp == s.fingerprint {
 		return s.loaded, s.err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), validateTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeouts.NetworkValidate)
 	defer cancel()
 	s.loaded, s.err = loadConfDir(ctx, m.cni, s.dir)
 	s.fingerprint, s.scanned = fp, true
@@ -127,7 +124,7 @@ func loadConfDir(ctx context.Context, cni *libcni.CNIConfig, dir string) (*loade
 			err = validateList(ctx, cni, list)
 		}
 		if err != nil {
-			klog.Warningf("Ignoring CNI config file %s: %v", f, err)
+			klog.InfoS("Ignoring CNI config file", "file", f, "err", err)
 			problems = append(problems, fmt.Sprintf("%s: %v", filepath.Base(f), err))
 			continue
 		}

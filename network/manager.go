@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/version"
@@ -26,13 +25,6 @@ import (
 const (
 	// DefaultIfName is the interface name every pod gets for the pod network.
 	DefaultIfName = "eth0"
-
-	// teardownTimeout bounds a DEL. It is deliberately independent from the
-	// caller's context: a StopPodSandbox whose client went away must still
-	// release the IP, or the address leaks until the next GC.
-	teardownTimeout = 2 * time.Minute
-	// setupTimeout applies only when the caller's context has no deadline.
-	setupTimeout = 3 * time.Minute
 )
 
 // Options configure a Manager.

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // Result is what Setup reports about a pod's attachment.
@@ -53,7 +54,7 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Result, error) {
 	}
 	if _, hasDeadline := ctx.Deadline(); !hasDeadline {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, setupTimeout)
+		ctx, cancel = context.WithTimeout(ctx, timeouts.NetworkSetup)
 		defer cancel()
 	}
 
@@ -80,7 +81,7 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Result, error) {
 	// Roll back: plugins that succeeded (IPAM, bridge, portmap rules) may
 	// hold resources; DEL is idempotent for the ones that did nothing.
 	// The caller's ctx may be the reason ADD failed, hence a fresh one.
-	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NetworkTeardown)
 	defer cancel()
 	if derr := m.cni.DelNetworkList(delCtx, n.list, rt); derr != nil {
 		klog.ErrorS(derr, "Rolling back failed pod network setup", "pod", pod.ID, "network", n.list.Name)

@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // Teardown detaches the pod from the pod network (CNI DEL). It is
@@ -30,7 +31,7 @@ func (m *Manager) Teardown(ctx context.Context, pod Pod) error {
 	if pod.ID == "" {
 		return errdefs.InvalidArgument("network teardown: pod ID is required")
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NetworkTeardown)
 	defer cancel()
 
 	unlock := m.lockPod(pod.ID)

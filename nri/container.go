@@ -13,6 +13,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -35,7 +36,7 @@ func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 		n.mu.Lock()
 		n.undoCreateLocked(ctx, pod, ctr)
 		n.mu.Unlock()
-		return fmt.Errorf("NRI adjustment of container %q in pod %s: %w: %w", c.Name, c.PodID, err, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("NRI adjustment of container %q in pod %s: %w", c.Name, c.PodID, err)
 	}
 	n.sideEffects(rpl.GetUpdate(), rpl.GetEvict())
 	return nil
@@ -49,7 +50,7 @@ func (n *NRI) UndoCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 }
 
 func (n *NRI) undoCreateLocked(ctx context.Context, pod *api.PodSandbox, ctr *api.Container) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NRIUndo)
 	defer cancel()
 	n.sideEffects(n.stopContainerLocked(ctx, pod, ctr), nil)
 	n.removeContainerLocked(ctx, pod, ctr)
@@ -60,7 +61,7 @@ func (n *NRI) PostCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.PostCreateContainer(ctx, &api.PostCreateContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
-	logFailure(c, "PostCreateContainer", err)
+	logFailure(ctx, c, "PostCreateContainer", err)
 }
 
 // StartContainer implements container.Hooks; a plugin can fail the start.
@@ -80,7 +81,7 @@ func (n *NRI) PostStartContainer(ctx context.Context, sb *sandbox.Sandbox, c *co
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.PostStartContainer(ctx, &api.PostStartContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
-	logFailure(c, "PostStartContainer", err)
+	logFailure(ctx, c, "PostStartContainer", err)
 }
 
 // UpdateContainer implements container.Hooks: plugins may change the
@@ -115,7 +116,7 @@ func (n *NRI) PostUpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.PostUpdateContainer(ctx, &api.PostUpdateContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
-	logFailure(c, "PostUpdateContainer", err)
+	logFailure(ctx, c, "PostUpdateContainer", err)
 }
 
 // StopContainer implements container.Hooks; only the first call for a
@@ -147,7 +148,7 @@ func (n *NRI) stopContainerLocked(ctx context.Context, pod *api.PodSandbox, ctr 
 	n.setState(ctr.Id, stopped)
 	rpl, err := n.nri.StopContainer(ctx, &api.StopContainerRequest{Pod: pod, Container: ctr})
 	if err != nil {
-		klog.Warningf("container %s: NRI StopContainer: %v", ctr.Id, err)
+		klog.FromContext(ctx).Info("NRI StopContainer failed", "container", ctr.Id, "err", err)
 		return nil
 	}
 	return rpl.GetUpdate()
@@ -159,13 +160,13 @@ func (n *NRI) removeContainerLocked(ctx context.Context, pod *api.PodSandbox, ct
 	}
 	n.setState(ctr.Id, gone)
 	if err := n.nri.RemoveContainer(ctx, &api.RemoveContainerRequest{Pod: pod, Container: ctr}); err != nil {
-		klog.Warningf("container %s: NRI RemoveContainer: %v", ctr.Id, err)
+		klog.FromContext(ctx).Info("NRI RemoveContainer failed", "container", ctr.Id, "err", err)
 	}
 }
 
-func logFailure(c *container.Snapshot, event string, err error) {
+func logFailure(ctx context.Context, c *container.Snapshot, event string, err error) {
 	if err != nil {
-		klog.Warningf("container %s: NRI %s: %v", c.ID, event, err)
+		klog.FromContext(ctx).Info("NRI event failed", "event", event, "container", c.ID, "err", err)
 	}
 }
 

@@ -4,17 +4,13 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"k8s.io/klog/v2"
 
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
-
-// undoTimeout bounds telling plugins about a rollback, which runs on a
-// fresh context: the caller's may be why we are rolling back.
-const undoTimeout = 30 * time.Second
 
 // RunPod implements sandbox.Hooks. When a plugin fails it, the others are
 // told that the pod stopped and went away, as containerd does.
@@ -27,7 +23,7 @@ func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) error {
 	if err == nil {
 		return nil
 	}
-	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NRIUndo)
 	defer cancel()
 	n.stopPodLocked(uctx, pod)
 	n.removePodLocked(uctx, pod)
@@ -75,7 +71,7 @@ func (n *NRI) PostUpdatePod(ctx context.Context, sb *sandbox.Sandbox) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: podToNRI(sb)}); err != nil {
-		klog.Warningf("pod %s: NRI PostUpdatePodSandbox: %v", sb.ID, err)
+		klog.FromContext(ctx).Info("NRI PostUpdatePodSandbox failed", "pod", sb.ID, "err", err)
 	}
 }
 
@@ -85,7 +81,7 @@ func (n *NRI) stopPodLocked(ctx context.Context, pod *api.PodSandbox) {
 	}
 	n.setState(pod.Id, stopped)
 	if err := n.nri.StopPodSandbox(ctx, &api.StopPodSandboxRequest{Pod: pod}); err != nil {
-		klog.Warningf("pod %s: NRI StopPodSandbox: %v", pod.Id, err)
+		klog.FromContext(ctx).Info("NRI StopPodSandbox failed", "pod", pod.Id, "err", err)
 	}
 }
 
@@ -95,7 +91,7 @@ func (n *NRI) removePodLocked(ctx context.Context, pod *api.PodSandbox) {
 	}
 	n.setState(pod.Id, gone)
 	if err := n.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod}); err != nil {
-		klog.Warningf("pod %s: NRI RemovePodSandbox: %v", pod.Id, err)
+		klog.FromContext(ctx).Info("NRI RemovePodSandbox failed", "pod", pod.Id, "err", err)
 	}
 }
 

@@ -4,19 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
-
-// sideEffectTimeout bounds the updates and evictions plugins ask for in
-// answer to an event.
-const sideEffectTimeout = 2 * time.Minute
 
 // synchronize gives a connecting plugin its first view of the node: every
 // pod, and every container that has not exited. Pods and containers being
@@ -58,7 +54,7 @@ func (n *NRI) synchronize(ctx context.Context, cb adaptation.SyncCB) error {
 		return err
 	}
 	if _, err := n.applyUpdates(ctx, updates); err != nil {
-		klog.Warningf("NRI: updates a plugin asked for when it connected: %v", err)
+		klog.FromContext(ctx).Info("NRI: applying the updates a plugin asked for when it connected failed", "err", err)
 	}
 	return nil
 }
@@ -69,7 +65,7 @@ func (n *NRI) synchronize(ctx context.Context, cb adaptation.SyncCB) error {
 func (n *NRI) updateFromPlugin(ctx context.Context, updates []*api.ContainerUpdate) ([]*api.ContainerUpdate, error) {
 	failed, err := n.applyUpdates(ctx, updates)
 	if err != nil {
-		klog.Warningf("NRI: updates a plugin asked for: %v", err)
+		klog.FromContext(ctx).Info("NRI: applying the updates a plugin asked for failed", "err", err)
 	}
 	return failed, nil
 }
@@ -93,7 +89,7 @@ func (n *NRI) applyUpdates(ctx context.Context, updates []*api.ContainerUpdate) 
 			continue
 		}
 		if u.GetIgnoreFailure() {
-			klog.V(2).Infof("NRI: ignored failed update of container %s: %v", u.GetContainerId(), err)
+			klog.FromContext(ctx).V(2).Info("NRI: ignored a failed container update", "container", u.GetContainerId(), "err", err)
 			continue
 		}
 		failed = append(failed, u)
@@ -107,7 +103,7 @@ func (n *NRI) applyUpdates(ctx context.Context, updates []*api.ContainerUpdate) 
 func (n *NRI) evict(ctx context.Context, evictions []*api.ContainerEviction) error {
 	var errs []error
 	for _, e := range evictions {
-		klog.Infof("NRI: evicting container %s: %s", e.GetContainerId(), e.GetReason())
+		klog.FromContext(ctx).Info("NRI: evicting container", "container", e.GetContainerId(), "reason", e.GetReason())
 		if err := n.containers.Stop(ctx, e.GetContainerId(), 0); err != nil {
 			errs = append(errs, fmt.Errorf("evict container %s: %w", e.GetContainerId(), err))
 		}
@@ -126,13 +122,13 @@ func (n *NRI) sideEffects(updates []*api.ContainerUpdate, evictions []*api.Conta
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), sideEffectTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), timeouts.NRISideEffect)
 		defer cancel()
 		if err := n.evict(ctx, evictions); err != nil {
-			klog.Warningf("NRI: %v", err)
+			klog.InfoS("NRI: evictions a plugin asked for failed", "err", err)
 		}
 		if _, err := n.applyUpdates(ctx, updates); err != nil {
-			klog.Warningf("NRI: %v", err)
+			klog.InfoS("NRI: updates a plugin asked for failed", "err", err)
 		}
 	}()
 }

@@ -15,11 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
-
-// spawnTimeout bounds the child's set-up; it does a handful of syscalls.
-const spawnTimeout = 30 * time.Second
 
 var cloneFlags = map[string]uintptr{
 	NSNet: unix.CLONE_NEWNET,
@@ -188,7 +186,7 @@ func (p *pinner) start(ctx context.Context, flags uintptr, spec podinit.Spec, ns
 
 // waitReady reads the child's one status line.
 func waitReady(ctx context.Context, statusR *os.File) error {
-	deadline := time.Now().Add(spawnTimeout)
+	deadline := time.Now().Add(timeouts.NamespaceSpawn)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}

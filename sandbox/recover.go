@@ -47,12 +47,12 @@ func decide(sb *Sandbox, h podHealth) recoverAction {
 func (m *Manager) recover(ctx context.Context) error {
 	pods, orphans, errs := m.store.loadAll()
 	for _, err := range errs {
-		klog.Errorf("ignoring unreadable pod record: %v", err)
+		klog.ErrorS(err, "Ignoring an unreadable pod record")
 	}
 	for _, id := range orphans {
 		// A Remove that crashed after deleting the record, or a Run that
 		// crashed before writing its first one.
-		klog.Infof("removing leftovers of pod %s, which has no record", id)
+		klog.InfoS("Removing the leftovers of a pod without a record", "pod", id)
 		m.removeLeftovers(id)
 		_ = os.RemoveAll(m.store.dir(id))
 	}
@@ -70,11 +70,11 @@ func (m *Manager) recover(ctx context.Context) error {
 		}
 		switch decide(sb, h) {
 		case rollBack:
-			klog.Infof("rolling back pod %s, whose creation was interrupted", sb.ID)
+			klog.InfoS("Rolling back a pod whose creation was interrupted", "pod", sb.ID)
 			m.rollBack(ctx, sb)
 			continue
 		case markNotReady:
-			klog.Warningf("pod %s lost its namespaces or reaper; reporting it not ready", sb.ID)
+			klog.InfoS("Pod lost its namespaces or reaper; reporting it not ready", "pod", sb.ID)
 			sb.State = StateNotReady
 			if !h.reaperOK {
 				sb.Reaper = nil
@@ -84,7 +84,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			}
 		}
 		if err := m.names.Reserve(nameKey(sb.Config.Metadata), sb.ID); err != nil {
-			klog.Errorf("pod %s: %v", sb.ID, err)
+			klog.ErrorS(err, "Recovering a pod's name", "pod", sb.ID)
 		}
 		e := &entry{}
 		e.Store(sb)
@@ -100,7 +100,7 @@ func (m *Manager) recover(ctx context.Context) error {
 	m.sweepOrphanMounts()
 	if m.net != nil {
 		if err := m.net.GC(ctx, keep); err != nil {
-			klog.Errorf("CNI garbage collection: %v", err)
+			klog.ErrorS(err, "CNI garbage collection failed")
 		}
 	}
 	return nil
@@ -111,7 +111,7 @@ func (m *Manager) recover(ctx context.Context) error {
 func (m *Manager) rollBack(ctx context.Context, sb *Sandbox) {
 	if sb.Network.Attached && m.net != nil {
 		if err := m.net.Teardown(ctx, netPod(sb)); err != nil {
-			klog.Errorf("pod %s: CNI DEL: %v", sb.ID, err)
+			klog.ErrorS(err, "CNI DEL of an interrupted pod failed", "pod", sb.ID)
 		}
 	}
 	m.removeLeftovers(sb.ID)
@@ -121,10 +121,10 @@ func (m *Manager) rollBack(ctx context.Context, sb *Sandbox) {
 		}
 	}
 	if err := m.cgroups.remove(sb.CgroupCreated, path.Base(sb.Cgroup)); err != nil {
-		klog.Errorf("pod %s: %v", sb.ID, err)
+		klog.ErrorS(err, "Rolling back an interrupted pod", "pod", sb.ID)
 	}
 	if err := m.store.delete(sb.ID); err != nil {
-		klog.Errorf("pod %s: %v", sb.ID, err)
+		klog.ErrorS(err, "Rolling back an interrupted pod", "pod", sb.ID)
 	}
 }
 
@@ -133,14 +133,14 @@ func (m *Manager) rollBack(ctx context.Context, sb *Sandbox) {
 func (m *Manager) removeLeftovers(id string) {
 	if pin := filepath.Join(m.pins.podDir(id), NSPID); isPinned(pin) {
 		if err := killPIDNamespace(pin); err != nil {
-			klog.Errorf("pod %s: %v", id, err)
+			klog.ErrorS(err, "Removing pod leftovers", "pod", id)
 		}
 	}
 	if err := m.pins.remove(id); err != nil {
-		klog.Errorf("pod %s: %v", id, err)
+		klog.ErrorS(err, "Removing pod leftovers", "pod", id)
 	}
 	if err := m.removeShm(id); err != nil {
-		klog.Errorf("pod %s: %v", id, err)
+		klog.ErrorS(err, "Removing pod leftovers", "pod", id)
 	}
 }
 
@@ -150,7 +150,7 @@ func (m *Manager) sweepOrphanMounts() {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if _, ok := m.pods.Get(e.Name()); !ok {
-				klog.Infof("removing namespaces and shm of unknown pod %s", e.Name())
+				klog.InfoS("Removing the namespaces and shm of an unknown pod", "pod", e.Name())
 				m.removeLeftovers(e.Name())
 			}
 		}

@@ -14,17 +14,9 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
-
-// runTimeout bounds RunPodSandbox's work, which goes on even if the client
-// gives up: kubelet retries with the same metadata and finds the pod listed,
-// whereas abandoning half way would only make it start over.
-const runTimeout = 4 * time.Minute
-
-// cleanupTimeout bounds each rollback or teardown step; it uses a fresh
-// context because the caller's may be the reason we are cleaning up.
-const cleanupTimeout = 2 * time.Minute
 
 // Run creates a pod and returns its id. Everything it did is undone if it
 // fails; a crash half way is undone at the next start-up (see recover).
@@ -38,18 +30,20 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	}
 	podNet := cfg.Namespaces.Network == ModePod
 	if podNet && m.net == nil {
-		return "", fmt.Errorf("%w: %w", errNoNetwork, errdefs.ErrFailedPrecondition)
+		return "", errdefs.FailedPrecondition("%w", errNoNetwork)
 	}
 	if cfg.Namespaces.UsernsPod() {
 		if err := m.UserNamespaces(); err != nil {
-			return "", fmt.Errorf("namespace_options.userns_options: %w: %w", err, errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("namespace_options.userns_options: %w", err)
 		}
 	}
 	cgPath, err := m.cgroups.podPath(cfg.CgroupParent, "")
 	if err != nil {
 		return "", errdefs.InvalidArgument("%v", err)
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), runTimeout)
+	// Finished even if the client gives up: kubelet's retry adopts the
+	// pod (the cancellation policy in internal/timeouts).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.PodRun)
 	defer cancel()
 
 	id := ids.New()
@@ -68,7 +62,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 		}
 		for i := len(undo) - 1; i >= 0; i-- {
 			if err := undo[i](); err != nil {
-				klog.Errorf("pod %s: rolling back a failed RunPodSandbox: %v", id, err)
+				klog.FromContext(ctx).Error(err, "Rolling back a failed RunPodSandbox", "pod", id)
 			}
 		}
 		m.names.Release(key, id)
@@ -128,7 +122,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 
 	if podNet {
 		undo = append(undo, func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), timeouts.Cleanup)
 			defer cancel()
 			return m.net.Teardown(ctx, netPod(sb))
 		})
@@ -236,10 +230,6 @@ func (m *Manager) removeShm(id string) error {
 	return err
 }
 
-// reaperStopTimeout bounds the wait for a killed reaper: SIGKILL is not
-// deferrable, but the kernel first kills the rest of the PID namespace.
-const reaperStopTimeout = 10 * time.Second
-
 // stopReaper kills a pod's PID 1, which takes every process of the PID
 // namespace with it, and waits until it is gone.
 func stopReaper(r Reaper, exit processExit) error {
@@ -249,8 +239,8 @@ func stopReaper(r Reaper, exit processExit) error {
 	select {
 	case <-exit:
 		return nil
-	case <-time.After(reaperStopTimeout):
-		return fmt.Errorf("pod reaper %d did not exit within %v", r.PID, reaperStopTimeout)
+	case <-time.After(timeouts.ReaperStop):
+		return fmt.Errorf("pod reaper %d did not exit within %v", r.PID, timeouts.ReaperStop)
 	}
 }
 
@@ -268,12 +258,12 @@ func (m *Manager) watchReaper(e *entry, r Reaper) {
 		if sb.Reaper == nil || *sb.Reaper != r {
 			return // stopped deliberately
 		}
-		klog.Warningf("pod %s: reaper (pid %d) exited; the pod is no longer ready", sb.ID, r.PID)
+		klog.InfoS("Pod reaper exited; the pod is no longer ready", "pod", sb.ID, "pid", r.PID)
 		sb = sb.clone()
 		sb.Reaper = nil
 		sb.State = StateNotReady
 		if err := m.pods.Commit(e, sb); err != nil {
-			klog.Errorf("pod %s: %v", sb.ID, err)
+			klog.ErrorS(err, "Marking the pod not ready", "pod", sb.ID)
 			e.Store(sb)
 		}
 		m.publish(EventStopped, sb)

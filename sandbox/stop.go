@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // Stop stops a pod: its containers, its reaper (and with it every process
@@ -148,10 +149,10 @@ func (m *Manager) teardownNetwork(sb *Sandbox) error {
 	if m.net == nil {
 		return errNoNetwork
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeouts.Cleanup)
 	defer cancel()
 	if err := m.net.Teardown(ctx, netPod(sb)); err != nil {
-		klog.Warningf("pod %s: CNI DEL failed, will retry on the next stop or remove: %v", sb.ID, err)
+		klog.FromContext(ctx).Info("CNI DEL failed, will retry on the next stop or remove", "pod", sb.ID, "err", err)
 		return fmt.Errorf("pod network teardown: %w", err)
 	}
 	return nil

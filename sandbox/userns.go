@@ -15,6 +15,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/idmap"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
 
@@ -102,7 +103,7 @@ func (m *Manager) UserNamespaces() error {
 		m.usernsErr = m.probeUserns()
 		if m.usernsErr != nil {
 			m.usernsErr = fmt.Errorf("user namespaces are not supported on this node: %w", m.usernsErr)
-			klog.Warning(m.usernsErr)
+			klog.InfoS("User namespaces unavailable", "err", m.usernsErr)
 		}
 	})
 	return m.usernsErr
@@ -112,7 +113,7 @@ func (m *Manager) probeUserns() (retErr error) {
 	if err := searchable(filepath.Dir(m.pins.dir)); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), spawnTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeouts.NamespaceSpawn)
 	defer cancel()
 	ns := NamespaceOptions{User: ModePod, UIDs: probeMap, GIDs: probeMap}
 	c, err := m.pins.start(ctx, unix.CLONE_NEWUSER, podinit.Spec{}, &ns)

@@ -24,7 +24,7 @@ func inNetNS(path string, fn func() error) error {
 	target, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("network namespace %s is gone: %w", path, errdefs.ErrFailedPrecondition)
+			return errdefs.FailedPrecondition("network namespace %s is gone", path)
 		}
 		return fmt.Errorf("open network namespace: %w", err)
 	}
@@ -32,7 +32,7 @@ func inNetNS(path string, fn func() error) error {
 	// A pin that was unmounted leaves a plain file behind; say so rather
 	// than let setns fail with EINVAL.
 	if t, err := unix.IoctlRetInt(int(target.Fd()), unix.NS_GET_NSTYPE); err != nil || t != unix.CLONE_NEWNET {
-		return fmt.Errorf("%s is not a network namespace (pod stopped?): %w", path, errdefs.ErrFailedPrecondition)
+		return errdefs.FailedPrecondition("%s is not a network namespace (pod stopped?)", path)
 	}
 
 	result := make(chan error, 1)

@@ -13,11 +13,8 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
-
-// dialTimeout bounds one connect attempt. Every target is local to the
-// pod's namespace, so only an overloaded listener takes long.
-const dialTimeout = 5 * time.Second
 
 // resetGrace is how long the client's direction may keep running after the
 // pod's side has finished. A well-behaved client closes its side as soon as
@@ -41,7 +38,7 @@ func (s *Server) portForward(ctx context.Context, podID string, port int32, stre
 	if err != nil {
 		return fmt.Errorf("port forward to pod %s port %d: %w", podID, port, err)
 	}
-	klog.V(4).Infof("port forward to pod %s port %d: connected to %s", podID, port, conn.RemoteAddr())
+	klog.V(4).InfoS("Port forward connected", "pod", podID, "port", port, "target", conn.RemoteAddr())
 	return proxy(ctx, stream, conn, s.idle)
 }
 
@@ -59,7 +56,7 @@ func dialPod(ctx context.Context, pn PodNetwork, port int) (*net.TCPConn, error)
 	}
 	var conn net.Conn
 	dial := func() error {
-		d := net.Dialer{Timeout: dialTimeout}
+		d := net.Dialer{Timeout: timeouts.StreamDial}
 		var errs []error
 		for _, ip := range targets {
 			c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(ip, strconv.Itoa(port)))

@@ -184,7 +184,7 @@ func (s *Server) serveWebsocketV5(w http.ResponseWriter, r *http.Request, opts *
 	conn.SetIdleTimeout(s.idle)
 	_, streams, err := conn.Open(w, r)
 	if err != nil {
-		klog.V(2).Infof("streaming: websocket upgrade from %s: %v", r.RemoteAddr, err)
+		klog.V(2).InfoS("Streaming: websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
 	}
 	defer conn.Close()

@@ -27,6 +27,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // TerminalSize is a resize event of an exec or attach session with a TTY.
@@ -203,7 +204,7 @@ func New(o Options) (*Server, error) {
 		Handler: s,
 		// Upgrade requests are small; a client that trickles its headers
 		// must not hold a slot for long.
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: timeouts.StreamHeaders,
 		ConnContext:       connContext,
 	}
 	return s, nil
@@ -217,7 +218,7 @@ func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
 // Serve answers sessions until Close; it returns nil after Close.
 func (s *Server) Serve() error {
-	klog.Infof("streaming server listening on %s", s.url)
+	klog.InfoS("Streaming server listening", "url", s.url)
 	if err := s.http.Serve(s.lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
@@ -242,14 +243,11 @@ func (s *Server) Close() error {
 	go func() { s.wg.Wait(); close(waited) }()
 	select {
 	case <-waited:
-	case <-time.After(closeWait):
-		klog.Warningf("streaming sessions still running %v after close; not waiting for them", closeWait)
+	case <-time.After(timeouts.StreamClose):
+		klog.InfoS("Streaming sessions still running after close; not waiting for them", "waited", timeouts.StreamClose)
 	}
 	return err
 }
-
-// closeWait bounds how long Close waits for sessions to end.
-const closeWait = 5 * time.Second
 
 // ServeHTTP bounds concurrent sessions and tracks their connections, then
 // lets the library route by token; an unknown or used token gets 404.
@@ -269,7 +267,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if klog.V(5).Enabled() {
 		// A cheap leak check: after sessions end the count comes back.
 		defer func() {
-			klog.Infof("streaming: %s %s ended; %d goroutines", r.Method, r.URL.Path, goruntime.NumGoroutine())
+			klog.InfoS("Streaming session ended", "method", r.Method, "path", r.URL.Path, "goroutines", goruntime.NumGoroutine())
 		}()
 	}
 	// The response writer goes through unwrapped: the library must be able

@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"golang.org/x/net/websocket"
-	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
 	"k8s.io/streaming/pkg/httpstream/spdy"
@@ -158,7 +157,7 @@ func TestURLErrors(t *testing.T) {
 	if _, err := s.GetExec(&runtimeapi.ExecRequest{ContainerId: "stopped", Cmd: []string{"sh"}, Stdout: true}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
 		t.Errorf("stopped container: %v", err)
 	}
-	if _, err := s.GetExec(&runtimeapi.ExecRequest{ContainerId: "ctr", Cmd: []string{"sh"}, Tty: true, Stderr: true}); errdefs.Code(err) != codes.InvalidArgument {
+	if _, err := s.GetExec(&runtimeapi.ExecRequest{ContainerId: "ctr", Cmd: []string{"sh"}, Tty: true, Stderr: true}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("tty+stderr: %v", err)
 	}
 }

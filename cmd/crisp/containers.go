@@ -93,7 +93,7 @@ func monitorBinary(state string) (string, error) {
 			return "", fmt.Errorf("monitor link: %w", err)
 		}
 	}
-	klog.Infof("no %s binary next to %s or on PATH: the crisp binary serves as the container monitor", monitorName, self)
+	klog.InfoS("No monitor binary next to crisp or on PATH: the crisp binary serves as the container monitor", "monitor", monitorName, "crisp", self)
 	return link, nil
 }
 
@@ -101,7 +101,7 @@ func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			klog.Warningf("%s: %v", p, err)
+			klog.InfoS("Cannot stat a monitor binary candidate", "path", p, "err", err)
 		}
 		return false
 	}

@@ -70,7 +70,7 @@ func main() {
 		return
 	}
 	if err := serve(cfg); err != nil {
-		klog.Errorf("crisp: %v", err)
+		klog.ErrorS(err, "crisp failed")
 		klog.Flush()
 		os.Exit(1)
 	}

@@ -37,7 +37,7 @@ func startNRI(cfg *config.Config, pods *sandbox.Manager, containers *container.M
 		containers.SetHooks(nil)
 		return nil, err
 	}
-	klog.Infof("NRI plugins connect on %s", cfg.NRI.SocketPath)
+	klog.InfoS("NRI plugins connect here", "socket", cfg.NRI.SocketPath)
 	return func() {
 		pods.SetHooks(nil)
 		containers.SetHooks(nil)

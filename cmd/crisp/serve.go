@@ -18,6 +18,7 @@ import (
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/cri"
 	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/network"
 	"github.com/crisp-runtime/crisp/sandbox"
 	"github.com/crisp-runtime/crisp/streaming"
@@ -26,8 +27,6 @@ import (
 const (
 	// maxMsgSize matches containerd's: list answers on busy nodes exceed gRPC's 4 MiB default.
 	maxMsgSize = 16 << 20
-	// shutdownGrace bounds how long in-flight RPCs (a pull, say) may delay exit.
-	shutdownGrace = 30 * time.Second
 )
 
 func serve(cfg *config.Config) error {
@@ -134,22 +133,22 @@ func serve(cfg *config.Config) error {
 			done <- fmt.Errorf("streaming server: %w", err)
 		}
 	}()
-	klog.Infof("crisp %s serving CRI on %s (root %s, state %s)", version, cfg.Listen, cfg.Root, cfg.State)
+	klog.InfoS("crisp serving CRI", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
 
 	select {
 	case sig := <-sigs:
-		klog.Infof("received %v, finishing in-flight requests", sig)
+		klog.InfoS("Finishing in-flight requests", "signal", sig)
 		stopped := make(chan struct{})
 		go func() { g.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
-		case <-time.After(shutdownGrace):
-			klog.Warningf("in-flight requests still running after %v; closing them", shutdownGrace)
+		case <-time.After(timeouts.Shutdown):
+			klog.InfoS("In-flight requests still running; closing them", "waited", timeouts.Shutdown)
 			g.Stop()
 		}
 		// Containers are deliberately left running: kubelet expects a runtime
 		// restart to be invisible to workloads.
-		klog.Info("crisp stopped")
+		klog.InfoS("crisp stopped")
 		return nil
 	case err := <-done:
 		return err
@@ -160,7 +159,7 @@ func serve(cfg *config.Config) error {
 // replaced, but a live one means another crisp owns this path.
 func listen(path string) (net.Listener, error) {
 	if _, err := os.Stat(path); err == nil {
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		if c, err := net.DialTimeout("unix", path, timeouts.SocketProbe); err == nil {
 			c.Close()
 			return nil, fmt.Errorf("another process is serving on %s", path)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // TermSize is a terminal size in characters.
@@ -50,15 +51,12 @@ func (c *Container) control(ctx context.Context, cmd string) (string, error) {
 	return proto.ParseReply(typ, p)
 }
 
-// startTimeout bounds Start: the init only has to open the exec fifo.
-const startTimeout = time.Minute
-
 // Start lets the created container's init exec the user process.
 func (c *Container) Start() error {
 	if st := c.Status().State; st != StateCreated {
 		return fmt.Errorf("cannot start container %s in state %s", c.cfg.ID, st)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeouts.MonitorStart)
 	defer cancel()
 	text, err := c.control(ctx, proto.CmdStart)
 	if err != nil {
@@ -87,7 +85,7 @@ func (c *Container) ReopenLog() error {
 	if !c.running() {
 		return ErrNotRunning
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeouts.MonitorControl)
 	defer cancel()
 	_, err := c.control(ctx, proto.CmdReopenLog)
 	return err

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // Signal sends sig to the container init.
@@ -160,10 +161,6 @@ func signalCgroup(lc *libcontainer.Container, match func(pid int) bool) error {
 	return nil
 }
 
-// destroyWait bounds how long Destroy waits for a killed container's
-// monitor to record the exit.
-const destroyWait = 10 * time.Second
-
 // Destroy removes a container: it kills it if still running, removes its
 // cgroup and libcontainer state, and deletes its state files. It is
 // idempotent.
@@ -179,7 +176,7 @@ func (c *Container) Destroy() error {
 		if c.Status().State != StateUnknown {
 			select {
 			case <-c.done:
-			case <-time.After(destroyWait):
+			case <-time.After(timeouts.MonitorDestroy):
 				return fmt.Errorf("container %s did not exit after SIGKILL", c.cfg.ID)
 			}
 		}

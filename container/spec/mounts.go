@@ -184,7 +184,7 @@ func bindMount(m *Mount, in *Input) (specs.Mount, string, error) {
 			return specs.Mount{}, "", errdefs.InvalidArgument("recursive_read_only needs private propagation, got %s", m.Propagation)
 		case !in.Options.RecursiveReadOnlyMounts:
 			// kubelet asks only when Status advertises the feature.
-			return specs.Mount{}, "", fmt.Errorf("recursive_read_only needs mount_setattr (Linux 5.12 or later), which this node's kernel does not provide: %w", errdefs.ErrFailedPrecondition)
+			return specs.Mount{}, "", errdefs.FailedPrecondition("recursive_read_only needs mount_setattr (Linux 5.12 or later), which this node's kernel does not provide")
 		}
 	}
 	src := m.HostPath
@@ -253,8 +253,8 @@ func requirePropagation(src string, shared bool) error {
 	if shared {
 		want, kind = "shared", "BIDIRECTIONAL"
 	}
-	return fmt.Errorf("%s propagation: host path %q is on mount %q which is not a %s mount (make it one with `mount --make-shared %s`): %w",
-		kind, src, mi.Mountpoint, want, mi.Mountpoint, errdefs.ErrFailedPrecondition)
+	return errdefs.FailedPrecondition("%s propagation: host path %q is on mount %q which is not a %s mount (make it one with `mount --make-shared %s`)",
+		kind, src, mi.Mountpoint, want, mi.Mountpoint)
 }
 
 // IsImageVolume reports whether m mounts an image (kubelet's ImageVolume)

@@ -260,7 +260,7 @@ func apparmorProfile(sc *SecurityContext, o Options) (string, error) {
 	}
 	if !o.AppArmorEnabled {
 		if sp != nil && sp.Type != ProfileUnconfined {
-			return "", fmt.Errorf("linux.security_context.apparmor: AppArmor is not supported on this host (profile type %s requested): %w", sp.typeName(), errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("linux.security_context.apparmor: AppArmor is not supported on this host (profile type %s requested)", sp.typeName())
 		}
 		return "", nil
 	}
@@ -270,7 +270,7 @@ func apparmorProfile(sc *SecurityContext, o Options) (string, error) {
 			return "", nil // containerd runs privileged containers unconfined
 		}
 		if o.AppArmorDefaultProfile == "" && sp != nil {
-			return "", fmt.Errorf("linux.security_context.apparmor: RuntimeDefault requested but crisp has no default AppArmor profile configured: %w", errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("linux.security_context.apparmor: RuntimeDefault requested but crisp has no default AppArmor profile configured")
 		}
 		return o.AppArmorDefaultProfile, nil
 	case sp.Type == ProfileUnconfined:
@@ -281,7 +281,7 @@ func apparmorProfile(sc *SecurityContext, o Options) (string, error) {
 			return "", errdefs.InvalidArgument("linux.security_context.apparmor.localhost_ref is empty")
 		}
 		if !apparmorLoaded(name) {
-			return "", fmt.Errorf("linux.security_context.apparmor: profile %q is not loaded: %w", name, errdefs.ErrFailedPrecondition)
+			return "", errdefs.FailedPrecondition("linux.security_context.apparmor: profile %q is not loaded", name)
 		}
 		return name, nil
 	}
