@@ -117,7 +117,7 @@ func (m *Manager) rollBack(ctx context.Context, sb *Sandbox) {
 	m.removeLeftovers(sb.ID)
 	if sb.Config.Namespaces.PID == ModePod {
 		if err := m.cgroups.reaperCgroup(sb.Cgroup, sb.ID).Remove(); err != nil {
-			klog.Errorf("pod %s: %v", sb.ID, err)
+			klog.ErrorS(err, "Removing the reaper cgroup of an interrupted pod", "pod", sb.ID)
 		}
 	}
 	if err := m.cgroups.remove(sb.CgroupCreated, path.Base(sb.Cgroup)); err != nil {
