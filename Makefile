@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test vm-test unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install
+.PHONY: all build deps run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install
 
 all: build
 
@@ -92,6 +92,12 @@ bench: deps build images
 # README "VM test lane"). VM_SUITES, VM_CGROUP_DRIVER, VM_SCRIPT, ... pass through.
 vm-test:
 	hack/vm/run.sh
+
+# What CI runs after `make test` (.ci/run): in one guest, the CI subset with the
+# cgroupfs driver (smoke, crictl-e2e, the cgroup integration tests), then crisp
+# as a systemd service with the systemd driver through restarts and crashes.
+vm-test-ci:
+	VM_SUITES=ci VM_SCRIPT=hack/vm/tests/systemd-restart.sh hack/vm/run.sh
 
 registry-start:
 	hack/registry.sh start
