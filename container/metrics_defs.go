@@ -105,17 +105,17 @@ var metricDefs = []metricDef{
 
 	// Pressure stall information: cgroup v2 only.
 	{"container_pressure_cpu_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to CPU congestion.", Counter, nil, containerScope,
-		withPressure(func(p *monitor.Pressure) uint64 { return p.CPUFull })},
+		withPressure(func(p *monitor.Pressure) *monitor.PSI { return p.CPU }, true)},
 	{"container_pressure_cpu_waiting_seconds_total", "Total time duration tasks in the container have waited due to CPU congestion.", Counter, nil, containerScope,
-		withPressure(func(p *monitor.Pressure) uint64 { return p.CPUSome })},
+		withPressure(func(p *monitor.Pressure) *monitor.PSI { return p.CPU }, false)},
 	{"container_pressure_memory_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to memory congestion.", Counter, nil, containerScope,
-		withPressure(func(p *monitor.Pressure) uint64 { return p.MemoryFull })},
+		withPressure(func(p *monitor.Pressure) *monitor.PSI { return p.Memory }, true)},
 	{"container_pressure_memory_waiting_seconds_total", "Total time duration tasks in the container have waited due to memory congestion.", Counter, nil, containerScope,
-		withPressure(func(p *monitor.Pressure) uint64 { return p.MemorySome })},
+		withPressure(func(p *monitor.Pressure) *monitor.PSI { return p.Memory }, false)},
 	{"container_pressure_io_stalled_seconds_total", "Total time duration no tasks in the container could make progress due to IO congestion.", Counter, nil, containerScope,
-		withPressure(func(p *monitor.Pressure) uint64 { return p.IOFull })},
+		withPressure(func(p *monitor.Pressure) *monitor.PSI { return p.IO }, true)},
 	{"container_pressure_io_waiting_seconds_total", "Total time duration tasks in the container have waited due to IO congestion.", Counter, nil, containerScope,
-		withPressure(func(p *monitor.Pressure) uint64 { return p.IOSome })},
+		withPressure(func(p *monitor.Pressure) *monitor.PSI { return p.IO }, false)},
 
 	// Block I/O, per device; nothing where the kernel accounts none.
 	{"container_blkio_device_usage_total", "Blkio device bytes usage.", Counter, []string{"device", "major", "minor", "operation"}, containerScope,

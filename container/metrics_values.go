@@ -58,12 +58,22 @@ func withQuota(f func(*Stats) uint64) func(*metricSource) []metricSample {
 	}
 }
 
-func withPressure(f func(*monitor.Pressure) uint64) func(*metricSource) []metricSample {
+// withPressure reports the "full" (stalled) or "some" (waiting) total of
+// the resource's PSI, when the kernel keeps it.
+func withPressure(resource func(*monitor.Pressure) *monitor.PSI, full bool) func(*metricSource) []metricSample {
 	return fromCgroup(func(s *Stats) []metricSample {
 		if s.Pressure == nil {
 			return nil
 		}
-		return oneSample(f(s.Pressure) / 1e6) // PSI totals are microseconds
+		p := resource(s.Pressure)
+		if p == nil {
+			return nil
+		}
+		total := p.Some.Total
+		if full {
+			total = p.Full.Total
+		}
+		return oneSample(total / 1e6) // PSI totals are microseconds
 	})
 }
 

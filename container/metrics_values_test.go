@@ -35,7 +35,11 @@ func fullPod(now time.Time) (*sandbox.Sandbox, *PodStats) {
 			IOServiceBytes: []monitor.DeviceIO{{Major: 4095, Minor: 4094, Op: "Read", Value: 4096}, {Major: 4095, Minor: 4094, Op: "Write", Value: 8192}},
 			IOServiced:     []monitor.DeviceIO{{Major: 4095, Minor: 4094, Op: "Read", Value: 1}, {Major: 4095, Minor: 4094, Op: "Write", Value: 2}},
 			Hugetlb:        map[string]monitor.Hugetlb{"2MB": {Usage: 1, MaxUsage: 2}, "1GB": {}},
-			Pressure:       &monitor.Pressure{CPUSome: 2_500_000, CPUFull: 1_000_000, MemorySome: 1, IOFull: 7_000_000},
+			Pressure: &monitor.Pressure{
+				CPU:    &monitor.PSI{Some: monitor.PSIData{Total: 2_500_000}, Full: monitor.PSIData{Total: 1_000_000}},
+				Memory: &monitor.PSI{Some: monitor.PSIData{Total: 1}},
+				IO:     &monitor.PSI{Full: monitor.PSIData{Total: 7_000_000}},
+			},
 		},
 		HasCgroup:     true,
 		WritableLayer: FSUsage{Timestamp: now.Add(-5 * time.Second), Bytes: 4096, Inodes: 3, FSBytes: 1 << 30, FSInodes: 1000, FSInodesFree: 900},
@@ -301,7 +305,11 @@ func TestMetricRules(t *testing.T) {
 		{"start time unknown", "container_start_time_seconds", nil, nil},
 		{"no PSI on cgroup v1", "container_pressure_io_waiting_seconds_total", nil, nil},
 		{"PSI microseconds to seconds", "container_pressure_memory_stalled_seconds_total",
-			func(s *metricSource) { s.st.Pressure = &monitor.Pressure{MemoryFull: 2_999_999} }, []result{{2, ""}}},
+			func(s *metricSource) {
+				s.st.Pressure = &monitor.Pressure{Memory: &monitor.PSI{Full: monitor.PSIData{Total: 2_999_999}}}
+			}, []result{{2, ""}}},
+		{"no io.pressure", "container_pressure_io_waiting_seconds_total",
+			func(s *metricSource) { s.st.Pressure = &monitor.Pressure{CPU: &monitor.PSI{}} }, nil},
 		{"hugetlb by page size", "container_hugetlb_usage_bytes",
 			func(s *metricSource) {
 				s.st.Hugetlb = map[string]monitor.Hugetlb{"2MB": {Usage: 2}, "1GB": {Usage: 1}, "64KB": {Usage: 3}}

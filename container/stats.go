@@ -39,6 +39,13 @@ type Stats struct {
 	Files FileUsage
 }
 
+// PSI is a cgroup pressure file as the monitor reads it, named here so that
+// callers of this package need no other.
+type (
+	PSI     = monitor.PSI
+	PSIData = monitor.PSIData
+)
+
 // FSUsage is a writable layer's size, as of Timestamp, and the size of the
 // filesystem holding it.
 type FSUsage struct {

@@ -150,6 +150,8 @@ func toCRIContainerStats(snap *container.Snapshot, st *container.Stats) *runtime
 		},
 		Cpu:    toCRICPU(st),
 		Memory: toCRIMemory(st, snap),
+		Io:     toCRIIO(st),
+		Swap:   toCRISwap(st),
 	}
 	w := st.WritableLayer
 	if !w.Timestamp.IsZero() {
@@ -170,8 +172,44 @@ func toCRICPU(st *container.Stats) *runtimeapi.CpuUsage {
 		if st.CPUNanoCores != nil {
 			cpu.UsageNanoCores = &runtimeapi.UInt64Value{Value: *st.CPUNanoCores}
 		}
+		if st.Pressure != nil {
+			cpu.Psi = toCRIPSI(st.Pressure.CPU)
+		}
 	}
 	return cpu
+}
+
+// toCRIIO is nil where there is nothing to say: the CRI's io usage holds
+// only PSI.
+func toCRIIO(st *container.Stats) *runtimeapi.IoUsage {
+	if !st.HasCgroup || st.Pressure == nil || st.Pressure.IO == nil {
+		return nil
+	}
+	return &runtimeapi.IoUsage{Timestamp: st.Timestamp.UnixNano(), Psi: toCRIPSI(st.Pressure.IO)}
+}
+
+// toCRIPSI keeps nil as nil: kubelet tells "no PSI" from zero stall time.
+func toCRIPSI(p *container.PSI) *runtimeapi.PsiStats {
+	if p == nil {
+		return nil
+	}
+	data := func(d container.PSIData) *runtimeapi.PsiData {
+		return &runtimeapi.PsiData{Total: d.Total, Avg10: d.Avg10, Avg60: d.Avg60, Avg300: d.Avg300}
+	}
+	return &runtimeapi.PsiStats{Some: data(p.Some), Full: data(p.Full)}
+}
+
+// toCRISwap reports available bytes only under a swap limit, as cAdvisor
+// does.
+func toCRISwap(st *container.Stats) *runtimeapi.SwapUsage {
+	if !st.HasCgroup || st.Swap == nil {
+		return nil
+	}
+	sw := &runtimeapi.SwapUsage{Timestamp: st.Timestamp.UnixNano(), SwapUsageBytes: &runtimeapi.UInt64Value{Value: st.Swap.UsageBytes}}
+	if l := st.Swap.LimitBytes; l > 0 {
+		sw.SwapAvailableBytes = &runtimeapi.UInt64Value{Value: l - min(l, st.Swap.UsageBytes)}
+	}
+	return sw
 }
 
 // toCRIMemory fills available_bytes from the container's limit when it has
@@ -186,6 +224,9 @@ func toCRIMemory(st *container.Stats, snap *container.Snapshot) *runtimeapi.Memo
 	mem.RssBytes = &runtimeapi.UInt64Value{Value: st.MemoryRSSBytes}
 	mem.PageFaults = &runtimeapi.UInt64Value{Value: st.PageFaults}
 	mem.MajorPageFaults = &runtimeapi.UInt64Value{Value: st.MajorPageFaults}
+	if st.Pressure != nil {
+		mem.Psi = toCRIPSI(st.Pressure.Memory)
+	}
 	if snap != nil && snap.Resources != nil && snap.Resources.Memory != nil && snap.Resources.Memory.Limit != nil {
 		if limit := uint64(*snap.Resources.Memory.Limit); limit > st.MemoryWorkingSetBytes {
 			mem.AvailableBytes = &runtimeapi.UInt64Value{Value: limit - st.MemoryWorkingSetBytes}

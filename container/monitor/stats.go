@@ -3,6 +3,9 @@ package monitor
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/opencontainers/cgroups"
@@ -51,6 +54,9 @@ type Stats struct {
 	Hugetlb        map[string]Hugetlb // by page size ("2MB")
 	// Pressure is nil without PSI (cgroup v1, or a kernel without it).
 	Pressure *Pressure
+	// Swap is nil on cgroup v1 and where the kernel accounts no swap
+	// (no memory.swap.current).
+	Swap *Swap
 }
 
 // DeviceIO is one block device counter.
@@ -63,9 +69,27 @@ type DeviceIO struct {
 // Hugetlb is one page size's usage.
 type Hugetlb struct{ Usage, MaxUsage uint64 }
 
-// Pressure holds the PSI "total" stall times, in microseconds.
+// Pressure is the cgroup's pressure stall information (PSI) by resource;
+// a resource is nil when its pressure file is missing.
 type Pressure struct {
-	CPUSome, CPUFull, MemorySome, MemoryFull, IOSome, IOFull uint64
+	CPU, Memory, IO *PSI
+}
+
+// PSI is one pressure file: Some is the share of time at least one task
+// stalled on the resource, Full the share all of them did.
+type PSI struct{ Some, Full PSIData }
+
+// PSIData is one line of a pressure file.
+type PSIData struct {
+	Total                uint64  // cumulative stall time, microseconds
+	Avg10, Avg60, Avg300 float64 // percent of wall time over 10 s, 60 s, 300 s
+}
+
+// Swap is the cgroup's swap usage alone (memory.swap.current) and its
+// limit (memory.swap.max).
+type Swap struct {
+	UsageBytes uint64
+	LimitBytes uint64 // 0: unlimited
 }
 
 // Stats reads the container's cgroup counters.
@@ -94,6 +118,11 @@ func (c *Container) Stats() (*Stats, error) {
 		s.OOMKills = ev["oom_kill"]
 		if cgroups.IsCgroup2UnifiedMode() {
 			s.MemoryFailcnt = ev["max"]
+			// libcontainer reads a missing memory.swap.current as zero:
+			// without swap accounting there is no usage to report.
+			if _, err := os.Stat(filepath.Join(filepath.Dir(f), "memory.swap.current")); err != nil {
+				s.Swap = nil
+			}
 		}
 	}
 	return s, nil
@@ -144,6 +173,10 @@ func fromCgroupStats(cs *cgroups.Stats, v2 bool) *Stats {
 			s.MemoryKernelBytes = mem.Stats["kernel_stack"] + mem.Stats["pagetables"] + mem.Stats["slab"] + mem.Stats["sock"]
 		}
 		s.Pressure = pressure(cpu.PSI, mem.PSI, cs.BlkioStats.PSI)
+		s.Swap = &Swap{UsageBytes: mem.SwapOnlyUsage.Usage}
+		if l := mem.SwapOnlyUsage.Limit; l != math.MaxUint64 { // "max"
+			s.Swap.LimitBytes = l
+		}
 	} else {
 		s.MemorySwapBytes = mem.Stats[swap]
 		s.MemoryKernelBytes = mem.KernelUsage.Usage
@@ -172,17 +205,17 @@ func pressure(cpu, mem, io *cgroups.PSIStats) *Pressure {
 	if cpu == nil && mem == nil && io == nil {
 		return nil
 	}
-	var p Pressure
-	if cpu != nil {
-		p.CPUSome, p.CPUFull = cpu.Some.Total, cpu.Full.Total
+	return &Pressure{CPU: psi(cpu), Memory: psi(mem), IO: psi(io)}
+}
+
+func psi(in *cgroups.PSIStats) *PSI {
+	if in == nil {
+		return nil
 	}
-	if mem != nil {
-		p.MemorySome, p.MemoryFull = mem.Some.Total, mem.Full.Total
+	data := func(d cgroups.PSIData) PSIData {
+		return PSIData{Total: d.Total, Avg10: d.Avg10, Avg60: d.Avg60, Avg300: d.Avg300}
 	}
-	if io != nil {
-		p.IOSome, p.IOFull = io.Some.Total, io.Full.Total
-	}
-	return &p
+	return &PSI{Some: data(in.Some), Full: data(in.Full)}
 }
 
 // memoryEventsFile is the file with the cgroup's oom_kill counter (and, on

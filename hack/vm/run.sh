@@ -142,7 +142,7 @@ qemu=(qemu-system-x86_64 -accel tcg -cpu max -smp "${VM_CPUS:-2}" -m "${VM_MEM:-
 	-drive "file=$CACHE/rootfs.img,if=virtio,format=raw,snapshot=on"
 	-nic user,model=virtio-net-pci
 	"${shares[@]}"
-	-append "console=ttyS0 quiet loglevel=3 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
+	-append "console=ttyS0 psi=1 quiet loglevel=3 panic=-1 systemd.show_status=0 crispvm.root=$ROOT crispvm.out=$RUN")
 
 QPID=
 TPID=

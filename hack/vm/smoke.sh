@@ -131,6 +131,13 @@ if [[ -n ${first_ctr:-} ]]; then
 	if [[ ${got:-0} -gt 0 ]]; then pass "stats: working set $got bytes"; else fail "stats: working set" "$out"; fi
 	got=$(jq -r '.stats[0].cpu.usageCoreNanoSeconds.value // 0' <<<"$out" 2>/dev/null)
 	if [[ ${got:-0} -gt 0 ]]; then pass "stats: cpu usage $got ns"; else fail "stats: cpu usage" "$out"; fi
+	# PSI and swap usage are reported exactly where the cgroup has the files
+	# (cgroup v2; PSI also needs a kernel booted with it).
+	has() { [[ -e $(cgfile "${pids[first]}" "$1") ]] && echo true || echo false; }
+	expect "stats: cpu psi as cpu.pressure" "$( ((v2)) && has cpu.pressure || echo false)" "$(jq -r '.stats[0].cpu.psi != null' <<<"$out")"
+	expect "stats: memory psi as memory.pressure" "$( ((v2)) && has memory.pressure || echo false)" "$(jq -r '.stats[0].memory.psi != null' <<<"$out")"
+	expect "stats: io psi as io.pressure" "$( ((v2)) && has io.pressure || echo false)" "$(jq -r '.stats[0].io.psi != null' <<<"$out")"
+	expect "stats: swap as memory.swap.current" "$( ((v2)) && has memory.swap.current || echo false)" "$(jq -r '.stats[0].swap != null' <<<"$out")"
 	if out=$(crictl update --memory 100663296 --cpu-quota 25000 "$first_ctr"); then
 		if ((v2)); then
 			expect "update: memory.max" 100663296 "$(cat "$(cgfile "${pids[first]}" memory.max)")"
