@@ -299,9 +299,20 @@ func TestStalledLayerDownloadIsAbandoned(t *testing.T) {
 		t.Errorf("left after the abandoned pull: layers %v tmp %v", ls, tmp)
 	}
 
-	// The registry recovers: the same pull completes.
+	// The registry recovers: the same pull completes. The 300 ms bound is
+	// short enough for a healthy loopback transfer on a loaded machine (CI
+	// under -race, emulated guests beside it) to miss it now and then, so a
+	// pull abandoned for no progress is tried again, as kubelet would; a
+	// store or registry that stays broken fails every attempt.
 	reg.setStall(layerDigest(t, img, 1), false)
-	if _, err := s.Pull(context.Background(), reg.host+"/app:v1", nil); err != nil {
-		t.Fatalf("pull after the stall: %v", err)
+	for attempt := 1; ; attempt++ {
+		_, err := s.Pull(context.Background(), reg.host+"/app:v1", nil)
+		if err == nil {
+			break
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "made no progress") {
+			t.Fatalf("pull after the stall (attempt %d): %v", attempt, err)
+		}
+		t.Logf("pull after the stall, attempt %d: %v", attempt, err)
 	}
 }
