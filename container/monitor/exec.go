@@ -12,6 +12,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/thp"
 
 	// nsenter's constructor runs before the Go runtime in the `init`
 	// re-exec that libcontainer's Run (Exec) starts.
@@ -24,6 +25,10 @@ import (
 // thing. It does not return in that case.
 func InitIfRequested() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
+		// Whatever THP opt-out the daemon inherited is not the exec'd
+		// program's: it gets the system's policy like the container's
+		// init (see package thp).
+		thp.Allow()
 		libcontainer.Init()
 	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/crilog"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/thp"
 )
 
 // serveArg is the first argument of the monitor's second image, see reexec.
@@ -63,6 +64,9 @@ type monitor struct {
 // not return in that case.
 func InitIfRequested() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
+		// The monitor's THP opt-out is inherited; the container's
+		// program gets the system's policy.
+		thp.Allow()
 		libcontainer.Init()
 	}
 }
@@ -74,6 +78,10 @@ func Main(args []string) int {
 	// keep its private memory small.
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(20)
+	// crisp-monitor has done this before its runtime started; the crisp
+	// binary serving as monitor does it here, before the re-exec below
+	// starts the serving image.
+	thp.Disable()
 	if len(args) == 3 && args[0] == serveArg {
 		m, err := restore(args[1], args[2])
 		if err != nil {
