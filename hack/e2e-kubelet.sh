@@ -21,6 +21,8 @@
 # Environment: CRISP_BINARY, CRISP_TEST_REGISTRY (default 127.0.0.1:5000),
 # E2E_KUBELET_TIMEOUT_SCALE (default 1): multiplies every wait and the exec
 # probes' timeoutSeconds (the VM lane's emulated guest needs 4).
+# CRISP_CGROUP_DRIVER (default cgroupfs): kubelet's and crisp's cgroup driver;
+# systemd wants cgroup v2 with systemd running (the VM lane's guest).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
