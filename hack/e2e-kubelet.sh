@@ -21,6 +21,8 @@
 # Environment: CRISP_BINARY, CRISP_TEST_REGISTRY (default 127.0.0.1:5000),
 # E2E_KUBELET_TIMEOUT_SCALE (default 1): multiplies every wait and the exec
 # probes' timeoutSeconds (the VM lane's emulated guest needs 4).
+# CRISP_CGROUP_DRIVER (default cgroupfs): kubelet's and crisp's cgroup driver;
+# systemd wants cgroup v2 with systemd running (the VM lane's guest).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -181,7 +183,15 @@ else
 	check "64Mi memory limit in the container cgroup (memory.limit_in_bytes)" test "$(cat "$(cgroup_file "$pid" memory memory.limit_in_bytes)")" = 67108864
 	check "250m CPU limit in the container cgroup (cpu.cfs_quota_us)" test "$(cat "$(cgroup_file "$pid" cpu cpu.cfs_quota_us)")" = 25000
 fi
-check "the container cgroup is under kubelet's pod cgroup" grep -q "/$CGROOT/kubepods/pod" <(cgroup_file "$pid" memory - -)
+if [[ $DRIVER == systemd ]]; then
+	# kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/<container>.scope
+	check "the container is a scope in kubelet's pod slice" \
+		grep -qE '^/sys/fs/cgroup/kubepods\.slice/(kubepods-[a-z]+\.slice/)?kubepods(-[a-z]+)?-pod[0-9a-f_]+\.slice/[^/]+\.scope/-$' <(cgroup_file "$pid" memory - -)
+	check "systemd knows the pod slice and the container scope" systemctl is-active --quiet \
+		"$(basename "$(dirname "$(dirname "$(cgroup_file "$pid" memory - -)")")")" "$(basename "$(dirname "$(cgroup_file "$pid" memory - -)")")"
+else
+	check "the container cgroup is under kubelet's pod cgroup" grep -q "/$CGROOT/kubepods/pod" <(cgroup_file "$pid" memory - -)
+fi
 
 # --- crash loop ---------------------------------------------------------------
 crash_attempts() { cri ps -a --pod "$(sandbox crasher)" -o json | jq '[.containers[]?.metadata.attempt] | max // -1'; }
@@ -273,9 +283,7 @@ check "kubelet healthz still answers" healthz
 # --- host ------------------------------------------------------------------------------------
 stop_kubelet
 stop_crisp
-for d in "${created_cgroups[@]}"; do
-	find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-done
+remove_cgroup_root
 check "kubelet's cgroup root can be removed (nothing left in it)" cgroup_root_gone
 for s in "${!saved_sysctl[@]}"; do sysctl -qw "$s=${saved_sysctl[$s]}" >/dev/null; done
 check "kubelet added no KUBE-* iptables chain" test "$(kube_chains)" = "$kube_chains_before"

@@ -96,8 +96,11 @@ func podCgroupPath(parent, id string) (string, error) {
 const defaultPodSlicePrefix = "crisp-pod"
 
 // podPath is podCgroupPath for the configured driver. With systemd the
-// parent must be a slice (kubelet sends kubepods-burstable-pod<uid>.slice):
-// containers become scopes in it, and only a slice can hold those.
+// parent must be a slice: containers become scopes in it, and only a slice
+// can hold those. It comes as a name (kubepods-burstable-pod<uid>.slice) or,
+// as kubelet sends it, as the slice's expanded path
+// (/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice);
+// a path must be where systemd puts its last element.
 func (c *cgroups) podPath(parent, id string) (string, error) {
 	if !c.systemd {
 		return podCgroupPath(parent, id)
@@ -105,10 +108,18 @@ func (c *cgroups) podPath(parent, id string) (string, error) {
 	if parent == "" {
 		return expandSlice(defaultPodSlicePrefix + id + ".slice")
 	}
-	if !strings.HasSuffix(parent, ".slice") || strings.Contains(parent, "/") {
+	slice := path.Base(parent)
+	if !strings.HasSuffix(slice, ".slice") {
 		return "", fmt.Errorf("linux.cgroup_parent %q is not a systemd slice, but the cgroup driver is systemd", parent)
 	}
-	return expandSlice(parent)
+	p, err := expandSlice(slice)
+	if err != nil {
+		return "", err
+	}
+	if strings.Contains(parent, "/") && path.Clean(parent) != p {
+		return "", fmt.Errorf("linux.cgroup_parent %q is not where systemd puts slice %s (%s)", parent, slice, p)
+	}
+	return p, nil
 }
 
 // parentSlice is the slice a slice lives in, from its name: a-b-c.slice

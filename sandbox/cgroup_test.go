@@ -107,13 +107,16 @@ func TestPodPathSystemd(t *testing.T) {
 		{"", "/crisp.slice/crisp-podID.slice"},
 		{"kubepods-burstable-podabc.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podabc.slice"},
 		{"machine.slice", "/machine.slice"},
+		// kubelet's form: the slice's expanded path.
+		{"/kubepods.slice/kubepods-podabc.slice", "/kubepods.slice/kubepods-podabc.slice"},
+		{"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podabc.slice", "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podabc.slice"},
 	} {
 		got, err := c.podPath(tc.parent, "ID")
 		if err != nil || got != tc.want {
 			t.Errorf("podPath(%q) = %q, %v; want %q", tc.parent, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"/kubepods/burstable/podabc", "/kubepods.slice/kubepods-podabc.slice", "kubepods", "a--b.slice", "-.slice"} {
+	for _, bad := range []string{"/kubepods/burstable/podabc", "/other.slice/kubepods-podabc.slice", "/kubepods-podabc.slice", "kubepods", "a--b.slice", "-.slice"} {
 		if _, err := c.podPath(bad, "ID"); err == nil {
 			t.Errorf("podPath(%q) accepted under systemd", bad)
 		}

@@ -6,8 +6,17 @@
 
 SUBNET=${E2E_KUBELET_SUBNET:-10.213.0.0/24}
 BRIDGE=crkub0
-# kubelet's cgroupRoot; kubelet creates kubepods/... below it.
+# The cgroup driver of kubelet and crisp (CRISP_CGROUP_DRIVER, as the VM
+# lane sets it): cgroupfs or systemd.
+DRIVER=${CRISP_CGROUP_DRIVER:-cgroupfs}
+# cgroupfs: kubelet's cgroupRoot; kubelet creates kubepods/... below it.
 CGROOT=crisp-e2e-kubelet
+# systemd: kubelet keeps its default cgroupRoot (the root slice), as on a
+# node, and makes kubepods.slice, kubepods-<qos>.slice and
+# kubepods-<qos>-pod<uid>.slice through systemd; crisp makes container
+# scopes in the pod slices. (kubelet takes a custom cgroupRoot in cgroupfs
+# form and would name every slice after it.)
+KUBEPODS_SLICE=kubepods.slice
 # Not kubelet's default ports, so a kubelet someone runs by hand can stay.
 HEALTHZ_PORT=10348
 KUBELET_PORT=10350
@@ -49,13 +58,28 @@ cgroup_hierarchies() { awk '$3 == "cgroup" || $3 == "cgroup2" { print $2 }' /pro
 
 setup_host() {
 	local s d
+	case $DRIVER in
+	cgroupfs) ;;
+	systemd)
+		[[ -f /sys/fs/cgroup/cgroup.controllers && -d /run/systemd/system ]] ||
+			die "the systemd cgroup driver wants cgroup v2 with systemd running (the VM lane's guest)"
+		;;
+	*) die "CRISP_CGROUP_DRIVER must be cgroupfs or systemd, not $DRIVER" ;;
+	esac
 	for s in "${SYSCTLS[@]}"; do
 		saved_sysctl[$s]=$(sysctl -n "$s")
 	done
 	[[ -d $CONTAINER_LOGS ]] || created_logs_dir=1
 	# shellcheck disable=SC2034 # compared by hack/e2e-kubelet.sh
 	kube_chains_before=$(kube_chains)
+	if [[ $DRIVER == systemd ]]; then
+		# Another kubelet's pods would be this run's leftovers.
+		[[ -d /sys/fs/cgroup/$KUBEPODS_SLICE ]] &&
+			die "/sys/fs/cgroup/$KUBEPODS_SLICE exists: another kubelet or a leftover; stop it first (systemctl stop $KUBEPODS_SLICE)"
+		created_cgroups+=("/sys/fs/cgroup/$KUBEPODS_SLICE")
+	fi
 	for d in $(cgroup_hierarchies); do
+		[[ $DRIVER == cgroupfs ]] || break
 		[[ -d $d/$CGROOT ]] && die "$d/$CGROOT exists: another e2e-kubelet run or a leftover; remove it first"
 		# cgroup v2: kubelet's cgroupfs driver wants every controller in its
 		# root; on a fresh systemd node (the VM lane) the root delegates only
@@ -81,8 +105,12 @@ setup_host() {
 # write_kubelet_config [FEATURE=BOOL...]: feature gates to set.
 # shellcheck disable=SC2120 # setup_host writes the defaults, a restart passes gates
 write_kubelet_config() {
-	local gates="" g
+	local gates="" g cgroups
 	for g in "$@"; do gates+="${gates:+, }${g%%=*}: ${g#*=}"; done
+	cgroups="cgroupDriver: $DRIVER"
+	[[ $DRIVER == systemd ]] || cgroups+=$'\n'"cgroupRoot: /$CGROOT"
+	# kubelet refuses cgroup v1 unless told; on v2 its default stays.
+	[[ -f /sys/fs/cgroup/cgroup.controllers ]] || cgroups+=$'\n'"failCgroupV1: false"
 	cat >"$WORK/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -94,9 +122,7 @@ registerNode: false
 containerRuntimeEndpoint: unix://$SOCK
 imageServiceEndpoint: unix://$SOCK
 podLogsDir: $WORK/pod-logs
-cgroupDriver: cgroupfs
-cgroupRoot: /$CGROOT
-failCgroupV1: false
+$cgroups
 failSwapOn: false
 address: 127.0.0.1
 port: $KUBELET_PORT
@@ -122,7 +148,7 @@ YAML
 start_crisp() {
 	rm -f "$SOCK"
 	"$BIN/crisp" --config "$WORK/crisp.toml" --listen "$SOCK" --root "$WORK/root" \
-		--state "$WORK/state" --cni-conf-dir "$WORK/cni" -v=2 --logtostderr=true >>"$WORK/crisp.log" 2>&1 &
+		--state "$WORK/state" --cni-conf-dir "$WORK/cni" --cgroup-driver "$DRIVER" -v=2 --logtostderr=true >>"$WORK/crisp.log" 2>&1 &
 	crisp_pid=$!
 	for _ in $(seq 1 150); do
 		[[ -S $SOCK ]] && cri version >/dev/null 2>&1 && return 0
@@ -168,7 +194,29 @@ our_mounts() {
 	awk '{ print $5 }' /proc/self/mountinfo | grep -F "$WORK/" |
 		grep -vxF -e "$WORK/state/ns" -e "$WORK/state/pods" | grep -v "^$WORK/kubelet" || true
 }
-pod_cgroups() { local d; for d in "${created_cgroups[@]}"; do [[ -d $d ]] && find "$d" -mindepth 1 -type d -name 'pod*'; done; }
+# pod_cgroups: pod cgroups (cgroupfs: pod<uid>, systemd: *-pod<uid>.slice)
+# and container scopes left under kubelet's cgroup root.
+pod_cgroups() {
+	local d
+	for d in "${created_cgroups[@]}"; do
+		[[ -d $d ]] && find "$d" -mindepth 1 -type d \( -name 'pod*' -o -name '*-pod*.slice' -o -name '*.scope' \)
+	done
+	return 0
+}
+# remove_cgroup_root: remove kubelet's cgroup root once kubelet and crisp
+# are stopped; a cgroup with processes in it stays. Under systemd kubelet's
+# slices are units: stopping kubepods.slice stops the slices in it.
+remove_cgroup_root() {
+	local d
+	if [[ $DRIVER == systemd ]]; then
+		systemctl stop "$KUBEPODS_SLICE" 2>/dev/null
+		return 0
+	fi
+	for d in "${created_cgroups[@]}"; do
+		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+	done
+	return 0
+}
 bridge_veths() { ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ print $2 }'; }
 
 # teardown: stop everything this run started, by PID, and undo what it and
@@ -186,9 +234,8 @@ teardown() {
 		log "killing leftover crisp-monitor $pid"
 		kill -KILL "$pid" 2>/dev/null
 	done
+	remove_cgroup_root
 	for d in "${created_cgroups[@]}"; do
-		# Depth first; a cgroup with processes in it stays and is reported.
-		find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
 		[[ -d $d ]] && log "cannot remove cgroup $d: $(find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')"
 	done
 	for s in "${!saved_sysctl[@]}"; do
