@@ -34,6 +34,8 @@ func (s *Server) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream grpc.
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.closing:
+			return nil
 		case ev := <-sub.C():
 			if err := stream.Send(s.containerEvent(cm, ev)); err != nil {
 				return err

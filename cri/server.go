@@ -25,6 +25,7 @@ package cri
 
 import (
 	"context"
+	"sync"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -77,7 +78,17 @@ type Server struct {
 	streaming Streaming
 	// containers may be nil: container RPCs then answer Unimplemented.
 	containers Containers
+	// closing ends the event streams, which never finish by themselves: a
+	// graceful stop would otherwise wait for kubelet's GetContainerEvents
+	// until its deadline.
+	closing     chan struct{}
+	closingOnce sync.Once
 }
+
+// EndStreams ends the open GetContainerEvents streams, before a graceful
+// stop: kubelet keeps one open for good and subscribes again to the next
+// daemon.
+func (s *Server) EndStreams() { s.closingOnce.Do(func() { close(s.closing) }) }
 
 // Deps are the parts a Server translates to.
 type Deps struct {
@@ -94,7 +105,7 @@ type Deps struct {
 
 // New returns a Server over deps.
 func New(d Deps) *Server {
-	return &Server{cfg: d.Config, version: d.Version, images: d.Images, network: d.Network, sandboxes: d.Sandboxes, streaming: d.Streaming, containers: d.Containers}
+	return &Server{cfg: d.Config, version: d.Version, images: d.Images, network: d.Network, sandboxes: d.Sandboxes, streaming: d.Streaming, containers: d.Containers, closing: make(chan struct{})}
 }
 
 // Register adds both CRI services to g.

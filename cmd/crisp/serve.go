@@ -139,6 +139,7 @@ func serve(cfg *config.Config) error {
 	case sig := <-sigs:
 		klog.InfoS("Finishing in-flight requests", "signal", sig)
 		stopped := make(chan struct{})
+		srv.EndStreams()
 		go func() { g.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
