@@ -57,7 +57,12 @@ func (s *Server) statusInfo(netErr error) map[string]string {
 			info[key] = string(b)
 		}
 	}
-	put("config", s.cfg)
+	// As the file spells it (TOML keys, "5m0s"), so it can be pasted back.
+	if cfg, err := s.cfg.Map(); err == nil {
+		put("config", cfg)
+	} else {
+		put("config", map[string]string{"error": err.Error()})
+	}
 	netInfo := map[string]any{"ready": netErr == nil, "confDir": s.cfg.CNI.ConfDir, "binDirs": s.cfg.CNI.BinDirs}
 	if netErr != nil {
 		netInfo["reason"] = netErr.Error()

@@ -53,6 +53,8 @@ eventually() {
 
 # --- runtime ---
 expect "version: runtime name" crisp "$(crictl version | awk '/^RuntimeName:/ {print $2}')"
+# The config as crisp.toml spells it (crisp config, the file's keys).
+expect "info: config in file keys" 4h0m0s "$(crictl info -o json | jq -r '.config.streaming.idle_timeout')"
 expect "info: NetworkReady" true "$(crictl info -o json | jq -r '.status.conditions[] | select(.type=="NetworkReady") | .status')"
 
 # --- pull ---

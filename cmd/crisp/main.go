@@ -1,7 +1,8 @@
 // Command crisp is a Kubernetes CRI runtime for a single node.
 //
 //	crisp [flags]          serve the CRI on a unix socket
-//	crisp config [flags]   print the effective configuration
+//	crisp config [flags]   print the effective configuration (--commented:
+//	                       every key commented out, as make install writes it)
 //	crisp version          print the version
 package main
 
@@ -37,6 +38,10 @@ func main() {
 	fs := flag.NewFlagSet("crisp "+cmd, flag.ContinueOnError)
 	klog.InitFlags(fs)
 	flags := config.NewFlags(fs)
+	commented := false
+	if cmd == "config" {
+		fs.BoolVar(&commented, "commented", false, "print every key commented out with what it does: the file `make install` puts in "+config.DefaultPath)
+	}
 	if err := fs.Parse(args); err != nil {
 		os.Exit(2)
 	}
@@ -61,7 +66,11 @@ func main() {
 		os.Exit(1)
 	}
 	if cmd == "config" {
-		s, err := cfg.TOML()
+		render := cfg.TOML
+		if commented {
+			render = cfg.Commented
+		}
+		s, err := render()
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "crisp: %v\n", err)
 			os.Exit(1)
