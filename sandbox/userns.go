@@ -109,7 +109,7 @@ func (m *Manager) UserNamespaces() error {
 	return m.usernsErr
 }
 
-func (m *Manager) probeUserns() (retErr error) {
+func (m *Manager) probeUserns() error {
 	if err := searchable(filepath.Dir(m.pins.dir)); err != nil {
 		return err
 	}
@@ -127,46 +127,7 @@ func (m *Manager) probeUserns() (retErr error) {
 	}
 	defer userns.Close()
 
-	dir := filepath.Join(m.store.root, ".idmap-probe")
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	defer func() {
-		if err := os.RemoveAll(dir); err != nil && retErr == nil {
-			retErr = err
-		}
-	}()
-	var lower, upper, work, merged = filepath.Join(dir, "lower"), filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "merged")
-	for _, d := range []string{lower, upper, work, merged} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(lower, "f"), nil, 0o600); err != nil {
-		return err
-	}
-	paths, release, err := idmap.BindLayers([]string{lower}, filepath.Join(dir, "l"), userns)
-	defer func() { retErr = errors.Join(retErr, release()) }()
-	if err != nil {
-		return err
-	}
-	data := "lowerdir=" + paths[0] + ",upperdir=" + upper + ",workdir=" + work
-	if err := unix.Mount("overlay", merged, "overlay", 0, data); err != nil {
-		return fmt.Errorf("overlay over an idmapped layer: %w", err)
-	}
-	defer func() {
-		if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-	}()
-	var st unix.Stat_t
-	if err := unix.Stat(filepath.Join(merged, "f"), &st); err != nil {
-		return err
-	}
-	if st.Uid != probeMap[0].HostID {
-		return fmt.Errorf("a file of an idmapped layer shows uid %d, not %d", st.Uid, probeMap[0].HostID)
-	}
-	return nil
+	return idmap.ProbeOverlay(filepath.Join(m.store.root, ".idmap-probe"), userns, probeMap[0].HostID)
 }
 
 // userChild makes cmd's child the root of the user namespace it is cloned

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -104,5 +105,20 @@ func TestBindMissingSource(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "l")); !os.IsNotExist(err) {
 		t.Fatalf("scratch left after a failed bind: %v", err)
+	}
+}
+
+func TestProbeOverlay(t *testing.T) {
+	ns := userns(t)
+	dir := filepath.Join(t.TempDir(), "probe")
+	if err := ProbeOverlay(dir, ns, hostID); err != nil {
+		t.Fatalf("probe with the namespace's mapping: %v", err)
+	}
+	// The wrong expectation is noticed: the probe really looks at the owner.
+	if err := ProbeOverlay(dir, ns, hostID+1); err == nil || !strings.Contains(err.Error(), "shows uid") {
+		t.Fatalf("probe expecting another uid: want a uid mismatch, got %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("probe left %s: %v", dir, err)
 	}
 }
