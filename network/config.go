@@ -179,3 +179,16 @@ func validateList(ctx context.Context, cni *libcni.CNIConfig, list *libcni.Netwo
 	}
 	return nil
 }
+
+// CheckConfDir says which configuration a Manager over confDir and binDirs
+// would use, as crisp check reports it: the file and network name, or why
+// none is usable. found tells "no configuration yet" (a CNI add-on may still
+// install one) from "none of them valid".
+func CheckConfDir(ctx context.Context, confDir string, binDirs []string) (file, name string, found bool, err error) {
+	files, _ := libcni.ConfFiles(confDir, confExtensions)
+	l, err := loadConfDir(ctx, libcni.NewCNIConfig(binDirs, nil), confDir)
+	if err != nil {
+		return "", "", len(files) > 0, err
+	}
+	return l.file, l.list.Name, true, nil
+}

@@ -3,6 +3,7 @@
 //	crisp [flags]          serve the CRI on a unix socket
 //	crisp config [flags]   print the effective configuration (--commented:
 //	                       every key commented out, as make install writes it)
+//	crisp check [flags]    check this node's prerequisites, exit 1 if one is missing
 //	crisp version          print the version
 package main
 
@@ -54,9 +55,9 @@ func main() {
 	case "version":
 		fmt.Printf("crisp %s\n", version)
 		return
-	case "config", "serve":
+	case "config", "serve", "check":
 	default:
-		fmt.Fprintf(os.Stderr, "crisp: unknown command %q (want serve, config or version)\n", cmd)
+		fmt.Fprintf(os.Stderr, "crisp: unknown command %q (want serve, config, check or version)\n", cmd)
 		os.Exit(2)
 	}
 
@@ -64,6 +65,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "crisp: %v\n", err)
 		os.Exit(1)
+	}
+	if cmd == "check" {
+		os.Exit(check(cfg, flags.ConfigPath))
 	}
 	if cmd == "config" {
 		render := cfg.TOML
