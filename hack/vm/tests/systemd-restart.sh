@@ -77,7 +77,7 @@ if wait_crisp; then pass "crisp.service up (pid $(main_pid))"; else
 	fail "crisp.service up" "$(journalctl -u crisp --no-pager | tail -20)"
 	finish
 fi
-expect "cgroup driver in crictl info" systemd "$(crictl info -o json | jq -r '.config.CgroupDriver // empty')"
+expect "cgroup driver in crictl info" systemd "$(crictl info -o json | jq -r '.config.cgroup_driver // empty')"
 crictl pull "$image" >/dev/null || { fail "pull" "$(tail -5 "$work/crictl.err")"; finish; }
 
 # 2. Pods and containers.
