@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install
+.PHONY: all build deps run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install uninstall install-test
 
 all: build
 
@@ -22,17 +22,22 @@ build:
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp ./cmd/crisp
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp-monitor ./cmd/crisp-monitor
 
-# Installs the binaries into $(DESTDIR)$(PREFIX)/bin and the systemd unit
-# into $(DESTDIR)$(UNITDIR) (README "Running under systemd").
-PREFIX  ?= /usr/local
-UNITDIR ?= /etc/systemd/system
+# Installs crisp, crisp-monitor, the systemd unit, a commented default
+# /etc/crisp/crisp.toml, /etc/crictl.yaml and the default CNI network, the
+# configurations only where none exists; uninstall removes what install wrote
+# and the operator did not change since (hack/install.sh, README "Installing").
+PREFIX     ?= /usr/local
+UNITDIR    ?= /etc/systemd/system
+SYSCONFDIR ?= /etc
 install: build
-	install -D -m 0755 $(BIN)/crisp $(DESTDIR)$(PREFIX)/bin/crisp
-	install -D -m 0755 $(BIN)/crisp-monitor $(DESTDIR)$(PREFIX)/bin/crisp-monitor
-	install -d $(DESTDIR)$(UNITDIR)
-	sed 's|/usr/local/bin/crisp|$(PREFIX)/bin/crisp|' hack/systemd/crisp.service >$(DESTDIR)$(UNITDIR)/crisp.service
-	chmod 0644 $(DESTDIR)$(UNITDIR)/crisp.service
-	@echo "installed; then: systemctl daemon-reload && systemctl enable --now crisp"
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' UNITDIR='$(UNITDIR)' SYSCONFDIR='$(SYSCONFDIR)' BIN='$(BIN)' hack/install.sh install
+
+uninstall:
+	DESTDIR='$(DESTDIR)' PREFIX='$(PREFIX)' UNITDIR='$(UNITDIR)' SYSCONFDIR='$(SYSCONFDIR)' hack/install.sh uninstall
+
+# install + uninstall into DESTDIR trees and onto this machine (a few seconds).
+install-test: build
+	hack/install-test.sh
 
 # Run crisp in the foreground with the default configuration (/etc/crisp/crisp.toml
 # if present), a default CNI network when none is configured, and pod traffic
@@ -40,9 +45,9 @@ install: build
 run: deps build
 	hack/run.sh $(BIN)/crisp
 
-# Everything CI runs: lint, unit tests, integration tests, crictl end to end,
+# Everything CI runs: lint, install/uninstall, unit tests, integration tests, crictl end to end,
 # critest conformance, a real kubelet.
-test: deps build lint unit images integration crictl-e2e conformance e2e-kubelet
+test: deps build lint install-test unit images integration crictl-e2e conformance e2e-kubelet
 	@echo "== make test: all passed; critest v1.37.0 totals (JUnit in _output/critest-*):"
 	@for mode in websocket parallel serial; do \
 		$(BIN)/junit-summary -prefix "critest-$$mode" _output/critest-$$mode/junit.xml; done
