@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install uninstall install-test
+.PHONY: all build deps deps-run run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install uninstall install-test
 
 all: build
 
@@ -41,9 +41,13 @@ install-test: build
 
 # Run crisp in the foreground with the default configuration (/etc/crisp/crisp.toml
 # if present), a default CNI network when none is configured, and pod traffic
-# fenced to the pod subnet.
-run: deps build
+# fenced to the pod subnet. Installs and builds only what that needs (no test
+# tools; `make deps` builds crictl and the rest).
+run: deps-run build
 	hack/run.sh $(BIN)/crisp
+
+deps-run:
+	hack/deps.sh run
 
 # Everything CI runs: lint, install/uninstall, unit tests, integration tests, crictl end to end,
 # critest conformance, a real kubelet.

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# hack/deps.sh: install everything crisp needs to build, run and test it.
+# hack/deps.sh [all|run]: install everything crisp needs to build, run and
+# test it (all, the default), or only to build and run it (run: `make run`,
+# the build and run packages of step 1, no Go tools).
 #
 #   1. Debian packages (apt-get), only the missing ones; `apt-get update` runs
 #      only when something is missing.
@@ -30,17 +32,28 @@ STAMPS=$BIN/.stamps
 log() { echo "deps: $*" >&2; }
 die() { echo "deps: error: $*" >&2; exit 1; }
 
-# Debian packages crisp needs.
-PACKAGES=(
-	# build (cgo: libseccomp via pkg-config)
-	gcc libc6-dev pkg-config libseccomp-dev
+# Debian packages crisp needs to be built and run.
+RUN_PACKAGES=(
+	# build (cgo: libseccomp via pkg-config); ca-certificates for the Go
+	# module proxy
+	gcc libc6-dev pkg-config libseccomp-dev ca-certificates
 	# run: CNI plugins (/usr/lib/cni), hostport/masquerade rules, netns and
 	# namespace tools
 	containernetworking-plugins iptables iproute2 util-linux procps
-	# test and scripts: critest's HostIpc specs run ipcmk/ipcs (util-linux);
-	# ca-certificates for the Go module proxy
-	curl jq ca-certificates
 )
+# ... and to be tested: critest's HostIpc specs run ipcmk/ipcs (util-linux,
+# above); the scripts use curl and jq.
+PACKAGES=("${RUN_PACKAGES[@]}" curl jq)
+
+mode=${1:-all}
+case $mode in
+all) ;;
+run)
+	PACKAGES=("${RUN_PACKAGES[@]}")
+	DEPS_SKIP_TOOLS=1
+	;;
+*) die "usage: $0 [all|run]" ;;
+esac
 
 SUDO=
 if [[ $(id -u) -ne 0 ]]; then

@@ -14,7 +14,9 @@ subnet=${CRISP_POD_SUBNET:-10.209.0.0/16}
 "$repo/hack/cni-config.sh" firewall-on "$subnet"
 trap '"$repo/hack/cni-config.sh" firewall-off "$subnet"' EXIT
 
-echo "crisp: serving on /run/crisp/crisp.sock; try: $repo/_output/bin/crictl --runtime-endpoint unix:///run/crisp/crisp.sock info"
+crictl=$repo/_output/bin/crictl
+[[ -x $crictl ]] || crictl=$(command -v crictl || echo "crictl (make deps builds it into _output/bin)")
+echo "crisp: serving on /run/crisp/crisp.sock; try: $crictl --runtime-endpoint unix:///run/crisp/crisp.sock info"
 "$bin" --cni-conf-dir "$conf_dir" "$@" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true' INT TERM
