@@ -85,10 +85,12 @@ type Registry struct {
 // Default returns the configuration used when no file and no flags say otherwise.
 func Default() *Config {
 	return &Config{
-		Listen:                   "/run/crisp/crisp.sock",
-		Root:                     "/var/lib/crisp",
-		State:                    "/run/crisp",
-		CgroupDriver:             "cgroupfs",
+		Listen:       "/run/crisp/crisp.sock",
+		Root:         "/var/lib/crisp",
+		State:        "/run/crisp",
+		CgroupDriver: "cgroupfs",
+		// Empty, not nil: the file crisp config prints lists the key.
+		PinnedImages:             []string{},
 		MaxConcurrentDownloads:   3,
 		ImagePullProgressTimeout: 5 * time.Minute,
 		CNI: CNI{

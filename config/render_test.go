@@ -3,6 +3,7 @@ package config
 import (
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -46,6 +47,13 @@ func TestCommentedIsTheDefaults(t *testing.T) {
 	for _, k := range want {
 		if docs[k] == "" {
 			t.Errorf("key %s has no description: give its flag a usage ending in (key %s)", k, k)
+		}
+	}
+	// ... and every key a flag sets is in the file (an empty default
+	// must not make the encoder leave it out).
+	for k := range docs {
+		if !slices.Contains(want, k) {
+			t.Errorf("key %s (a flag sets it) is not in the file", k)
 		}
 	}
 }
