@@ -89,10 +89,17 @@ const registriesExample = `# Per-registry settings, one table per host (flags --
 // usageKey finds the "(key x.y)" a flag's usage ends with.
 var usageKey = regexp.MustCompile(`\s*\(key ([a-z0-9_.]+)\)$`)
 
+// flaglessDocs describes the keys no flag sets (TestCommentedIsTheDefaults
+// wants every key described).
+var flaglessDocs = map[string]string{}
+
 // keyDocs describes each key by its flag: "<usage> (flag --<name>)". A
 // list's flag takes its items comma-separated; the file has a TOML list.
 func keyDocs() map[string]string {
 	docs := map[string]string{}
+	for k, d := range flaglessDocs {
+		docs[k] = d
+	}
 	for _, f := range flagSetters {
 		m := usageKey.FindStringSubmatchIndex(f.usage)
 		if m == nil {
