@@ -42,6 +42,7 @@ done
 
 # 2. The installed crisp check passes on cgroup v2.
 if out=$(/usr/local/bin/crisp check 2>&1); then pass "crisp check"; else fail "crisp check" "$out"; fi
+sed 's/^/    /' <<<"$out"
 grep -q '^ok    cgroup version       v2' <<<"$out" && pass "crisp check reports cgroup v2" || fail "crisp check reports cgroup v2" "$out"
 
 # 3. The unit starts crisp; crictl finds it through /etc/crictl.yaml.
