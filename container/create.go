@@ -42,6 +42,9 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err != nil {
 		return "", err
 	}
+	if err := m.cdi.Allow(cdiDevices); err != nil {
+		return "", err
+	}
 	id := ids.New()
 	key := nameKey(podID, cfg.Name, cfg.Attempt)
 	if err := m.names.Reserve(key, id); err != nil {

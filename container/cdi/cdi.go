@@ -120,8 +120,8 @@ func (r *Registry) Inject(s *specs.Spec, devices []string) error {
 	if len(devices) == 0 {
 		return nil
 	}
-	if r == nil {
-		return errdefs.FailedPrecondition("CDI devices %s requested, but CDI is disabled on this node (cdi.enable = false)", strings.Join(devices, ", "))
+	if err := r.Allow(devices); err != nil {
+		return err
 	}
 	loadErrs := r.refresh()
 	unresolved, err := r.cache.InjectDevices(s, devices...)
@@ -138,6 +138,15 @@ func (r *Registry) Inject(s *specs.Spec, devices []string) error {
 	}
 	if err != nil {
 		return errdefs.InvalidArgument("%s", r.whyNotApplied(s, devices, err))
+	}
+	return nil
+}
+
+// Allow refuses devices when CDI is disabled (r is nil): a container must
+// not start without the devices it asked for.
+func (r *Registry) Allow(devices []string) error {
+	if r == nil && len(devices) > 0 {
+		return errdefs.FailedPrecondition("CDI devices %s requested, but CDI is disabled on this node (cdi.enable = false)", strings.Join(devices, ", "))
 	}
 	return nil
 }
