@@ -40,6 +40,7 @@ type Config struct {
 	CNI        CNI                 `toml:"cni"`
 	Streaming  Streaming           `toml:"streaming"`
 	NRI        NRI                 `toml:"nri"`
+	CDI        CDI                 `toml:"cdi"`
 	Registries map[string]Registry `toml:"registries"`
 	// InsecureRegistries may be reached over plain HTTP or with unverified TLS.
 	// Entries are host[:port] patterns; "*" matches any port or host label.
@@ -101,6 +102,7 @@ func Default() *Config {
 		Registries:         map[string]Registry{},
 		InsecureRegistries: []string{"localhost:*", "127.0.0.1:*"},
 		NRI:                defaultNRI(),
+		CDI:                defaultCDI(),
 	}
 }
 
@@ -166,6 +168,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.NRI.validate(); err != nil {
+		return err
+	}
+	if err := c.CDI.validate(); err != nil {
 		return err
 	}
 	for host, r := range c.Registries {

@@ -40,11 +40,14 @@ var registryFlags = []struct {
 		func(r *Registry, _ string) { r.SkipUpstream = true }},
 }
 
-// flagSetters maps each scalar or list key to the flag that overrides it.
-var flagSetters = []struct {
+// flagSetter is a scalar or list key's flag.
+type flagSetter struct {
 	name, usage string
 	apply       func(c *Config, v string) error
-}{
+}
+
+// flagSetters maps each scalar or list key to the flag that overrides it.
+var flagSetters = []flagSetter{
 	{"listen", "path of the CRI unix socket (key listen)", func(c *Config, v string) error { c.Listen = v; return nil }},
 	{"root", "directory for persistent state (key root)", func(c *Config, v string) error { c.Root = v; return nil }},
 	{"state", "directory for volatile state (key state)", func(c *Config, v string) error { c.State = v; return nil }},

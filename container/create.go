@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
+	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
@@ -35,6 +36,13 @@ func (u undo) run() {
 // failure everything done so far is rolled back.
 func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ string, retErr error) {
 	if err := validateCreate(podID, cfg); err != nil {
+		return "", err
+	}
+	cdiDevices, err := cdi.Requested(cfg.CDIDevices, cfg.Annotations)
+	if err != nil {
+		return "", err
+	}
+	if err := m.cdi.Allow(cdiDevices); err != nil {
 		return "", err
 	}
 	id := ids.New()
@@ -138,6 +146,11 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 
 	s, err := m.generateSpec(c, sb, img, volSrcs)
 	if err != nil {
+		return "", err
+	}
+	// CDI devices are part of what the request asked for, so plugins see
+	// them in the spec (as with containerd and CRI-O).
+	if err := m.cdi.Inject(s, cdiDevices); err != nil {
 		return "", err
 	}
 	// Plugins adjust the spec before anything runs from it; until the

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/internal/hook"
@@ -47,6 +48,9 @@ type Options struct {
 	MonitorBinary string
 	// Spec are the spec generation options (host facts and settings).
 	Spec spec.Options
+	// CDI resolves the CDI devices containers request; nil when CDI is
+	// disabled, which refuses containers that request any.
+	CDI *cdi.Registry
 	// StatsInterval is how often CPU and writable-layer usage are sampled;
 	// 0 means the default, negative disables the sampler.
 	StatsInterval time.Duration
@@ -66,6 +70,7 @@ type Manager struct {
 	runtime   Runtime
 	monitor   string
 	specOpts  spec.Options
+	cdi       *cdi.Registry
 	names     *registrar.Registrar
 	events    *broadcaster
 	stats     *sampler
@@ -125,6 +130,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		runtime:    rt,
 		monitor:    opts.MonitorBinary,
 		specOpts:   opts.Spec,
+		cdi:        opts.CDI,
 		names:      registrar.New("container"),
 		events:     newBroadcaster(),
 		containers: newIndex(st),

@@ -36,6 +36,8 @@ func TestCreateValidation(t *testing.T) {
 		{"unknown pod", "nopod", cfg("a"), errdefs.ErrNotFound},
 		{"pod not ready", "notready", cfg("a"), errdefs.ErrFailedPrecondition},
 		{"unknown image", "pod1", &Config{Name: "a", Image: spec.ImageSpec{Image: "nope"}}, errdefs.ErrNotFound},
+		{"bad CDI device name", "pod1", &Config{Name: "a", Image: spec.ImageSpec{Image: testImage.ID}, CDIDevices: []string{"gpu0"}}, errdefs.ErrInvalidArgument},
+		{"CDI disabled", "pod1", &Config{Name: "a", Image: spec.ImageSpec{Image: testImage.ID}, Annotations: map[string]string{"cdi.k8s.io/x": "vendor.example/gpu=gpu0"}}, errdefs.ErrFailedPrecondition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.m.Create(ctx, tc.pod, tc.cfg)

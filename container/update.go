@@ -72,6 +72,11 @@ func (m *Manager) updateResources(ctx context.Context, id string, r *Resources, 
 	}
 	n := c.clone()
 	n.Resources = s.Linux.Resources
+	if c.Resources != nil {
+		// The monitor keeps the device rules (see monitor.Update); so does
+		// the record, with those CDI devices and NRI plugins added.
+		n.Resources.Devices = c.Resources.Devices
+	}
 	n.Config = cfg
 	if err := m.commit(e, n); err != nil {
 		return err

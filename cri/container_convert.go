@@ -230,6 +230,9 @@ func toContainerConfig(c *runtimeapi.ContainerConfig) (*container.Config, error)
 	for _, d := range c.GetDevices() {
 		out.Devices = append(out.Devices, spec.Device{ContainerPath: d.GetContainerPath(), HostPath: d.GetHostPath(), Permissions: d.GetPermissions()})
 	}
+	for _, d := range c.GetCDIDevices() {
+		out.CDIDevices = append(out.CDIDevices, d.GetName())
+	}
 	return out, nil
 }
 

@@ -7,7 +7,7 @@
 #
 #   a pod runs and its log reads back; exec readiness and liveness probes make
 #   a two-container pod Ready; a memory/CPU limit reaches the container
-#   cgroup; a crash-looping container is restarted with growing attempts;
+#   cgroup; a device plugin's CDI devices reach a container (hack/kubelet/cdi.sh); a crash-looping container is restarted with growing attempts;
 #   restarting kubelet, then crisp, restarts no container; editing a manifest
 #   replaces the pod; deleting the manifests removes every pod and leaves no
 #   mount, namespace pin, veth, pod cgroup or monitor behind; /stats/summary
@@ -36,7 +36,7 @@ if [[ -n ${CRISP_BINARY:-} && $CRISP_BINARY != "$BIN/crisp" ]]; then
 	echo "e2e-kubelet: CRISP_BINARY must be $BIN/crisp (crisp finds crisp-monitor next to itself)" >&2
 	exit 1
 fi
-for b in crisp crisp-monitor crictl kubelet; do
+for b in crisp crisp-monitor crictl kubelet e2e-deviceplugin; do
 	[[ -x $BIN/$b ]] || { echo "e2e-kubelet: $BIN/$b missing: run make build deps" >&2; exit 1; }
 done
 
@@ -88,6 +88,8 @@ must() {
 
 # shellcheck source=hack/kubelet/pods.sh
 source "$ROOT/hack/kubelet/pods.sh"
+# shellcheck source=hack/kubelet/cdi.sh
+source "$ROOT/hack/kubelet/cdi.sh"
 
 not() { ! "$@"; }
 all_ready() { ready single && ready probes && ready limited; }
@@ -128,6 +130,7 @@ finish() {
 	local rc=$?
 	# A set-up step that died is a failure too.
 	((rc == 0 || failed > 0)) || fail "the run stopped early (exit status $rc), see above"
+	stop_device_plugin
 	teardown
 	report
 	((rc == 0 && failed == 0)) || exit 1
@@ -136,6 +139,7 @@ trap finish EXIT
 
 log "crisp and kubelet in $WORK"
 setup_host
+setup_cdi
 start_crisp
 start_kubelet
 pass "kubelet starts on crisp and its healthz answers"
@@ -192,6 +196,27 @@ if [[ $DRIVER == systemd ]]; then
 else
 	check "the container cgroup is under kubelet's pod cgroup" grep -q "/$CGROOT/kubepods/pod" <(cgroup_file "$pid" memory - -)
 fi
+
+# --- CDI devices ------------------------------------------------------------------
+start_device_plugin
+must eventually 30 "a device plugin offers vendor.example/gpu to kubelet" device_plugin_listed
+cdi_pod
+must wait_ready cdi
+s=$(sandbox cdi)
+c=$(container_id "$s" main)
+inside=$(cdi_inside "$c" 2>&1)
+log "inside the CDI pod's container: $(paste -sd';' <<<"$inside")"
+check "the plugin's CDI devices are in the container: nodes, cgroup access, env, the spec's mount" same "$inside" "$(printf '%s\n' \
+	'gpu0 character special file a:e5' 'gpu1 character special file 1:5' 'gpu0 open rw ok' 'gpu1 read 0000000000000000' \
+	'env 1.0 present present' 'mount vendor-lib-1.0')"
+# One device came as ContainerConfig.CDI_devices, the other as a cdi.k8s.io/* annotation.
+cdi_routes() {
+	cri inspect "$c" | jq -e '[(.info.record.containerConfig.cdiDevices // [] | length), (.status.annotations | with_entries(select(.key | startswith("cdi.k8s.io/"))) | length)] == [1, 1]'
+}
+check "kubelet passed one device by the CRI field and one by annotation" cdi_routes
+rm -f "$MANIFESTS/cdi.yaml"
+eventually 60 "the CDI pod goes away with its manifest" empty cri pods --label e2e=cdi -q
+stop_device_plugin
 
 # --- crash loop ---------------------------------------------------------------
 crash_attempts() { cri ps -a --pod "$(sandbox crasher)" -o json | jq '[.containers[]?.metadata.attempt] | max // -1'; }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
@@ -32,7 +33,7 @@ func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 		return fmt.Errorf("NRI plugin failed CreateContainer of container %q in pod %s: %w", c.Name, c.PodID, err)
 	}
 	n.mu.Unlock()
-	if err := adjust(s, rpl.GetAdjust()); err != nil {
+	if err := adjust(s, rpl.GetAdjust(), n.cdi); err != nil {
 		n.mu.Lock()
 		n.undoCreateLocked(ctx, pod, ctr)
 		n.mu.Unlock()
@@ -205,6 +206,11 @@ func containerToNRI(c *container.Snapshot, s *specs.Spec) *api.Container {
 		CreatedAt:     unixNano(st.CreatedAt),
 		StartedAt:     unixNano(st.StartedAt),
 		FinishedAt:    unixNano(st.FinishedAt),
+	}
+	// Validated at create; a record cannot hold a bad name.
+	devs, _ := cdi.Requested(cfg.CDIDevices, cfg.Annotations)
+	for _, d := range devs {
+		ctr.CDIDevices = append(ctr.CDIDevices, &api.CDIDevice{Name: d})
 	}
 	if s == nil {
 		s = &specs.Spec{Process: c.Process, Linux: &specs.Linux{Resources: c.Resources}}

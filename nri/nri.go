@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -53,6 +54,9 @@ type Options struct {
 	RegistrationTimeout, RequestTimeout time.Duration
 	Pods                                Pods
 	Containers                          Containers
+	// CDI injects the CDI devices plugins add; nil refuses them (CDI
+	// disabled).
+	CDI *cdi.Registry
 }
 
 // NRI relays pod and container lifecycle events to plugins.
@@ -60,6 +64,7 @@ type NRI struct {
 	nri        *adaptation.Adaptation
 	pods       Pods
 	containers Containers
+	cdi        *cdi.Registry
 
 	// mu serializes events, so that plugins see them in the order the
 	// runtime made them, and guards state. It is never held while calling
@@ -93,7 +98,7 @@ func New(opts Options) (*NRI, error) {
 	// The library keeps these process-wide.
 	adaptation.SetPluginRegistrationTimeout(opts.RegistrationTimeout)
 	adaptation.SetPluginRequestTimeout(opts.RequestTimeout)
-	n := &NRI{pods: opts.Pods, containers: opts.Containers, state: map[string]state{}}
+	n := &NRI{pods: opts.Pods, containers: opts.Containers, cdi: opts.CDI, state: map[string]state{}}
 	a, err := adaptation.New(opts.RuntimeName, opts.RuntimeVersion, n.synchronize, n.updateFromPlugin,
 		adaptation.WithSocketPath(opts.SocketPath),
 		adaptation.WithPluginPath(opts.PluginPath),

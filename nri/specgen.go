@@ -1,7 +1,6 @@
 package nri
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,22 +8,23 @@ import (
 	"github.com/containerd/nri/pkg/api"
 	"github.com/containerd/nri/pkg/runtime-tools/generate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/container/cdi"
 )
 
 // adjust applies the plugins' combined adjustment to a container's spec.
 // The library's generator holds the semantics (removal markers, mount
 // order, swap following the memory limit) shared with containerd and
-// CRI-O; specEditor below is the spec it works on. What crisp has nothing
-// to resolve with (CDI devices, block I/O and RDT classes) is refused
-// rather than silently dropped.
-func adjust(s *specs.Spec, a *api.ContainerAdjustment) error {
+// CRI-O; specEditor below is the spec it works on. CDI devices plugins add
+// are injected by devices, the daemon's registry (nil when CDI is disabled,
+// which refuses them). What crisp has nothing to resolve with (block I/O
+// and RDT classes) is refused rather than silently dropped.
+func adjust(s *specs.Spec, a *api.ContainerAdjustment, devices *cdi.Registry) error {
 	if a == nil {
 		return nil
 	}
 	g := generate.SpecGenerator(&specEditor{s: s},
-		generate.WithCDIDeviceInjector(func(*specs.Spec, []string) error {
-			return errors.New("crisp does not support CDI devices")
-		}),
+		generate.WithCDIDeviceInjector(devices.Inject),
 		generate.WithBlockIOResolver(func(class string) (*specs.LinuxBlockIO, error) {
 			return nil, fmt.Errorf("crisp has no block I/O class %q", class)
 		}),

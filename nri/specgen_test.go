@@ -1,11 +1,16 @@
 package nri
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/container/cdi"
 )
 
 func TestAdjustEditsTheSpec(t *testing.T) {
@@ -26,7 +31,7 @@ func TestAdjustEditsTheSpec(t *testing.T) {
 	a.SetLinuxCPUShares(256)
 	a.AddDevice(&api.LinuxDevice{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229})
 	a.AddHooks(&api.Hooks{Prestart: []*api.Hook{{Path: "/bin/true"}}})
-	if err := adjust(s, a); err != nil {
+	if err := adjust(s, a, nil); err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"PATH=/bin", "KEEP=1", "NEW=2"}; !slices.Equal(s.Process.Env, want) {
@@ -72,8 +77,38 @@ func TestAdjustRefusesWhatCrispCannotResolve(t *testing.T) {
 		adj := &api.ContainerAdjustment{}
 		a(adj)
 		s := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{}}
-		if err := adjust(s, adj); err == nil {
+		if err := adjust(s, adj, nil); err == nil {
 			t.Errorf("%s: adjustment applied", name)
 		}
+	}
+}
+
+func TestAdjustInjectsCDIDevices(t *testing.T) {
+	dir := t.TempDir()
+	spec := "cdiVersion: \"0.6.0\"\nkind: vendor.example/gpu\ndevices:\n- name: gpu0\n  containerEdits:\n    env: [GPU=0]\n    deviceNodes: [{path: /dev/gpu0, type: c, major: 1, minor: 5}]\n"
+	if err := os.WriteFile(filepath.Join(dir, "gpu.yaml"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := cdi.New([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &api.ContainerAdjustment{}
+	a.AddCDIDevice(&api.CDIDevice{Name: "vendor.example/gpu=gpu0"})
+	s := &specs.Spec{Process: &specs.Process{}, Linux: &specs.Linux{Resources: &specs.LinuxResources{}}}
+	if err := adjust(s, a, reg); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Linux.Devices) != 1 || s.Linux.Devices[0].Path != "/dev/gpu0" || !slices.Contains(s.Process.Env, "GPU=0") {
+		t.Errorf("devices %+v env %v", s.Linux.Devices, s.Process.Env)
+	}
+	if r := s.Linux.Resources.Devices; len(r) != 1 || !r[0].Allow || *r[0].Major != 1 || *r[0].Minor != 5 {
+		t.Errorf("cgroup device rules %+v", r)
+	}
+
+	a = &api.ContainerAdjustment{}
+	a.AddCDIDevice(&api.CDIDevice{Name: "vendor.example/gpu=gpu7"})
+	if err := adjust(s, a, reg); err == nil || !strings.Contains(err.Error(), "vendor.example/gpu=gpu7") {
+		t.Errorf("unknown device: %v", err)
 	}
 }

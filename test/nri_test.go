@@ -91,30 +91,11 @@ func (p *envPlugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *api
 // and a plugin that refuses a container leaves nothing of it behind.
 func TestNRIPlugin(t *testing.T) {
 	harness.RequireRegistry(t)
-	nriDir, err := os.MkdirTemp("", "crisp-nri-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(nriDir) })
-	sock := filepath.Join(nriDir, "nri.sock")
-	d := harness.Start(t, harness.WithArgs("--nri-enable", "--nri-socket-path", sock,
-		"--nri-plugin-path", filepath.Join(nriDir, "plugins"), "--nri-plugin-config-path", filepath.Join(nriDir, "conf.d")))
+	sock, nriArgs := nriFlags(t)
+	d := harness.Start(t, harness.WithArgs(nriArgs...))
 	pull(t, d, ctrImage)
-
 	p := &envPlugin{synced: make(chan struct{})}
-	s, err := stub.New(p, stub.WithSocketPath(sock), stub.WithPluginName("env"), stub.WithPluginIdx("50"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(harness.Ctx(t)); err != nil {
-		t.Fatalf("connect the plugin: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	select {
-	case <-p.synced:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the plugin was not synchronized")
-	}
+	connectPlugin(t, p, sock, "env", p.synced)
 
 	pod, podCfg := ctrPod(t, d, "nri")
 	id := runCtr(t, d, pod, podCfg, ctrConfig("env", "sleep 1000"))
@@ -125,7 +106,7 @@ func TestNRIPlugin(t *testing.T) {
 	_, info := podStatus(t, d, pod)
 	ctrDirs := func() []string { e, _ := os.ReadDir(filepath.Join(d.Root, "containers")); return names(e) }
 	mountsBefore, dirsBefore, cgroupsBefore := harness.MountsBelow(d.State), ctrDirs(), childCgroups(info.Cgroup)
-	_, err = d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: ctrConfig("refused", "true"), SandboxConfig: podCfg})
+	_, err := d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: ctrConfig("refused", "true"), SandboxConfig: podCfg})
 	if err == nil || !strings.Contains(err.Error(), "refused by the test plugin") || !strings.Contains(err.Error(), "NRI") {
 		t.Fatalf("CreateContainer refused by a plugin: %v", err)
 	}
@@ -169,6 +150,39 @@ func TestNRIPlugin(t *testing.T) {
 	}
 	if i, j := slices.Index(got, "StopContainer env"), slices.Index(got, "StopPodSandbox nri"); i > j {
 		t.Errorf("the pod stopped before its container: %v", got)
+	}
+}
+
+// nriFlags enables NRI on a private socket (returned) and plugin
+// directories: the daemon flags.
+func nriFlags(t *testing.T) (string, []string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "crisp-nri-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "nri.sock")
+	return sock, []string{"--nri-enable", "--nri-socket-path", sock,
+		"--nri-plugin-path", filepath.Join(dir, "plugins"), "--nri-plugin-config-path", filepath.Join(dir, "conf.d")}
+}
+
+// connectPlugin connects plugin p as 50-name and waits until synced (which
+// p's Synchronize closes) is closed.
+func connectPlugin(t *testing.T, p any, sock, name string, synced <-chan struct{}) {
+	t.Helper()
+	s, err := stub.New(p, stub.WithSocketPath(sock), stub.WithPluginName(name), stub.WithPluginIdx("50"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(harness.Ctx(t)); err != nil {
+		t.Fatalf("connect the plugin: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	select {
+	case <-synced:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the plugin was not synchronized")
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/container/monitor/process"
 	"github.com/crisp-runtime/crisp/container/spec"
@@ -40,7 +41,7 @@ func runMonitorIfRequested() {
 
 // newContainerManager recovers the containers of a previous run; like pod
 // recovery it finishes before the socket exists.
-func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.Manager, mon string) (*container.Manager, error) {
+func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.Manager, mon string, devices *cdi.Registry) (*container.Manager, error) {
 	opts, err := spec.DetectOptions()
 	if err != nil {
 		return nil, err
@@ -53,9 +54,19 @@ func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.
 		Sandboxes:     pods,
 		MonitorBinary: mon,
 		Spec:          opts,
+		CDI:           devices,
 		// Records of an older crisp hold the CRI message; only cri knows it.
 		DecodeCRIConfig: cri.DecodeContainerConfig,
 	})
+}
+
+// newCDIRegistry reads the CDI spec directories; nil when CDI is disabled.
+func newCDIRegistry(cfg *config.Config) (*cdi.Registry, error) {
+	if !cfg.CDI.Enable {
+		klog.InfoS("CDI is disabled: containers that request CDI devices are refused")
+		return nil, nil
+	}
+	return cdi.New(cfg.CDI.SpecDirs)
 }
 
 // monitorBinary finds crisp-monitor: $CRISP_MONITOR_BINARY, next to the

@@ -5,6 +5,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/nri"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
@@ -12,7 +13,7 @@ import (
 // startNRI lets NRI plugins in when the configuration asks for it. The
 // hooks are installed before pre-installed plugins start, so none of them
 // misses an event; it returns what stops them again.
-func startNRI(cfg *config.Config, pods *sandbox.Manager, containers *container.Manager) (stop func(), err error) {
+func startNRI(cfg *config.Config, pods *sandbox.Manager, containers *container.Manager, devices *cdi.Registry) (stop func(), err error) {
 	if !cfg.NRI.Enable {
 		return func() {}, nil
 	}
@@ -26,6 +27,7 @@ func startNRI(cfg *config.Config, pods *sandbox.Manager, containers *container.M
 		RequestTimeout:      cfg.NRI.PluginRequestTimeout,
 		Pods:                pods,
 		Containers:          containers,
+		CDI:                 devices,
 	})
 	if err != nil {
 		return nil, err

@@ -81,14 +81,18 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
 	}
-	containers, err := newContainerManager(cfg, images, pods, mon)
+	devices, err := newCDIRegistry(cfg)
+	if err != nil {
+		return err
+	}
+	containers, err := newContainerManager(cfg, images, pods, mon, devices)
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
 	}
 	defer containers.Close()
 	pods.SetContainerStopper(containers)
 	pods.SetEventSink(containers.PublishPodEvent)
-	stopNRI, err := startNRI(cfg, pods, containers)
+	stopNRI, err := startNRI(cfg, pods, containers, devices)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,10 @@ type Config struct {
 	Envs       []KeyValue `json:"envs,omitempty"`
 	Mounts     []Mount    `json:"mounts,omitempty"`
 	Devices    []Device   `json:"devices,omitempty"`
+	// CDIDevices are fully qualified CDI device names (vendor/class=name)
+	// from the CRI field; those of cdi.k8s.io/* annotations stay in
+	// Annotations. Package container/cdi resolves both after Generate.
+	CDIDevices []string `json:"cdiDevices,omitempty"`
 	// Labels and Annotations are the request's, reported back in status;
 	// the annotations are not copied into the OCI spec (see annotations).
 	Labels      map[string]string `json:"labels,omitempty"`

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # hack/kubelet/build.sh: build the kubelet pinned in hack/kubelet/go.mod into
-# _output/bin/kubelet, for hack/e2e-kubelet.sh.
+# _output/bin/kubelet, and the device plugin in deviceplugin/ into
+# _output/bin/e2e-deviceplugin, for hack/e2e-kubelet.sh.
 #
 # kubelet is not a tool of crisp's, so it has its own module here: go.mod
 # requires k8s.io/kubernetes and re-points kubernetes' ./staging/src replaces
@@ -32,6 +33,17 @@ mkdir -p "$BIN" "$STAMPS"
 # One build per checkout at a time: make test and a developer may both ask.
 exec 9>"$BIN/.kubelet.lock"
 flock 9
+
+# hack/e2e-kubelet.sh's device plugin (deviceplugin/) speaks kubelet's API,
+# so it is built from this module too (seconds once the module's
+# dependencies are there), with its own stamp.
+dp_stamp="$(go env GOVERSION) src:$(cat "$DIR/go.mod" "$DIR/go.sum" "$DIR"/deviceplugin/*.go | sha256sum | cut -c1-16)"
+if [[ -n ${KUBELET_FORCE:-} || ! -x $BIN/e2e-deviceplugin || ! -f $STAMPS/e2e-deviceplugin || "$(<"$STAMPS/e2e-deviceplugin")" != "$dp_stamp" ]]; then
+	(cd "$DIR" && CGO_ENABLED=0 go build -trimpath -o "$BIN/.e2e-deviceplugin.tmp" ./deviceplugin)
+	mv -f "$BIN/.e2e-deviceplugin.tmp" "$BIN/e2e-deviceplugin"
+	echo "$dp_stamp" >"$STAMPS/e2e-deviceplugin"
+	log "built e2e-deviceplugin"
+fi
 
 k8s=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3; exit }' "$DIR/go.mod")
 [[ -n $k8s ]] || { log "error: k8s.io/kubernetes not required in $DIR/go.mod"; exit 1; }
