@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/fscommon"
@@ -21,8 +22,10 @@ const hybridRoot = "/sys/fs/cgroup/unified"
 // manager knows hugetlb only as a v1 hierarchy: it fails to set limits
 // there ("cannot set hugetlb limit"), and reports no usage. crisp sets and
 // reads them in the container's unified cgroup, which libcontainer makes
-// and joins in hybrid mode.
-func HybridHugetlb() bool {
+// and joins in hybrid mode. Probed once: stats ask on every call.
+var HybridHugetlb = sync.OnceValue(hybridHugetlb)
+
+func hybridHugetlb() bool {
 	if cgroups.IsCgroup2UnifiedMode() || !cgroups.IsCgroup2HybridMode() {
 		return false
 	}
