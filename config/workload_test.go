@@ -1,6 +1,7 @@
 package config
 
 import (
+	"flag"
 	"strings"
 	"testing"
 )
@@ -41,5 +42,21 @@ func TestWorkloadKeys(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s: error %v does not name %s", toml, err, key)
 		}
+	}
+}
+
+func TestWorkloadFlags(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	f := NewFlags(fs)
+	p := writeFile(t, "shm_size = \"1Gi\"\ndefault_ulimits = [\"nofile=1:2\"]\n")
+	if err := fs.Parse([]string{"--config", p, "--shm-size", "pod-memory-limit", "--default-ulimits", "memlock=-1:-1, nofile=1048576"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ShmSize != ShmPodMemoryLimit || len(c.DefaultUlimits) != 2 || c.DefaultUlimits[1] != "nofile=1048576" {
+		t.Errorf("flags must win over the file: shm_size %q default_ulimits %q", c.ShmSize, c.DefaultUlimits)
 	}
 }
