@@ -36,6 +36,11 @@ type Config struct {
 	// ImagePullProgressTimeout abandons a layer download that receives
 	// nothing for this long and tries the next endpoint; 0 never does.
 	ImagePullProgressTimeout time.Duration `toml:"image_pull_progress_timeout"`
+	// ShmSize sizes a pod's /dev/shm: a quantity ("64Mi") or ShmPodMemoryLimit.
+	ShmSize string `toml:"shm_size"`
+	// DefaultUlimits are every container's rlimits ("memlock=-1:-1"), over
+	// crisp's explicit baseline; see internal/rlimit.
+	DefaultUlimits []string `toml:"default_ulimits"`
 
 	CNI        CNI                 `toml:"cni"`
 	Streaming  Streaming           `toml:"streaming"`
@@ -94,6 +99,7 @@ func Default() *Config {
 		PinnedImages:             []string{},
 		MaxConcurrentDownloads:   3,
 		ImagePullProgressTimeout: 5 * time.Minute,
+		ShmSize:                  "64Mi",
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -163,6 +169,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Streaming.Port < 0 || c.Streaming.Port > 65535 {
 		return fmt.Errorf("config: streaming.port must be between 0 and 65535, got %d", c.Streaming.Port)
+	}
+	if err := c.validateWorkload(); err != nil {
+		return err
 	}
 	if err := c.Streaming.validate(); err != nil {
 		return err

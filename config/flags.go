@@ -69,6 +69,8 @@ var flagSetters = []flagSetter{
 		c.ImagePullProgressTimeout = d
 		return err
 	}},
+	{"shm-size", "size of a pod's /dev/shm, a quantity such as 64Mi, or pod-memory-limit (key shm_size)", func(c *Config, v string) error { c.ShmSize = v; return nil }},
+	{"default-ulimits", "comma-separated rlimits of every container, e.g. memlock=-1:-1,nofile=1048576:1048576 (key default_ulimits)", func(c *Config, v string) error { c.DefaultUlimits = splitList(v); return nil }},
 	{"streaming-address", "address the streaming server listens on (key streaming.address)", func(c *Config, v string) error { c.Streaming.Address = v; return nil }},
 	{"streaming-port", "port of the streaming server, 0 for a random one (key streaming.port)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)

@@ -377,5 +377,6 @@ func podSpec(sb *sandbox.Sandbox) spec.Pod {
 		Sysctls:        sb.Config.Sysctls,
 		Privileged:     sb.Config.Privileged,
 		PIDMode:        ns.PID,
+		Ulimits:        sb.Config.Annotations[sandbox.UlimitsAnnotation],
 	}
 }

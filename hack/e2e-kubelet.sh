@@ -152,7 +152,10 @@ single_pod gen1
 probes_pod
 limited_pod
 crasher_pod
+shm_pod
+hugepages_pod
 must wait_ready single:gen1 probes limited
+wait_ready shm hugepages
 
 s=$(sandbox single)
 c=$(container_id "$s" main)
@@ -217,6 +220,21 @@ check "kubelet passed one device by the CRI field and one by annotation" cdi_rou
 rm -f "$MANIFESTS/cdi.yaml"
 eventually 60 "the CDI pod goes away with its manifest" empty cri pods --label e2e=cdi -q
 stop_device_plugin
+
+# --- data-science pods: /dev/shm, ulimits, hugepages ---------------------------------
+s=$(sandbox shm)
+c=$(container_id "$s" main)
+eventually 30 "the shm pod wrote 256 MiB into its /dev/shm" has_log "$c" shm-filled
+check "the shm pod's /dev/shm is 2Gi, as its io.kubernetes.cri-o.ShmSize annotation says" \
+	grep -qE '^shm +2097152 ' <(cri exec "$c" df -k /dev/shm)
+check "its crisp-runtime.io/ulimits annotation sets nofile 1000:2000 (exec)" \
+	grep -qE '^Max open files +1000 +2000 ' <(cri exec "$c" cat /proc/self/limits)
+s=$(sandbox hugepages)
+c=$(container_id "$s" main)
+eventually 30 "a container limited to hugepages-2Mi: 8Mi maps 4 pages" has_log "$c" "mapped 4"
+eventually 10 "and fails to map 5" has_log "$c" "mmap of 5 pages"
+check "its status reports the 2MB hugepage limit (8 MiB)" \
+	test "$(cri inspect "$c" | jq -r '.status.resources.linux.hugepageLimits[]? | select(.pageSize == "2MB") | .limit')" = 8388608
 
 # --- crash loop ---------------------------------------------------------------
 crash_attempts() { cri ps -a --pod "$(sandbox crasher)" -o json | jq '[.containers[]?.metadata.attempt] | max // -1'; }

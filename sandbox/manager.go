@@ -11,6 +11,7 @@ import (
 	"github.com/crisp-runtime/crisp/internal/hook"
 	"github.com/crisp-runtime/crisp/internal/index"
 	"github.com/crisp-runtime/crisp/internal/registrar"
+	"github.com/crisp-runtime/crisp/internal/rlimit"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -50,6 +51,11 @@ type Options struct {
 	// CgroupDriver is "cgroupfs" (default) or "systemd": pod cgroups are
 	// then slices, and the reaper's cgroup a scope, made through systemd.
 	CgroupDriver string
+	// Shm sizes pods' /dev/shm.
+	Shm ShmOptions
+	// Rlimits checks a pod's ulimits annotation against what the daemon
+	// can grant.
+	Rlimits rlimit.Host
 }
 
 // Manager runs pod sandboxes. It orchestrates small parts: the record store,
@@ -59,6 +65,8 @@ type Manager struct {
 	pins    *pinner
 	cgroups *cgroups
 	shmDir  string
+	shm     ShmOptions
+	rlimits rlimit.Host
 	net     Network
 	names   *registrar.Registrar
 
@@ -109,6 +117,8 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		pins:    &pinner{dir: filepath.Join(opts.State, "ns"), exe: exe},
 		cgroups: cg,
 		shmDir:  filepath.Join(opts.State, "pods"),
+		shm:     opts.Shm,
+		rlimits: opts.Rlimits,
 		net:     opts.Network,
 		names:   registrar.New("pod"),
 		pods:    newIndex(st),

@@ -28,6 +28,9 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err := cfg.validate(); err != nil {
 		return "", err
 	}
+	if err := m.validateAnnotations(cfg); err != nil {
+		return "", err
+	}
 	podNet := cfg.Namespaces.Network == ModePod
 	if podNet && m.net == nil {
 		return "", errdefs.FailedPrecondition("%w", errNoNetwork)
@@ -91,7 +94,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 
 	if sb.ShmMounted {
 		undo = append(undo, func() error { return m.removeShm(id) })
-		if err := mountShm(sb.ShmPath, sb.Config.Namespaces); err != nil {
+		if err := mountShm(sb.ShmPath, sb.ShmSize, sb.Config.Namespaces); err != nil {
 			return "", err
 		}
 	}
@@ -208,6 +211,11 @@ func (m *Manager) plan(id string, cfg Config, cgPath string) (*Sandbox, []string
 		kinds = append(kinds, NSIPC)
 		sb.ShmPath = filepath.Join(m.shmDir, id, "shm")
 		sb.ShmMounted = true
+		size, err := m.shm.shmSize(cfg)
+		if err != nil {
+			return nil, nil, err
+		}
+		sb.ShmSize = size
 	}
 	if ns.PID == ModePod {
 		kinds = append(kinds, NSPID)

@@ -157,6 +157,8 @@ type Sandbox struct {
 	ShmPath string `json:"shmPath"`
 	// ShmMounted is whether ShmPath is a tmpfs crisp mounted (and unmounts).
 	ShmMounted bool `json:"shmMounted,omitempty"`
+	// ShmSize is the size of the tmpfs crisp mounted, in bytes.
+	ShmSize int64 `json:"shmSize,omitempty"`
 	// Dir holds hosts, hostname and resolv.conf.
 	Dir          string `json:"dir"`
 	HostsPath    string `json:"hostsPath"`

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/config"
@@ -41,12 +42,13 @@ func runMonitorIfRequested() {
 
 // newContainerManager recovers the containers of a previous run; like pod
 // recovery it finishes before the socket exists.
-func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.Manager, mon string, devices *cdi.Registry) (*container.Manager, error) {
+func newContainerManager(cfg *config.Config, images *image.Store, pods *sandbox.Manager, mon string, ulimits []specs.POSIXRlimit, devices *cdi.Registry) (*container.Manager, error) {
 	opts, err := spec.DetectOptions()
 	if err != nil {
 		return nil, err
 	}
 	opts.CgroupDriver = cfg.CgroupDriver
+	opts.Rlimits = ulimits
 	return container.New(context.Background(), container.Options{
 		Root:          cfg.ContainerRoot(),
 		State:         cfg.State,

@@ -30,6 +30,16 @@ const (
 )
 
 func serve(cfg *config.Config) error {
+	// Checked before anything exists: a limit the daemon cannot grant is a
+	// configuration error.
+	host, ulimits, err := containerRlimits(cfg)
+	if err != nil {
+		return err
+	}
+	shm, err := shmOptions(cfg)
+	if err != nil {
+		return err
+	}
 	for _, d := range []string{cfg.Root, cfg.State, filepath.Dir(cfg.Listen)} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return err
@@ -77,6 +87,8 @@ func serve(cfg *config.Config) error {
 		// binary costs a fraction of the daemon's memory per pod.
 		Exe:          mon,
 		CgroupDriver: cfg.CgroupDriver,
+		Shm:          shm,
+		Rlimits:      host,
 	})
 	if err != nil {
 		return fmt.Errorf("sandboxes: %w", err)
@@ -85,7 +97,7 @@ func serve(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
-	containers, err := newContainerManager(cfg, images, pods, mon, devices)
+	containers, err := newContainerManager(cfg, images, pods, mon, ulimits, devices)
 	if err != nil {
 		return fmt.Errorf("containers: %w", err)
 	}

@@ -106,6 +106,11 @@ func (c *Container) Stats() (*Stats, error) {
 	if cs == nil {
 		return nil, errors.New("no cgroup stats")
 	}
+	if libct.HybridHugetlb() {
+		if st, err := lc.State(); err == nil {
+			cs.HugetlbStats = libct.HybridHugetlbStats(st.CgroupPaths[""])
+		}
+	}
 	s := fromCgroupStats(cs, cgroups.IsCgroup2UnifiedMode())
 	if s.Processes, err = lc.Processes(); err != nil {
 		return nil, err
@@ -279,5 +284,16 @@ func (c *Container) Update(r *specs.LinuxResources) error {
 	res.SkipDevices = true
 	newCg.Resources = &res
 	cfg.Cgroups = &newCg
-	return lc.Set(cfg)
+	hugetlb := libct.TakeHybridHugetlb(&res)
+	if err := lc.Set(cfg); err != nil {
+		return err
+	}
+	if hugetlb == nil {
+		return nil
+	}
+	st, err := lc.State()
+	if err != nil {
+		return err
+	}
+	return libct.SetHybridHugetlb(st.CgroupPaths[""], hugetlb)
 }

@@ -1,14 +1,18 @@
 package spec
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/rlimit"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 const (
@@ -91,6 +95,19 @@ func processCwd(cfg *Config, img *imagespec.ImageConfig) string {
 		return img.WorkingDir
 	}
 	return "/"
+}
+
+// processRlimits are the daemon's defaults with the pod's annotation over
+// them. An exec gets them too: it runs with the container's process spec.
+func processRlimits(in *Input) ([]specs.POSIXRlimit, error) {
+	if in.Pod.Ulimits == "" {
+		return slices.Clone(in.Options.Rlimits), nil
+	}
+	over, err := rlimit.Parse(strings.Split(in.Pod.Ulimits, ","))
+	if err != nil {
+		return nil, errdefs.InvalidArgument("pod annotation %s: %v", sandbox.UlimitsAnnotation, err)
+	}
+	return rlimit.Merge(in.Options.Rlimits, over), nil
 }
 
 // StopSignal is the signal StopContainer sends first: the image's

@@ -1,11 +1,16 @@
 package spec
 
 import (
+	"errors"
+	"math"
 	"slices"
 	"syscall"
 	"testing"
 
 	imagespec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 func imageConfig(user string, entrypoint, cmd []string) imagespec.ImageConfig {
@@ -117,5 +122,22 @@ func TestStopSignal(t *testing.T) {
 		if (err != nil) != tc.wantErr || got != tc.want {
 			t.Errorf("StopSignal(%q) = %v, %v; want %v, err %v", tc.in, got, err, tc.want, tc.wantErr)
 		}
+	}
+}
+
+func TestProcessRlimits(t *testing.T) {
+	in := &Input{Options: Options{Rlimits: []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 1024, Hard: 1024}, {Type: "RLIMIT_MEMLOCK", Soft: 8 << 20, Hard: 8 << 20}}}}
+	got, err := processRlimits(in)
+	if err != nil || len(got) != 2 || got[1].Hard != 8<<20 {
+		t.Fatalf("defaults: %+v, %v", got, err)
+	}
+	in.Pod.Ulimits = "memlock=-1:-1"
+	got, err = processRlimits(in)
+	if err != nil || got[1].Hard != math.MaxUint64 || got[0].Hard != 1024 || in.Options.Rlimits[1].Hard != 8<<20 {
+		t.Fatalf("pod override: %+v, %v", got, err)
+	}
+	in.Pod.Ulimits = "memlock=x"
+	if _, err := processRlimits(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("bad annotation: %v", err)
 	}
 }

@@ -203,7 +203,10 @@ func DetectOptions() (Options, error) {
 		o.SwapController = exists(filepath.Join("/sys/fs/cgroup", ownCgroupV2(), "memory.swap.max")) ||
 			exists("/sys/fs/cgroup/system.slice/memory.swap.max")
 	} else {
-		o.HugetlbController = exists("/sys/fs/cgroup/hugetlb")
+		// A hybrid host may have hugetlb only in its unified hierarchy;
+		// the monitor sets the limits there (libct.HybridHugetlb).
+		ctrl, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+		o.HugetlbController = exists("/sys/fs/cgroup/hugetlb") || strings.Contains(" "+strings.TrimSpace(string(ctrl))+" ", " hugetlb ")
 		o.SwapController = exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
 	}
 	if c, err := capability.NewPid2(0); err == nil && c.Load() == nil {

@@ -54,6 +54,8 @@ type Pod struct {
 	// PIDMode is the pod's PID namespace choice: ModePod (with PIDNS),
 	// ModeContainer or ModeNode.
 	PIDMode sandbox.NamespaceMode
+	// Ulimits is the pod's sandbox.UlimitsAnnotation, "" without one.
+	Ulimits string
 }
 
 // Options are the daemon's settings and host facts; DetectOptions fills the
@@ -85,6 +87,9 @@ type Options struct {
 	AppArmorDefaultProfile string
 	// DefaultCapabilities replaces the default capability set when non-nil.
 	DefaultCapabilities []string
+	// Rlimits are every container's, all sixteen listed (see
+	// internal/rlimit); nil lists none, which leaves the monitor's.
+	Rlimits []specs.POSIXRlimit
 	// RecursiveReadOnlyMounts is whether the kernel can make a bind mount
 	// and its submounts read-only (mount_setattr, Linux 5.12+).
 	RecursiveReadOnlyMounts bool
@@ -182,6 +187,9 @@ func Generate(in Input) (*specs.Spec, Notes, error) {
 		return nil, notes, err
 	}
 	s.Process.Cwd = processCwd(cfg, &in.Image)
+	if s.Process.Rlimits, err = processRlimits(&in); err != nil {
+		return nil, notes, err
+	}
 
 	if s.Process.User, err = resolveUser(&in); err != nil {
 		return nil, notes, err

@@ -24,6 +24,8 @@ READONLY_PORT=10355
 SOCK=$WORK/crisp.sock
 MANIFESTS=$WORK/manifests
 # kubelet sets these at start-up (vm.overcommit_memory=1, kernel.panic=10, ...).
+# 2 MiB pages reserved for the hugepages pod (hack/kubelet/pods.sh).
+HUGEPAGES=8
 SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
 	kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
 # kubelet creates legacy symlinks to container logs here, whatever its roots.
@@ -69,6 +71,13 @@ setup_host() {
 	for s in "${SYSCTLS[@]}"; do
 		saved_sysctl[$s]=$(sysctl -n "$s")
 	done
+	# kubelet admits the hugepages pod only if the node has the pages when
+	# it starts; given back with the sysctls.
+	local huge
+	huge=$(sysctl -n vm.nr_hugepages)
+	saved_sysctl[vm.nr_hugepages]=$huge
+	sysctl -qw "vm.nr_hugepages=$((huge + HUGEPAGES))"
+	(($(sysctl -n vm.nr_hugepages) >= huge + HUGEPAGES)) || die "the kernel gave fewer than $HUGEPAGES more huge pages"
 	[[ -d $CONTAINER_LOGS ]] || created_logs_dir=1
 	# shellcheck disable=SC2034 # compared by hack/e2e-kubelet.sh
 	kube_chains_before=$(kube_chains)

@@ -85,6 +85,47 @@ spec:
 YAML
 }
 
+# A data-science pod: /dev/shm sized by CRI-O's annotation (64 MiB
+# without), rlimits by crisp's; it writes 256 MiB into its /dev/shm.
+shm_pod() {
+	write_pod shm <<YAML
+apiVersion: v1
+kind: Pod
+metadata:
+  name: shm
+  namespace: default
+  labels: {e2e: shm}
+  annotations: {io.kubernetes.cri-o.ShmSize: 2Gi, crisp-runtime.io/ulimits: "nofile=1000:2000"}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: $IMAGE
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'dd if=/dev/zero of=/dev/shm/fill bs=1M count=256 && echo shm-filled; $LOOP']
+YAML
+}
+
+# Limited to 4 huge pages of 2 MiB: hugemap (crisp-test/hugepages, see
+# hack/images) maps 4 and fails on 5. The node needs the pages when kubelet
+# starts (setup_host reserves HUGEPAGES).
+hugepages_pod() {
+	write_pod hugepages <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: hugepages, namespace: default, labels: {e2e: hugepages}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: $REGISTRY/crisp-test/hugepages:1
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'hugemap 4 | tail -1; hugemap 5 | tail -1; $LOOP']
+    resources:
+      limits: {hugepages-2Mi: 8Mi, memory: 64Mi}
+YAML
+}
+
 crasher_pod() {
 	write_pod crasher <<YAML
 apiVersion: v1

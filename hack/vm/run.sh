@@ -65,7 +65,7 @@ ALL_SUITES="smoke integration crictl-e2e critest e2e-kubelet"
 # user namespaces). The full integration suite (about an hour under TCG),
 # critest (about 25 min) and kubelet run in `make vm-test`.
 CI_SUITES="smoke crictl-e2e integration"
-CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig)$'
+CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig|TestHugepageLimit|TestShmSize|TestShmCannotEscapeMemoryLimit|TestDefaultUlimits)$'
 SUITES=${VM_SUITES:-$ALL_SUITES}
 SUITES=${SUITES//,/ }
 if [[ $SUITES == ci ]]; then

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -139,6 +140,7 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		}
 	}
 
+	hugetlb := libct.TakeHybridHugetlb(lcfg.Cgroups.Resources)
 	lc, err := libcontainer.Create(m.cfg.LibcontainerRoot(), m.cfg.ID, lcfg)
 	if err != nil {
 		return nil, err
@@ -151,6 +153,14 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		m.destroy(lc)
 		return nil, err
 	}
+	// The init waits on the exec fifo: the limits are in place before the
+	// container's program runs.
+	if hugetlb != nil {
+		if err := setHybridHugetlb(lc, hugetlb); err != nil {
+			m.destroy(lc)
+			return nil, err
+		}
+	}
 	if consoleParent != nil {
 		if m.console, err = libct.RecvConsole(consoleParent); err != nil {
 			m.destroy(lc)
@@ -161,6 +171,14 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		m.outputs = append(m.outputs, output{f: m.console, frame: proto.FrameStdout, log: m.logw.NewStream(crilog.Stdout, 0)})
 	}
 	return lc, nil
+}
+
+func setHybridHugetlb(lc *libcontainer.Container, limits []*cgroups.HugepageLimit) error {
+	st, err := lc.State()
+	if err != nil {
+		return err
+	}
+	return libct.SetHybridHugetlb(st.CgroupPaths[""], limits)
 }
 
 // destroy undoes a failed create: kill the init (if any), remove the cgroup

@@ -462,6 +462,7 @@ func buildAll(cacheDir string) ([]*artifact, error) {
 		{"pgrep", "pgrep", nil},
 		{"ipcs", "ipcs", nil},
 		{"nnp", "nnp", nil},
+		{"hugemap", "hugemap", nil},
 		{"pause", "pause-3.9", []string{"-DVERSION=3.9"}},
 		{"pause", "pause-3.10", []string{"-DVERSION=3.10"}},
 		{"pause", "pause-3.10.1", []string{"-DVERSION=3.10.1"}},
@@ -606,6 +607,12 @@ func buildAll(cacheDir string) ([]*artifact, error) {
 	}
 	big.config = busybox.config
 
+	// --- crisp-test/hugepages: busybox + hugemap, which maps and touches N
+	// 2 MiB huge pages (hugetlb limit tests).
+	hm := newLayer("COPY hugemap /usr/local/bin/hugemap")
+	hm.FileFrom("/usr/local/bin/hugemap", 0o755, bins["hugemap"])
+	hugepages := busybox.with(mk(hm))
+
 	// --- crisp-test/whiteout: exercises layer unpacking.
 	//
 	// layer 1: busybox base
@@ -733,6 +740,7 @@ func buildAll(cacheDir string) ([]*artifact, error) {
 
 	// crisp's own test images.
 	addImg(big, ociFormat, "busybox + 5 x 10 MiB incompressible layers (pull benchmarks)", "crisp-test/big:1")
+	addImg(hugepages, ociFormat, "busybox + /usr/local/bin/hugemap N (maps N 2 MiB huge pages)", "crisp-test/hugepages:1")
 	addImg(whiteout, ociFormat, "busybox + whiteout/opaque/hard link/symlink layers (unpack tests)", "crisp-test/whiteout:1")
 
 	if err2 != nil {
