@@ -97,6 +97,7 @@ func Default() *Config {
 		CgroupDriver: "cgroupfs",
 		// Empty, not nil: the file crisp config prints lists the key.
 		PinnedImages:             []string{},
+		DefaultUlimits:           []string{},
 		MaxConcurrentDownloads:   3,
 		ImagePullProgressTimeout: 5 * time.Minute,
 		ShmSize:                  "64Mi",

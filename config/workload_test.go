@@ -21,7 +21,7 @@ func TestParseSize(t *testing.T) {
 
 func TestWorkloadKeys(t *testing.T) {
 	c := Default()
-	if c.ShmSize != "64Mi" || c.DefaultUlimits != nil {
+	if c.ShmSize != "64Mi" || len(c.DefaultUlimits) != 0 {
 		t.Fatalf("defaults: shm_size %q default_ulimits %v", c.ShmSize, c.DefaultUlimits)
 	}
 	if err := c.decode([]byte("shm_size = \"pod-memory-limit\"\ndefault_ulimits = [\"memlock=-1:-1\", \"nofile=1048576:1048576\"]\n"), "test"); err != nil {
