@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install
+.PHONY: all build build-failpoint soak deps run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install
 
 all: build
 
@@ -21,6 +21,13 @@ deps:
 build:
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp ./cmd/crisp
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp-monitor ./cmd/crisp-monitor
+
+# crisp and its monitor with failpoints compiled in (internal/failpoint), for
+# the fault-injection suite (test/failpoint_test.go); never installed.
+FAILPOINT_BIN := $(CURDIR)/_output/failpoint
+build-failpoint:
+	$(GO) build -tags '$(TAGS) failpoint' -ldflags '$(LDFLAGS)' -o $(FAILPOINT_BIN)/crisp ./cmd/crisp
+	$(GO) build -tags '$(TAGS) failpoint' -ldflags '$(LDFLAGS)' -o $(FAILPOINT_BIN)/crisp-monitor ./cmd/crisp-monitor
 
 # Installs the binaries into $(DESTDIR)$(PREFIX)/bin and the systemd unit
 # into $(DESTDIR)$(UNITDIR) (README "Running under systemd").
@@ -61,8 +68,8 @@ unit:
 images:
 	hack/images.sh
 
-integration: build images
-	CRISP_BINARY=$(BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
+integration: build build-failpoint images
+	CRISP_BINARY=$(BIN)/crisp CRISP_FAILPOINT_BINARY=$(FAILPOINT_BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
 
 # pull, runp, create, start, ps, logs, exec, stats, port-forward, stop, rm,
 # rmp, rmi with crictl, each step's effect checked.

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // Remove stops a container if needed and deletes everything crisp created
@@ -44,6 +45,9 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 		if err := e.proc.Destroy(); err != nil {
 			return fmt.Errorf("remove container %s: %w", c.ID, err)
 		}
+		if err := failpoint.Hit("ctr-remove/after-destroy"); err != nil {
+			return err
+		}
 	}
 	// Released while the record still lists them: an interrupted Remove
 	// must not leave leases that no record names.
@@ -56,6 +60,8 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 	if err := m.store.deleteRecord(c.ID); err != nil {
 		return fmt.Errorf("remove container %s record: %w", c.ID, err)
 	}
+	// The record is gone: what is left is an orphan for start-up.
+	_ = failpoint.Hit("ctr-remove/after-record-delete")
 	m.forget(e, c)
 	m.cleanupDirs(c.ID)
 	m.events.publish(Event{Type: EventDeleted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})

@@ -8,6 +8,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // Start lets a created container run its process. Only a container in
@@ -28,6 +29,9 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	if err := e.proc.Start(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	if err := failpoint.Hit("ctr-start/after-start"); err != nil {
+		return err
 	}
 	m.events.publish(Event{Type: EventStarted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
 	hooks.PostStartContainer(ctx, pod, e.snapshot())

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
@@ -50,6 +51,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 			return fmt.Errorf("remove containers of pod %s: %w", sb.ID, err)
 		}
 	}
+	if err := failpoint.Hit("pod-remove/after-containers"); err != nil {
+		return err
+	}
 	if sb.Config.Namespaces.PID == ModePod {
 		if err := m.cgroups.reaperCgroup(sb.Cgroup, sb.ID).Remove(); err != nil {
 			return err
@@ -62,6 +66,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	if err := m.removeShm(sb.ID); err != nil {
+		return err
+	}
+	if err := failpoint.Hit("pod-remove/after-unpin"); err != nil {
 		return err
 	}
 	if err := m.store.delete(sb.ID); err != nil {
@@ -109,6 +116,9 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 			keep = append(keep, NSNet)
 		} else {
 			sb.Network.Attached = false
+			if err := failpoint.Hit("pod-stop/after-cni-del"); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if sb.Reaper != nil {
@@ -121,6 +131,9 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 			if !contains(keep, k) {
 				delete(sb.Namespaces, k)
 			}
+		}
+		if err := failpoint.Hit("pod-stop/after-unpin"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if sb.ShmMounted {
