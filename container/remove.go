@@ -42,6 +42,18 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 			return err
 		}
 		last = e.snapshot()
+		// The exit goes into the record before Destroy deletes the
+		// monitor's copy: the exit watcher waits for this lock, and a
+		// crash before the record is deleted must find an exited
+		// container, not one of unknown state.
+		if st := statusOf(c, e.proc); c.Exit == nil && st.State == StateExited {
+			n := c.clone()
+			n.Exit = exitOf(st)
+			if err := m.commit(e, n); err != nil {
+				return fmt.Errorf("remove container %s: %w", c.ID, err)
+			}
+			c = n
+		}
 		if err := e.proc.Destroy(); err != nil {
 			return fmt.Errorf("remove container %s: %w", c.ID, err)
 		}

@@ -57,6 +57,10 @@ func (m *Manager) watchExit(e *entry) {
 	}()
 }
 
+func exitOf(st Status) *Exit {
+	return &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
+}
+
 // recordExit persists an exit the monitor reported and tells event
 // subscribers; it returns the exited container, nil if there was no exit.
 func (m *Manager) recordExit(e *entry) *Snapshot {
@@ -71,7 +75,7 @@ func (m *Manager) recordExit(e *entry) *Snapshot {
 	}
 	if c.Exit == nil {
 		n := c.clone()
-		n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
+		n.Exit = exitOf(st)
 		if err := m.commit(e, n); err != nil {
 			// The monitor's exit.json still has it.
 			klog.InfoS("Recording a container exit failed; the monitor's exit.json still has it", "container", c.ID, "err", err)
