@@ -446,6 +446,9 @@ func (a footprint) diff(b footprint) []string {
 type fpCase struct {
 	point  string
 	action string // "kill" unless set
+	// noError: the point is past where the RPC can fail (the object is
+	// committed), so it has no "error" variant.
+	noError bool
 	setup  func(*fpEnv)
 	rpc    func(*fpEnv) error
 	// after checks what the restarted daemon reports and does kubelet's
@@ -492,7 +495,7 @@ func failpointCases() []fpCase {
 	return []fpCase{
 		{point: "pod-run/after-pins", setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
 		{point: "pod-run/after-cni-add", setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
-		{point: "pod-run/after-record", setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
+		{point: "pod-run/after-record", noError: true, setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
 		{point: "pod-stop/after-cni-del", setup: ctrRunning, rpc: (*fpEnv).rpcStopPod, after: stopAgain},
 		{point: "pod-stop/after-unpin", setup: ctrRunning, rpc: (*fpEnv).rpcStopPod, after: stopAgain},
 		{point: "pod-remove/after-containers", setup: ctrRunning, rpc: (*fpEnv).rpcRemovePod, after: removePodAgain},
@@ -501,8 +504,9 @@ func failpointCases() []fpCase {
 		{point: "ctr-create/after-monitor-spawn", setup: podReady, rpc: (*fpEnv).rpcCreateCtr, after: (*fpEnv).retryCreate},
 		// The monitor kills the daemon that waits for its report, before it
 		// writes status.json, and goes on a few seconds later: the restarted
-		// daemon meets a create in progress.
-		{point: "monitor/before-status", action: "kill-parent", setup: podReady, rpc: (*fpEnv).rpcCreateCtr, after: (*fpEnv).retryCreate},
+		// daemon meets a create in progress. No "error" variant: every
+		// monitor is a new process armed anew, so every retry would fail.
+		{point: "monitor/before-status", action: "kill-parent", noError: true, setup: podReady, rpc: (*fpEnv).rpcCreateCtr, after: (*fpEnv).retryCreate},
 		{point: "ctr-start/after-start", setup: ctrCreated, rpc: (*fpEnv).rpcStartCtr, after: func(f *fpEnv) {
 			if st := ctrStatus(f.t, f.d, f.ctr); st.State == runtimeapi.ContainerState_CONTAINER_CREATED {
 				f.startCtr()
@@ -518,10 +522,10 @@ func failpointCases() []fpCase {
 			}
 		}},
 		{point: "ctr-remove/after-destroy", setup: ctrRunning, rpc: (*fpEnv).rpcRemoveCtr, after: removeCtrAgain},
-		{point: "ctr-remove/after-record-delete", setup: ctrRunning, rpc: (*fpEnv).rpcRemoveCtr, after: removeCtrAgain},
+		{point: "ctr-remove/after-record-delete", noError: true, setup: ctrRunning, rpc: (*fpEnv).rpcRemoveCtr, after: removeCtrAgain},
 		{point: "image-pull/mid-layer", rpc: (*fpEnv).rpcPull, after: pullAgain},
 		{point: "image-pull/after-unpack", rpc: (*fpEnv).rpcPull, after: pullAgain},
-		{point: "image-remove/after-record-delete", setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRemoveImage, after: func(f *fpEnv) {
+		{point: "image-remove/after-record-delete", noError: true, setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRemoveImage, after: func(f *fpEnv) {
 			if err := f.rpcRemoveImage(); err != nil {
 				f.t.Fatalf("RemoveImage again: %v", err)
 			}
@@ -558,16 +562,27 @@ func pullAgain(f *fpEnv) {
 	f.checkRunning()
 }
 
+// TestFailpointMatrix runs every failpoint twice: "kill" (crisp dies there
+// and a clean crisp takes over) and "error" (the step fails and the RPC's
+// own rollback runs, crisp stays up).
 func TestFailpointMatrix(t *testing.T) {
 	harness.RequireRegistry(t)
 	bin := failpointBinary(t)
 	start := time.Now()
+	var cases []fpCase
 	for _, tc := range failpointCases() {
-		t.Run(strings.ReplaceAll(tc.point, "/", ":"), func(t *testing.T) {
-			action := tc.action
-			if action == "" {
-				action = "kill"
-			}
+		if tc.action == "" {
+			tc.action = "kill"
+		}
+		cases = append(cases, tc)
+		if !tc.noError {
+			tc.action = "error"
+			cases = append(cases, tc)
+		}
+	}
+	for _, tc := range cases {
+		action := tc.action
+		t.Run(strings.ReplaceAll(tc.point, "/", ":")+"="+action, func(t *testing.T) {
 			pn := harness.PodNetwork(t)
 			arm := "CRISP_FAILPOINTS=" + tc.point + "=" + action
 			d := harness.Start(t, harness.WithCNI(pn.ConfDir), harness.WithBinary(bin), harness.WithEnv(arm))
@@ -607,24 +622,17 @@ func TestFailpointMatrix(t *testing.T) {
 			collect()
 
 			err := tc.rpc(f)
-			if err == nil && action == "kill" {
-				// The kill may race the answer only for the points after which nothing is sent.
-				t.Logf("the RPC answered before the kill took effect")
+			if err == nil {
+				t.Fatalf("the RPC that reaches %s succeeded", tc.point)
 			}
-			state, ok := d.WaitExit(time.Minute)
-			if !ok {
-				t.Fatalf("crisp did not die at %s (RPC: %v)\n%s", tc.point, err, d.LogTail(20))
-			}
-			if ws, _ := state.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-				t.Fatalf("crisp exited with %v, want killed by SIGKILL at %s\n%s", state, tc.point, d.LogTail(20))
-			}
-			if log, _ := os.ReadFile(d.LogPath); !bytes.Contains(log, []byte("failpoint "+tc.point+" fired")) {
-				// The monitor's stderr is its own log, in the bundle.
-				if tc.action != "kill-parent" {
-					t.Fatalf("crisp died, but not at %s\n%s", tc.point, d.LogTail(20))
+			if action == "error" {
+				if !strings.Contains(err.Error(), "failpoint "+tc.point) {
+					t.Fatalf("the RPC failed, but not at %s: %v", tc.point, err)
 				}
+			} else {
+				crashed(t, d, tc)
+				d.StartAgain(t)
 			}
-			d.StartAgain(t)
 			f.checkConsistent()
 			collect()
 			if tc.after != nil {
@@ -648,5 +656,21 @@ func TestFailpointMatrix(t *testing.T) {
 			checkNoZombies(t, d)
 		})
 	}
-	t.Logf("failpoint matrix: %d cases in %v", len(failpointCases()), time.Since(start).Round(time.Second))
+	t.Logf("failpoint matrix: %d cases in %v", len(cases), time.Since(start).Round(time.Second))
+}
+
+// crashed checks that the daemon died by SIGKILL at the armed point.
+func crashed(t *testing.T, d *harness.Daemon, tc fpCase) {
+	t.Helper()
+	state, ok := d.WaitExit(time.Minute)
+	if !ok {
+		t.Fatalf("crisp did not die at %s\n%s", tc.point, d.LogTail(20))
+	}
+	if ws, _ := state.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("crisp exited with %v, want killed by SIGKILL at %s\n%s", state, tc.point, d.LogTail(20))
+	}
+	// The monitor's "fired" line is in its own log, in the bundle.
+	if log, _ := os.ReadFile(d.LogPath); tc.action == "kill" && !bytes.Contains(log, []byte("failpoint "+tc.point+" fired")) {
+		t.Fatalf("crisp died, but not at %s\n%s", tc.point, d.LogTail(20))
+	}
 }

@@ -9,7 +9,7 @@
 //
 //	CRISP_FAILPOINTS=pod-run/after-cni-add=kill,image-remove/after-record=error
 //
-// Actions: "kill" (SIGKILL this process: the realistic crash, no deferred
+// Each fires once per process. Actions: "kill" (SIGKILL this process: the realistic crash, no deferred
 // cleanup runs), "error" (Hit returns an error, the RPC's own failure path
 // runs), "kill-parent" (SIGKILL the parent, then go on after a pause: the
 // monitor's way of crashing the daemon while it waits for the monitor).

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // armed maps failpoint names to actions, from EnvVar.
-var armed = parse(os.Getenv(EnvVar))
+var (
+	mu    sync.Mutex
+	armed = parse(os.Getenv(EnvVar))
+)
 
 // parentPause is how long "kill-parent" waits before going on: long enough
 // for the test to have restarted the daemon, whose start-up then meets this
@@ -31,8 +35,13 @@ func parse(s string) map[string]string {
 
 // Hit runs the action armed for name, if any. The line it logs first is
 // what the suite looks for to know the crash happened where it meant.
+// A failpoint fires once per process, so that kubelet's retry of an RPC
+// that failed there can succeed.
 func Hit(name string) error {
+	mu.Lock()
 	action, ok := armed[name]
+	delete(armed, name)
+	mu.Unlock()
 	if !ok {
 		return nil
 	}

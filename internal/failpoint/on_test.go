@@ -14,6 +14,9 @@ func TestParseAndError(t *testing.T) {
 	if err := Hit("x/y"); err == nil || err.Error() != "failpoint x/y" {
 		t.Fatalf("armed error: %v", err)
 	}
+	if err := Hit("x/y"); err != nil {
+		t.Fatalf("fired twice: %v", err)
+	}
 	if err := Hit("other"); err != nil {
 		t.Fatalf("unarmed: %v", err)
 	}
