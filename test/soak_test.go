@@ -136,8 +136,8 @@ func soakCycle(t *testing.T, d *harness.Daemon, i int) {
 
 // TestSoak runs pod+container cycles with exec and logs and compares what
 // the daemon holds before and after: fds, goroutines, mounts, cgroups, IPs,
-// files and helper processes must be back where they were; threads may
-// grow by a few (the Go runtime keeps idle threads), RSS is reported.
+// files and helper processes must not have grown; threads may grow by a few
+// (the Go runtime keeps idle threads), RSS is reported.
 func TestSoak(t *testing.T) {
 	harness.RequireRegistry(t)
 	pn := harness.PodNetwork(t)
@@ -162,7 +162,7 @@ func TestSoak(t *testing.T) {
 	var after usage
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		after = measure(t, d, pn)
-		if after.fds == before.fds && after.goroutines == before.goroutines || time.Now().After(deadline) {
+		if after.fds <= before.fds && after.goroutines <= before.goroutines || time.Now().After(deadline) {
 			break
 		}
 	}
@@ -181,7 +181,10 @@ func TestSoak(t *testing.T) {
 		{"files under root and state", after.files, before.files, 0},
 		{"monitor and reaper processes", after.procs, before.procs, 0},
 	} {
-		if c.got < c.want || c.got > c.want+c.allowAbove {
+		// Growth is a leak. Fewer is not: the baseline may still hold the
+		// pull's idle registry connection (an fd, two goroutines), which
+		// net/http closes after 90 s.
+		if c.got > c.want+c.allowAbove {
 			t.Errorf("%s: %d before %d cycles, %d after (tolerance +%d)", c.what, c.want, n, c.got, c.allowAbove)
 		}
 	}
