@@ -85,6 +85,18 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	sb := e.Load().clone()
 	wasReady := sb.State == StateReady
+	if wasReady {
+		// Recorded before anything is torn down: a crash half-way must not
+		// leave, after the restart, a pod reported ready whose IP CNI has
+		// released (to be given to another pod). The record still lists
+		// what is left to undo, for kubelet's retry of the stop.
+		sb.State = StateNotReady
+		sb.StoppedAt = time.Now()
+		if err := m.pods.Commit(e, sb); err != nil {
+			return err
+		}
+		sb = sb.clone()
+	}
 	if cs := m.containerStopper(); cs != nil {
 		// The CRI demands forcible termination: kubelet has already
 		// given containers their grace period by the time it stops a pod.
@@ -95,7 +107,7 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	// Once per pod however often it is stopped: the hooks keep count, as
 	// they also know pods of a previous run.
 	m.lifecycleHooks().StopPod(ctx, sb)
-	if sb.State == StateNotReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
+	if !wasReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
 		return nil // fully stopped already; no need to write the record again
 	}
 
