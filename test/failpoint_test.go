@@ -193,7 +193,9 @@ func (f *fpEnv) checkConsistent() {
 	}
 	ids := []string{f.pod}
 	for id := range listed {
-		ids = append(ids, id)
+		if id != f.pod {
+			ids = append(ids, id)
+		}
 	}
 	for _, id := range ids {
 		if id == "" {
@@ -226,7 +228,7 @@ func (f *fpEnv) checkConsistent() {
 			if ip := resp.Status.GetNetwork().GetIp(); ip == "" || !slices.Contains(f.pn.AllocatedIPs(), ip) {
 				t.Errorf("ready pod %s has IP %q, host-local holds %v", id, ip, f.pn.AllocatedIPs())
 			}
-			if info.Reaper == nil || !procAlive(info.Reaper.PID) {
+			if f.podCfg.Linux.SecurityContext.NamespaceOptions.Pid == runtimeapi.NamespaceMode_POD && (info.Reaper == nil || !procAlive(info.Reaper.PID)) {
 				t.Errorf("ready pod %s with a shared PID namespace has no live reaper: %+v", id, info.Reaper)
 			}
 		}
@@ -245,7 +247,9 @@ func (f *fpEnv) checkConsistent() {
 	}
 	cids := []string{f.ctr}
 	for id := range clisted {
-		cids = append(cids, id)
+		if id != f.ctr {
+			cids = append(cids, id)
+		}
 	}
 	for _, id := range cids {
 		if id == "" {
@@ -449,6 +453,9 @@ type fpCase struct {
 	// noError: the point is past where the RPC can fail (the object is
 	// committed), so it has no "error" variant.
 	noError bool
+	// ownPID: the pod's containers get PID namespaces of their own, so it
+	// has no reaper (whose death alone would make a pod not ready).
+	ownPID bool
 	setup  func(*fpEnv)
 	rpc    func(*fpEnv) error
 	// after checks what the restarted daemon reports and does kubelet's
@@ -496,8 +503,8 @@ func failpointCases() []fpCase {
 		{point: "pod-run/after-pins", setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
 		{point: "pod-run/after-cni-add", setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
 		{point: "pod-run/after-record", noError: true, setup: func(f *fpEnv) { f.pull() }, rpc: (*fpEnv).rpcRunPod, after: retryPod},
-		{point: "pod-stop/after-cni-del", setup: ctrRunning, rpc: (*fpEnv).rpcStopPod, after: stopAgain},
-		{point: "pod-stop/after-unpin", setup: ctrRunning, rpc: (*fpEnv).rpcStopPod, after: stopAgain},
+		{point: "pod-stop/after-cni-del", ownPID: true, setup: ctrRunning, rpc: (*fpEnv).rpcStopPod, after: stopAgain},
+		{point: "pod-stop/after-unpin", ownPID: true, setup: ctrRunning, rpc: (*fpEnv).rpcStopPod, after: stopAgain},
 		{point: "pod-remove/after-containers", setup: ctrRunning, rpc: (*fpEnv).rpcRemovePod, after: removePodAgain},
 		{point: "pod-remove/after-unpin", setup: ctrRunning, rpc: (*fpEnv).rpcRemovePod, after: removePodAgain},
 		{point: "ctr-create/after-rootfs-mount", setup: podReady, rpc: (*fpEnv).rpcCreateCtr, after: (*fpEnv).retryCreate},
@@ -588,7 +595,9 @@ func TestFailpointMatrix(t *testing.T) {
 			d := harness.Start(t, harness.WithCNI(pn.ConfDir), harness.WithBinary(bin), harness.WithEnv(arm))
 			cfg := podConfig("fp")
 			cfg.LogDirectory = t.TempDir()
-			cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+			if !tc.ownPID {
+				cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+			}
 			f := &fpEnv{t: t, d: d, pn: pn, podCfg: cfg, ctrCfg: ctrConfig("fp", "echo started; exec sleep 3600")}
 			t.Cleanup(func() {
 				// A failed case must not leave pods running; the daemon
