@@ -24,7 +24,7 @@ build:
 
 # crisp and its monitor with failpoints compiled in (internal/failpoint), for
 # the fault-injection suite (test/failpoint_test.go); never installed.
-FAILPOINT_BIN := $(CURDIR)/_output/failpoint
+FAILPOINT_BIN := $(BIN)/failpoint
 build-failpoint:
 	$(GO) build -tags '$(TAGS) failpoint' -ldflags '$(LDFLAGS)' -o $(FAILPOINT_BIN)/crisp ./cmd/crisp
 	$(GO) build -tags '$(TAGS) failpoint' -ldflags '$(LDFLAGS)' -o $(FAILPOINT_BIN)/crisp-monitor ./cmd/crisp-monitor
