@@ -45,14 +45,16 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 		// The exit goes into the record before Destroy deletes the
 		// monitor's copy: the exit watcher waits for this lock, and a
 		// crash before the record is deleted must find an exited
-		// container, not one of unknown state.
+		// container, not one of unknown state. A failed write (a full
+		// disk) must not keep anyone from removing, which frees space.
 		if st := statusOf(c, e.proc); c.Exit == nil && st.State == StateExited {
 			n := c.clone()
 			n.Exit = exitOf(st)
 			if err := m.commit(e, n); err != nil {
-				return fmt.Errorf("remove container %s: %w", c.ID, err)
+				klog.FromContext(ctx).Info("Recording the exit of a container being removed failed", "container", c.ID, "err", err)
+			} else {
+				c = n
 			}
-			c = n
 		}
 		if err := e.proc.Destroy(); err != nil {
 			return fmt.Errorf("remove container %s: %w", c.ID, err)
