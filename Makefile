@@ -10,7 +10,7 @@ TAGS    := seccomp
 LDFLAGS := -s -w -X main.version=$(VERSION)
 export CGO_ENABLED := 1
 
-.PHONY: all build deps deps-run run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install uninstall install-test
+.PHONY: all build build-failpoint soak deps deps-run run test vm-test vm-test-ci unit integration crictl-e2e conformance e2e-kubelet images registry-start registry-stop lint clean bench install uninstall install-test
 
 all: build
 
@@ -21,6 +21,13 @@ deps:
 build:
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp ./cmd/crisp
 	$(GO) build -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o $(BIN)/crisp-monitor ./cmd/crisp-monitor
+
+# crisp and its monitor with failpoints compiled in (internal/failpoint), for
+# the fault-injection suite (test/failpoint_test.go); never installed.
+FAILPOINT_BIN := $(BIN)/failpoint
+build-failpoint:
+	$(GO) build -tags '$(TAGS) failpoint' -ldflags '$(LDFLAGS)' -o $(FAILPOINT_BIN)/crisp ./cmd/crisp
+	$(GO) build -tags '$(TAGS) failpoint' -ldflags '$(LDFLAGS)' -o $(FAILPOINT_BIN)/crisp-monitor ./cmd/crisp-monitor
 
 # Installs crisp, crisp-monitor, the systemd unit, a commented default
 # /etc/crisp/crisp.toml, /etc/crictl.yaml and the default CNI network, the
@@ -70,8 +77,14 @@ unit:
 images:
 	hack/images.sh
 
-integration: build images
-	CRISP_BINARY=$(BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
+integration: build build-failpoint images
+	CRISP_BINARY=$(BIN)/crisp CRISP_FAILPOINT_BINARY=$(FAILPOINT_BIN)/crisp $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 30m ./test/...
+
+# TestSoak with 1,000 pod+container cycles (make test runs 50): fds,
+# goroutines, threads, mounts, cgroups, IPs and files before and after.
+SOAK_CYCLES ?= 1000
+soak: build images
+	CRISP_BINARY=$(BIN)/crisp CRISP_SOAK_CYCLES=$(SOAK_CYCLES) $(GO) test -tags '$(TAGS) integration' -count=1 -timeout 3h -v -run '^TestSoak$$' ./test/
 
 # pull, runp, create, start, ps, logs, exec, stats, port-forward, stop, rm,
 # rmp, rmi with crictl, each step's effect checked.

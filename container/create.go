@@ -17,6 +17,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/spec"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/ids"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
@@ -134,6 +135,9 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err := m.mountRootfs(id, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
 		return "", err
 	}
+	if err := failpoint.Hit("ctr-create/after-rootfs-mount"); err != nil {
+		return "", err
+	}
 	rollback.add(func() {
 		if err := m.releaseImageVolumes(id, len(vols)); err != nil {
 			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
@@ -199,6 +203,9 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		}
 	})
 
+	if err := failpoint.Hit("ctr-create/after-monitor-spawn"); err != nil {
+		return "", err
+	}
 	c = c.clone()
 	c.Phase = PhaseCreated
 	if err := m.commit(e, c); err != nil {

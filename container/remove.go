@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // Remove stops a container if needed and deletes everything crisp created
@@ -41,8 +42,25 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 			return err
 		}
 		last = e.snapshot()
+		// The exit goes into the record before Destroy deletes the
+		// monitor's copy: the exit watcher waits for this lock, and a
+		// crash before the record is deleted must find an exited
+		// container, not one of unknown state. A failed write (a full
+		// disk) must not keep anyone from removing, which frees space.
+		if st := statusOf(c, e.proc); c.Exit == nil && st.State == StateExited {
+			n := c.clone()
+			n.Exit = exitOf(st)
+			if err := m.commit(e, n); err != nil {
+				klog.FromContext(ctx).Info("Recording the exit of a container being removed failed", "container", c.ID, "err", err)
+			} else {
+				c = n
+			}
+		}
 		if err := e.proc.Destroy(); err != nil {
 			return fmt.Errorf("remove container %s: %w", c.ID, err)
+		}
+		if err := failpoint.Hit("ctr-remove/after-destroy"); err != nil {
+			return err
 		}
 	}
 	// Released while the record still lists them: an interrupted Remove
@@ -56,6 +74,8 @@ func (m *Manager) removeEntry(ctx context.Context, e *entry) error {
 	if err := m.store.deleteRecord(c.ID); err != nil {
 		return fmt.Errorf("remove container %s record: %w", c.ID, err)
 	}
+	// The record is gone: what is left is an orphan for start-up.
+	_ = failpoint.Hit("ctr-remove/after-record-delete")
 	m.forget(e, c)
 	m.cleanupDirs(c.ID)
 	m.events.publish(Event{Type: EventDeleted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})

@@ -8,6 +8,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // Start lets a created container run its process. Only a container in
@@ -28,6 +29,9 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	if err := e.proc.Start(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	if err := failpoint.Hit("ctr-start/after-start"); err != nil {
+		return err
 	}
 	m.events.publish(Event{Type: EventStarted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
 	hooks.PostStartContainer(ctx, pod, e.snapshot())
@@ -53,6 +57,10 @@ func (m *Manager) watchExit(e *entry) {
 	}()
 }
 
+func exitOf(st Status) *Exit {
+	return &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
+}
+
 // recordExit persists an exit the monitor reported and tells event
 // subscribers; it returns the exited container, nil if there was no exit.
 func (m *Manager) recordExit(e *entry) *Snapshot {
@@ -67,7 +75,7 @@ func (m *Manager) recordExit(e *entry) *Snapshot {
 	}
 	if c.Exit == nil {
 		n := c.clone()
-		n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
+		n.Exit = exitOf(st)
 		if err := m.commit(e, n); err != nil {
 			// The monitor's exit.json still has it.
 			klog.InfoS("Recording a container exit failed; the monitor's exit.json still has it", "container", c.ID, "err", err)

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
@@ -55,6 +56,9 @@ func (m *Manager) stopEntry(ctx context.Context, e *entry, timeout time.Duration
 	defer cancel()
 	if err := e.proc.Stop(sctx, sig, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
+	}
+	if err := failpoint.Hit("ctr-stop/after-stop"); err != nil {
+		return err
 	}
 	// Told here as well as by the exit watcher: plugins must have heard of
 	// the stop when StopContainer (or the pod's stop) returns.

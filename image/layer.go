@@ -18,6 +18,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/image/unpack"
 	"github.com/crisp-runtime/crisp/internal/atomicfile"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // layerSpec is one layer to make present: its compressed blob (as the
@@ -154,6 +155,10 @@ func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (e
 			return ctx.Err()
 		}
 		return fmt.Errorf("unpack layer %s: %w", l.blob, s.blame(compressed, src, err))
+	}
+	// Extracted into tmp/, blob partly written, nothing verified yet.
+	if err := failpoint.Hit("image-pull/mid-layer"); err != nil {
+		return err
 	}
 	// Apply stops at the tar end marker; the padding after it is part of
 	// both digests, so read the streams to their ends.

@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // Manifests and configs are read into memory; real ones are kilobytes.
@@ -158,6 +159,9 @@ func (p *puller) pull(ctx context.Context, auth *Auth) (*Image, error) {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Pull: layers ready", "ref", ref, "layers", len(specs), "duration", time.Since(t0).Round(time.Millisecond))
+	if err := failpoint.Hit("image-pull/after-unpack"); err != nil {
+		return nil, err
+	}
 	// Only now, with every blob and layer in place, is the image recorded.
 	return s.commitImage(m, tags, digests)
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // Remove deletes what ref names. By tag, when the image has other tags:
@@ -49,6 +50,8 @@ func (s *Store) Remove(ref string) error {
 		if err := s.deleteImageMeta(id); err != nil {
 			return err
 		}
+		// Unreferenced content stays until start-up collects it.
+		_ = failpoint.Hit("image-remove/after-record-delete")
 		s.mu.Lock()
 		s.unsetLocked(id)
 		s.mu.Unlock()

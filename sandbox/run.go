@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/ids"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
@@ -121,6 +122,9 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 			reaperExit = watchProcess(r, p.cmd)
 			undo = append(undo, func() error { return stopReaper(r, reaperExit) })
 		}
+		if err := failpoint.Hit("pod-run/after-pins"); err != nil {
+			return "", err
+		}
 	}
 
 	if podNet {
@@ -137,6 +141,9 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 		sb.Network.Interfaces = res.Interfaces
 		sb.Network.Name = res.Network
 		sb.Network.Raw = res.Raw
+		if err := failpoint.Hit("pod-run/after-cni-add"); err != nil {
+			return "", err
+		}
 	}
 	if err := writeHosts(sb); err != nil {
 		return "", fmt.Errorf("pod hosts file: %w", err)
@@ -161,6 +168,8 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err := m.pods.Commit(e, sb); err != nil {
 		return "", err
 	}
+	// A failure from here on cannot roll back: the pod is recorded ready.
+	_ = failpoint.Hit("pod-run/after-record")
 	if sb.Reaper != nil {
 		m.watchReaper(e, *sb.Reaper)
 	}

@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
@@ -50,6 +51,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 			return fmt.Errorf("remove containers of pod %s: %w", sb.ID, err)
 		}
 	}
+	if err := failpoint.Hit("pod-remove/after-containers"); err != nil {
+		return err
+	}
 	if sb.Config.Namespaces.PID == ModePod {
 		if err := m.cgroups.reaperCgroup(sb.Cgroup, sb.ID).Remove(); err != nil {
 			return err
@@ -62,6 +66,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	if err := m.removeShm(sb.ID); err != nil {
+		return err
+	}
+	if err := failpoint.Hit("pod-remove/after-unpin"); err != nil {
 		return err
 	}
 	if err := m.store.delete(sb.ID); err != nil {
@@ -78,6 +85,18 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	sb := e.Load().clone()
 	wasReady := sb.State == StateReady
+	if wasReady {
+		// Recorded before anything is torn down: a crash half-way must not
+		// leave, after the restart, a pod reported ready whose IP CNI has
+		// released (to be given to another pod). The record still lists
+		// what is left to undo, for kubelet's retry of the stop.
+		sb.State = StateNotReady
+		sb.StoppedAt = time.Now()
+		if err := m.pods.Commit(e, sb); err != nil {
+			return err
+		}
+		sb = sb.clone()
+	}
 	if cs := m.containerStopper(); cs != nil {
 		// The CRI demands forcible termination: kubelet has already
 		// given containers their grace period by the time it stops a pod.
@@ -88,7 +107,7 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	// Once per pod however often it is stopped: the hooks keep count, as
 	// they also know pods of a previous run.
 	m.lifecycleHooks().StopPod(ctx, sb)
-	if sb.State == StateNotReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
+	if !wasReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
 		return nil // fully stopped already; no need to write the record again
 	}
 
@@ -109,6 +128,9 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 			keep = append(keep, NSNet)
 		} else {
 			sb.Network.Attached = false
+			if err := failpoint.Hit("pod-stop/after-cni-del"); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if sb.Reaper != nil {
@@ -121,6 +143,9 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 			if !contains(keep, k) {
 				delete(sb.Namespaces, k)
 			}
+		}
+		if err := failpoint.Hit("pod-stop/after-unpin"); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if sb.ShmMounted {

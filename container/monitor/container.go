@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
 // ErrNotRunning is returned for operations that need a running container.
@@ -57,7 +58,14 @@ func Load(bundle, stateDir string) (*Container, error) {
 	}
 	// The state dir may have moved (it is volatile); trust the caller.
 	c.cfg.Bundle, c.cfg.StateDir = bundle, stateDir
-	if err := proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec); err != nil {
+	err := proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec)
+	if errors.Is(err, fs.ErrNotExist) && proto.WaitBundleUnlocked(bundle, timeouts.InterruptedCreate) {
+		// The daemon that spawned the monitor died while the monitor was
+		// still creating the container (under the bundle lock): once the
+		// create is over, status.json is there, or the create was undone.
+		err = proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec)
+	}
+	if err != nil {
 		return nil, err
 	}
 	c.status = statusOf(&c.rec)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 func bundlePath(bundle, name string) string { return filepath.Join(bundle, name) }
@@ -70,7 +71,7 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		Args: []string{cfg.MonitorBinary, cfg.Bundle},
 		// A fixed, minimal environment: the daemon's must not leak into
 		// the monitor (and from there into hooks).
-		Env:    []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"},
+		Env:    append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}, failpoint.Env()...),
 		Dir:    "/", // do not pin the daemon's cwd mount
 		Stderr: mlog,
 		// Only fds 0-2 (/dev/null, /dev/null, log) and the sync pipe

@@ -99,7 +99,7 @@ integration() {
 	local args=(-test.v -test.count=1 -test.timeout "$((30 * scale))m")
 	[[ -z $VM_TEST_RUN ]] || args+=(-test.run "$VM_TEST_RUN")
 	[[ -z $VM_TEST_SKIP ]] || args+=(-test.skip "$VM_TEST_SKIP")
-	run_suite integration env -C "$ROOT/test" CRISP_BINARY="$BIN/crisp" \
+	run_suite integration env -C "$ROOT/test" CRISP_BINARY="$BIN/crisp" CRISP_FAILPOINT_BINARY="$BIN/failpoint/crisp" \
 		CRISP_TEST_TIMEOUT_SCALE="$scale" "$BIN/integration.test" "${args[@]}"
 	rc=$?
 	# Top-level tests only (subtests are indented).

@@ -95,6 +95,7 @@ if [[ -z ${VM_NO_BUILD:-} ]]; then
 	hack/deps.sh
 	make --no-print-directory build
 	if has integration; then
+		make --no-print-directory build-failpoint
 		go test -c -tags 'seccomp integration' -o "$BIN/integration.test" ./test/
 	fi
 	if has e2e-kubelet; then

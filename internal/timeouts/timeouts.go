@@ -76,6 +76,10 @@ const (
 	// MonitorDestroy bounds how long removing a container waits for its
 	// killed monitor to record the exit.
 	MonitorDestroy = 10 * time.Second
+	// InterruptedCreate bounds how long start-up waits for a monitor that
+	// was still creating its container when the daemon that spawned it
+	// died: the create must end (or be given up) before it can be undone.
+	InterruptedCreate = time.Minute
 
 	// NRISideEffect bounds the updates and evictions NRI plugins ask for in
 	// answer to an event.

@@ -44,6 +44,8 @@ type options struct {
 	cniConfDir string
 	extraArgs  []string
 	extraTOML  string
+	binary     string
+	env        []string
 }
 
 // Option changes how a daemon is started.
@@ -55,6 +57,14 @@ func WithCNI(confDir string) Option { return func(o *options) { o.cniConfDir = c
 // WithArgs adds command-line flags.
 func WithArgs(args ...string) Option {
 	return func(o *options) { o.extraArgs = append(o.extraArgs, args...) }
+}
+
+// WithBinary runs another crisp build than Binary's (the failpoint build).
+func WithBinary(path string) Option { return func(o *options) { o.binary = path } }
+
+// WithEnv adds environment variables ("K=V") to the daemon's.
+func WithEnv(env ...string) Option {
+	return func(o *options) { o.env = append(o.env, env...) }
 }
 
 // WithTOML appends lines to the generated configuration file.
@@ -108,7 +118,6 @@ var MirroredRegistries = []string{"docker.io", "registry.k8s.io", "k8s.gcr.io", 
 // Start runs a crisp daemon for the duration of the test.
 func Start(t testing.TB, opts ...Option) *Daemon {
 	t.Helper()
-	bin := Binary(t)
 	// Short paths: unix socket paths are limited to 108 bytes.
 	dir, err := os.MkdirTemp("", "crisp-t-")
 	if err != nil {
@@ -152,8 +161,15 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 		}
 		os.RemoveAll(d.Dir)
 	})
-	d.start(t, bin)
+	d.start(t, d.binary(t))
 	return d
+}
+
+func (d *Daemon) binary(t testing.TB) string {
+	if d.opts.binary != "" {
+		return d.opts.binary
+	}
+	return Binary(t)
 }
 
 func (d *Daemon) toml() string {
@@ -188,6 +204,9 @@ func (d *Daemon) start(t testing.TB, bin string) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
+	if len(d.opts.env) > 0 {
+		cmd.Env = append(os.Environ(), d.opts.env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group, so a terminal's ^C reaches the test, not the daemon first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -267,7 +286,7 @@ func (d *Daemon) Stop(t testing.TB) {
 func (d *Daemon) Restart(t testing.TB) {
 	t.Helper()
 	d.Stop(t)
-	d.start(t, Binary(t))
+	d.start(t, d.binary(t))
 }
 
 // Kill9AndRestart kills the daemon with SIGKILL, as a crash would, and starts it again.
@@ -279,7 +298,35 @@ func (d *Daemon) Kill9AndRestart(t testing.TB) {
 		<-d.done
 		d.cmd = nil
 	}
-	d.start(t, Binary(t))
+	d.start(t, d.binary(t))
+}
+
+// WaitExit waits up to timeout for the daemon to exit by itself (a
+// failpoint's kill) and returns how it ended; ok is false if it still runs.
+func (d *Daemon) WaitExit(timeout time.Duration) (state *os.ProcessState, ok bool) {
+	if d.cmd == nil {
+		return nil, true
+	}
+	select {
+	case <-d.done:
+	case <-time.After(timeout):
+		return nil, false
+	}
+	d.conn.Close()
+	state = d.cmd.ProcessState
+	d.cmd = nil
+	return state, true
+}
+
+// StartAgain starts a daemon that has exited on the same paths, with env
+// as its extra environment instead of what it had.
+func (d *Daemon) StartAgain(t testing.TB, env ...string) {
+	t.Helper()
+	if d.cmd != nil {
+		t.Fatal("StartAgain: the daemon still runs")
+	}
+	d.opts.env = env
+	d.start(t, d.binary(t))
 }
 
 // LogTail returns the last n lines of the daemon's log.

@@ -15,6 +15,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/crilog"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 
 	// Registers the cgroup device-rule manager; without it libcontainer
 	// fails with "cgroup manager is not configured to set device rules".
@@ -81,6 +82,10 @@ func (m *monitor) create(bundle string) (retErr error) {
 		MonitorPid: os.Getpid(), MonitorStartTime: self.StartTime,
 		InitPid: m.initPid, InitStartTime: initStat.StartTime,
 		CreatedAt: time.Now().UTC(),
+	}
+	// "kill-parent": the daemon dies while it waits for this report.
+	if err := failpoint.Hit("monitor/before-status"); err != nil {
+		return err
 	}
 	return proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status)
 }

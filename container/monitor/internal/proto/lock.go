@@ -3,6 +3,7 @@ package proto
 import (
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,4 +29,24 @@ func LockBundle(bundle string) (unlock func(), err error) {
 	}
 	// Closing the file releases the lock.
 	return func() { f.Close() }, nil
+}
+
+// WaitBundleUnlocked waits until nobody holds the bundle lock, polling for
+// at most timeout, and reports whether that happened. A bundle without a
+// lock file has never been locked.
+func WaitBundleUnlocked(bundle string, timeout time.Duration) bool {
+	f, err := os.OpenFile(filepath.Join(bundle, LockFile), os.O_RDWR, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
