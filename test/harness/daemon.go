@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -44,6 +45,7 @@ type options struct {
 	cniConfDir string
 	extraArgs  []string
 	extraTOML  string
+	rootSize   string
 }
 
 // Option changes how a daemon is started.
@@ -56,6 +58,10 @@ func WithCNI(confDir string) Option { return func(o *options) { o.cniConfDir = c
 func WithArgs(args ...string) Option {
 	return func(o *options) { o.extraArgs = append(o.extraArgs, args...) }
 }
+
+// WithRootSize puts the daemon's root on a tmpfs of this size (e.g. "64m"),
+// for tests that fill it up.
+func WithRootSize(size string) Option { return func(o *options) { o.rootSize = size } }
 
 // WithTOML appends lines to the generated configuration file.
 func WithTOML(s string) Option { return func(o *options) { o.extraTOML += "\n" + s + "\n" } }
@@ -140,6 +146,14 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	}
 	if err := os.WriteFile(d.Config, []byte(d.toml()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if d.opts.rootSize != "" {
+		if err := os.MkdirAll(d.Root, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", d.Root, "tmpfs", 0, "size="+d.opts.rootSize+",mode=0711"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		d.Stop(t)
@@ -273,12 +287,25 @@ func (d *Daemon) Restart(t testing.TB) {
 // Kill9AndRestart kills the daemon with SIGKILL, as a crash would, and starts it again.
 func (d *Daemon) Kill9AndRestart(t testing.TB) {
 	t.Helper()
+	d.Kill9(t)
+	d.start(t, Binary(t))
+}
+
+// Kill9 kills the daemon with SIGKILL, as a crash would; StartAgain brings
+// it back.
+func (d *Daemon) Kill9(t testing.TB) {
+	t.Helper()
 	if d.cmd != nil {
 		d.conn.Close()
 		_ = d.cmd.Process.Kill()
 		<-d.done
 		d.cmd = nil
 	}
+}
+
+// StartAgain starts a stopped or killed daemon on the same paths.
+func (d *Daemon) StartAgain(t testing.TB) {
+	t.Helper()
 	d.start(t, Binary(t))
 }
 

@@ -1,0 +1,163 @@
+//go:build integration
+
+package test
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/test/harness"
+)
+
+// conditionUnreadable is the Status condition that reports records crisp
+// could not read and keeps untouched.
+const conditionUnreadable = "CrispHasNoUnreadableRecords"
+
+// A pod record that cannot be read (damaged, or a newer schema after a
+// rollback) must not make start-up destroy the live pod it describes: its
+// namespaces stay pinned, its IP allocated, its container running, and
+// Status says what was kept. Once the record is repaired, the pod is back.
+func TestUnreadablePodRecordKeepsThePod(t *testing.T) {
+	harness.RequireRegistry(t)
+	net := harness.PodNetwork(t)
+	d := harness.Start(t, harness.WithCNI(net.ConfDir))
+	pull(t, d, ctrImage)
+	cfg := podConfig("quarantine")
+	cfg.LogDirectory = t.TempDir()
+	pod := runPod(t, d, cfg)
+	ctr := runCtr(t, d, pod, cfg, ctrConfig("sleeper", "sleep 3600"))
+	ips := net.AllocatedIPs()
+	if len(ips) != 1 {
+		t.Fatalf("allocated IPs = %v", ips)
+	}
+	pin := filepath.Join(d.State, "ns", pod, "net")
+	if !isNSFS(pin) {
+		t.Fatalf("%s is not a pinned namespace", pin)
+	}
+	if c := conditions(t, d)[conditionUnreadable]; c == nil || !c.Status {
+		t.Errorf("condition %s before any damage = %+v, want true", conditionUnreadable, c)
+	}
+
+	rec := filepath.Join(d.Root, "pods", pod, "sandbox.json")
+	good, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record of a newer crisp, as after a rollback.
+	newer := bytes.Replace(good, []byte(`"version":1`), []byte(`"version":99`), 1)
+	if bytes.Equal(newer, good) {
+		t.Fatalf("record has no version 1: %s", good)
+	}
+	if err := os.WriteFile(rec, newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Kill9AndRestart(t)
+
+	if !isNSFS(pin) {
+		t.Errorf("start-up unpinned the network namespace of the pod with an unreadable record")
+	}
+	if got := net.AllocatedIPs(); len(got) != 1 || got[0] != ips[0] {
+		t.Errorf("start-up freed the IP of the pod with an unreadable record: %v, had %v", got, ips)
+	}
+	if st := ctrStatus(t, d, ctr); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("container of the pod with an unreadable record is %v", st.State)
+	}
+	c := conditions(t, d)[conditionUnreadable]
+	if c == nil || c.Status || c.Reason != "UnreadableRecords" || !strings.Contains(c.Message, rec) {
+		t.Errorf("condition %s = %+v, want false naming %s", conditionUnreadable, c, rec)
+	}
+	if !strings.Contains(d.LogTail(400), rec) {
+		t.Errorf("the log does not name the unreadable record %s", rec)
+	}
+
+	// Repaired: the pod is known again and everything goes with it.
+	if err := os.WriteFile(rec, good, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.Kill9AndRestart(t)
+	if c := conditions(t, d)[conditionUnreadable]; c == nil || !c.Status {
+		t.Errorf("condition %s after the repair = %+v, want true", conditionUnreadable, c)
+	}
+	if st, _ := podStatus(t, d, pod); st.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Errorf("repaired pod is %v", st.State)
+	}
+	stopPod(t, d, pod)
+	removePod(t, d, pod)
+	if got := net.AllocatedIPs(); len(got) != 0 {
+		t.Errorf("IPs left after removing the pod: %v", got)
+	}
+	if m := podMounts(d); len(m) != 0 {
+		t.Errorf("mounts left after removing the pod: %v", m)
+	}
+}
+
+// fillDisk fills the filesystem of dir and returns what frees it again.
+func fillDisk(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1 << 20, 4 << 10, 1} {
+		buf := make([]byte, n)
+		for {
+			if _, err = f.Write(buf); err != nil {
+				break
+			}
+		}
+		if !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("filling %s: %v", dir, err)
+		}
+	}
+	f.Close()
+	freed := false
+	free = func() {
+		if !freed {
+			freed = true
+			if err := os.Remove(path); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(free)
+	return free
+}
+
+// After a reboot on a full disk, start-up cannot record that a pod lost its
+// namespaces. It must come up anyway, reporting the pod not ready, so that
+// kubelet can remove pods and free space.
+func TestStartupOnFullDiskMarksPodsNotReady(t *testing.T) {
+	harness.RequireRegistry(t)
+	d := harness.Start(t, harness.WithRootSize("64m"))
+	pod, _ := ctrPod(t, d, "fulldisk")
+	d.Kill9(t)
+	// Lost namespaces, as after a reboot or someone's umount.
+	pins, err := filepath.Glob(filepath.Join(d.State, "ns", pod, "*"))
+	if err != nil || len(pins) == 0 {
+		t.Fatalf("pins of %s: %v %v", pod, pins, err)
+	}
+	for _, p := range pins {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free := fillDisk(t, d.Root)
+	d.StartAgain(t)
+	if st, _ := podStatus(t, d, pod); st.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Errorf("pod that lost its namespaces is %v", st.State)
+	}
+	free()
+	stopPod(t, d, pod)
+	removePod(t, d, pod)
+	if m := podMounts(d); len(m) != 0 {
+		t.Errorf("mounts left after removing the pod: %v", m)
+	}
+}
