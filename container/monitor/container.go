@@ -57,7 +57,7 @@ func Load(bundle, stateDir string) (*Container, error) {
 	}
 	// The state dir may have moved (it is volatile); trust the caller.
 	c.cfg.Bundle, c.cfg.StateDir = bundle, stateDir
-	if err := proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec); err != nil {
+	if err := proto.ReadRecord(&c.cfg, proto.StatusFile, &c.rec); err != nil {
 		return nil, err
 	}
 	c.status = statusOf(&c.rec)
@@ -79,7 +79,7 @@ func Load(bundle, stateDir string) (*Container, error) {
 // readExit applies exit.json if present and marks the container exited.
 func (c *Container) readExit() bool {
 	var e proto.ExitRecord
-	if err := proto.ReadJSON(c.cfg.Path(proto.ExitFile), &e); err != nil {
+	if err := proto.ReadRecord(&c.cfg, proto.ExitFile, &e); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.setExit(func(s *Status) {
 				s.State, s.ExitCode, s.Reason = StateExited, 255, ReasonError
