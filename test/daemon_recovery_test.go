@@ -10,7 +10,10 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/test/harness"
@@ -155,6 +158,88 @@ func TestStartupOnFullDiskMarksPodsNotReady(t *testing.T) {
 		t.Errorf("pod that lost its namespaces is %v", st.State)
 	}
 	free()
+	stopPod(t, d, pod)
+	removePod(t, d, pod)
+	if m := podMounts(d); len(m) != 0 {
+		t.Errorf("mounts left after removing the pod: %v", m)
+	}
+}
+
+// wantNoSpace checks that err is ResourceExhausted naming the filesystem
+// (root's mount point) and what did not fit.
+func wantNoSpace(t *testing.T, what string, err error, mount string, words ...string) {
+	t.Helper()
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("%s on a full disk: %v, want ResourceExhausted", what, err)
+		return
+	}
+	t.Logf("%s on a full disk: %v", what, err)
+	for _, w := range append(words, mount) {
+		if !strings.Contains(status.Convert(err).Message(), w) {
+			t.Errorf("%s on a full disk: message %q does not name %q", what, status.Convert(err).Message(), w)
+		}
+	}
+}
+
+// A full root: what does not fit fails with ResourceExhausted naming the
+// filesystem and the object; a container started meanwhile runs; an exit
+// meanwhile keeps its code; restart works on the full disk; nothing is
+// corrupt once space returns.
+func TestFullDisk(t *testing.T) {
+	harness.RequireRegistry(t)
+	d := harness.Start(t, harness.WithRootSize("64m"))
+	pull(t, d, ctrImage)
+	pod, podCfg := ctrPod(t, d, "fulldisk")
+	running := runCtr(t, d, pod, podCfg, ctrConfig("running", "sleep 3600"))
+	signal := t.TempDir()
+	exiterCfg := ctrConfig("exiter", "until [ -e /signal/go ]; do sleep 0.1; done; exit 7")
+	exiterCfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/signal", HostPath: signal}}
+	exiter := runCtr(t, d, pod, podCfg, exiterCfg)
+	created := createCtr(t, d, pod, podCfg, ctrConfig("created", "sleep 3600"))
+
+	free := fillDisk(t, d.Root)
+	_, err := d.Images.PullImage(harness.Ctx(t), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "registry.k8s.io/pause:3.10"}})
+	wantNoSpace(t, "PullImage", err, d.Root, "pause:3.10")
+	_, err = d.Runtime.CreateContainer(harness.Ctx(t), &runtimeapi.CreateContainerRequest{
+		PodSandboxId: pod, Config: ctrConfig("nospace", "true"), SandboxConfig: podCfg})
+	wantNoSpace(t, "CreateContainer", err, d.Root, "nospace")
+	nospacePod := podConfig("nospace")
+	nospacePod.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+	_, err = d.Runtime.RunPodSandbox(harness.Ctx(t), &runtimeapi.RunPodSandboxRequest{Config: nospacePod})
+	wantNoSpace(t, "RunPodSandbox", err, d.Root, "nospace")
+
+	// The process is released before its start is recorded: a failed
+	// write must not fail the start of a container that then runs.
+	startCtr(t, d, created)
+	if err := os.WriteFile(filepath.Join(signal, "go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if st := waitExited(t, d, exiter, time.Minute); st.ExitCode != 7 || st.Reason != "Error" {
+		t.Errorf("exit on a full disk: code %d reason %q message %q, want 7 Error", st.ExitCode, st.Reason, st.Message)
+	}
+
+	d.Kill9AndRestart(t)
+	check := func(when string) {
+		t.Helper()
+		for _, id := range []string{running, created} {
+			if st := ctrStatus(t, d, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				t.Errorf("%s: container %s is %v, want running", when, id, st.State)
+			}
+		}
+		if st := ctrStatus(t, d, exiter); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 {
+			t.Errorf("%s: exited container: %v code %d message %q, want exited 7", when, st.State, st.ExitCode, st.Message)
+		}
+		if c := conditions(t, d)[conditionUnreadable]; c == nil || !c.Status {
+			t.Errorf("%s: condition %s = %+v", when, conditionUnreadable, c)
+		}
+	}
+	check("restarted on the full disk")
+
+	free()
+	pull(t, d, "registry.k8s.io/pause:3.10")
+	runCtr(t, d, pod, podCfg, ctrConfig("after", "sleep 3600"))
+	d.Kill9AndRestart(t)
+	check("restarted after space returned")
 	stopPod(t, d, pod)
 	removePod(t, d, pod)
 	if m := podMounts(d); len(m) != 0 {
