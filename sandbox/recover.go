@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/crisp-runtime/crisp/internal/bootid"
 	"github.com/crisp-runtime/crisp/internal/record"
 	"github.com/crisp-runtime/crisp/network"
 )
@@ -78,9 +79,14 @@ func (m *Manager) recover(ctx context.Context) {
 				h.pinsOK = false
 			}
 		}
-		if sb.Reaper != nil {
-			st, err := procStartTime(sb.Reaper.PID)
-			h.reaperOK = err == nil && st == sb.Reaper.StartTime
+		if r := sb.Reaper; r != nil {
+			// A record from before boot ids counts as this boot's only
+			// while its pins (on /run, wiped by a reboot) still hold.
+			st, err := procStartTime(r.PID)
+			h.reaperOK = err == nil && st == r.StartTime && bootid.Same(r.BootID, h.pinsOK)
+			if h.reaperOK && r.BootID == "" {
+				r.BootID = bootid.Current() // saved with the next change of the pod
+			}
 		}
 		switch decide(sb, h) {
 		case rollBack:

@@ -4,9 +4,13 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -244,5 +249,167 @@ func TestFullDisk(t *testing.T) {
 	removePod(t, d, pod)
 	if m := podMounts(d); len(m) != 0 {
 		t.Errorf("mounts left after removing the pod: %v", m)
+	}
+}
+
+// editJSON rewrites a JSON file through a map.
+func editJSON(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, path)), &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeCgroupsOf removes the (empty) cgroups whose name contains id,
+// deepest first, in every hierarchy.
+func removeCgroupsOf(t *testing.T, id string) {
+	t.Helper()
+	var dirs []string
+	filepath.WalkDir("/sys/fs/cgroup", func(p string, e os.DirEntry, err error) error {
+		if err != nil || !e.IsDir() {
+			return nil
+		}
+		if strings.Contains(e.Name(), id) {
+			filepath.WalkDir(p, func(q string, e os.DirEntry, err error) error {
+				if err == nil && e.IsDir() {
+					dirs = append(dirs, q)
+				}
+				return nil
+			})
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Remove(dirs[i]); err != nil {
+			t.Fatalf("removing cgroup %s: %v", dirs[i], err)
+		}
+	}
+}
+
+// startTime is field 22 of /proc/<pid>/stat.
+func startTime(t *testing.T, pid int) uint64 {
+	t.Helper()
+	s := readFile(t, fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	n, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A reboot, simulated: crisp, monitors, reaper and containers gone, the
+// state directory (/run) wiped, and the records' processes now belonging to
+// a host process with the same pid and start time, as happens after a
+// reboot, but of another boot. Start-up reports the pod not ready and its
+// container exited, never touches the host process, kubelet's recreation
+// works and nothing stale remains.
+func TestSimulatedReboot(t *testing.T) {
+	harness.RequireRegistry(t)
+	net := harness.PodNetwork(t)
+	d := harness.Start(t, harness.WithCNI(net.ConfDir))
+	pull(t, d, ctrImage)
+	cfg := podConfig("reboot")
+	cfg.LogDirectory = t.TempDir()
+	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	pod := runPod(t, d, cfg)
+	ctr := runCtr(t, d, pod, cfg, ctrConfig("app", "sleep 3600"))
+	_, info := podStatus(t, d, pod)
+	if info.Reaper == nil {
+		t.Fatal("shared-PID pod has no reaper")
+	}
+	reaper := info.Reaper.PID
+	status := filepath.Join(d.Root, "containers", ctr, "bundle", "status.json")
+	var rec struct {
+		MonitorPid int `json:"monitor_pid"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, status)), &rec); err != nil || rec.MonitorPid <= 0 || reaper <= 0 {
+		t.Fatalf("monitor %d reaper %d: %v", rec.MonitorPid, reaper, err)
+	}
+
+	// The "reboot".
+	d.Kill9(t)
+	for _, pid := range []int{rec.MonitorPid, reaper} {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, "monitor and reaper to die", time.Minute, func() bool {
+		return !procAlive(rec.MonitorPid) && !procAlive(reaper)
+	})
+	for _, m := range harness.MountsBelow(d.State) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(d.State); err != nil {
+		t.Fatal(err)
+	}
+	removeCgroupsOf(t, pod) // a reboot empties the cgroup hierarchies
+	// A host process that has, in this boot, the pid and start time the
+	// records name.
+	host := exec.Command("sleep", "3600")
+	if err := host.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Process.Kill(); host.Wait() })
+	hostPid, hostStart := host.Process.Pid, startTime(t, host.Process.Pid)
+	editJSON(t, filepath.Join(d.Root, "pods", pod, "sandbox.json"), func(m map[string]any) {
+		r := m["sandbox"].(map[string]any)["reaper"].(map[string]any)
+		r["pid"], r["startTime"], r["bootID"] = hostPid, hostStart, "00000000-0000-0000-0000-000000000000"
+	})
+	editJSON(t, status, func(m map[string]any) {
+		m["monitor_pid"], m["monitor_start_time"] = hostPid, hostStart
+		m["init_pid"], m["init_start_time"] = hostPid, hostStart
+		m["boot_id"] = "00000000-0000-0000-0000-000000000000"
+	})
+
+	d.StartAgain(t)
+	if st, _ := podStatus(t, d, pod); st.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Errorf("pod after the reboot is %v, want not ready", st.State)
+	}
+	if st := ctrStatus(t, d, ctr); st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+		t.Errorf("container after the reboot is %v, want exited", st.State)
+	}
+	// kubelet: stop and remove the dead pod, run its replacement.
+	stopPod(t, d, pod)
+	removePod(t, d, pod)
+	if !procAlive(hostPid) {
+		t.Fatalf("crisp killed host process %d, which has the pid and start time its records name from before the reboot", hostPid)
+	}
+	cfg.Metadata.Attempt = 1
+	pod2 := runPod(t, d, cfg)
+	ctr2 := runCtr(t, d, pod2, cfg, ctrConfig("app", "sleep 3600"))
+	if st := ctrStatus(t, d, ctr2); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("recreated container is %v", st.State)
+	}
+	if ips := net.AllocatedIPs(); len(ips) != 1 {
+		t.Errorf("IPs with one pod after the reboot: %v", ips)
+	}
+	stopPod(t, d, pod2)
+	removePod(t, d, pod2)
+	if m := podMounts(d); len(m) != 0 {
+		t.Errorf("mounts left: %v", m)
+	}
+	if ips := net.AllocatedIPs(); len(ips) != 0 {
+		t.Errorf("IPs left: %v", ips)
+	}
+	for _, dir := range []string{"pods", "containers"} {
+		if left, _ := os.ReadDir(filepath.Join(d.Root, dir)); len(left) != 0 {
+			t.Errorf("%s left under root: %v", dir, left)
+		}
+	}
+	if !procAlive(hostPid) {
+		t.Errorf("host process %d was killed", hostPid)
 	}
 }

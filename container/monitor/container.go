@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/bootid"
 )
 
 // ErrNotRunning is returned for operations that need a running container.
@@ -22,10 +23,12 @@ var ErrNotRunning = errors.New("container is not running")
 type Container struct {
 	cfg proto.Config
 
-	mu     sync.Mutex
-	rec    proto.StatusRecord
-	status Status
-	done   chan struct{} // closed once the exit is recorded in status
+	mu  sync.Mutex
+	rec proto.StatusRecord
+	// otherBoot: rec's pids are of an earlier boot and name nothing of ours.
+	otherBoot bool
+	status    Status
+	done      chan struct{} // closed once the exit is recorded in status
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()
@@ -61,10 +64,14 @@ func Load(bundle, stateDir string) (*Container, error) {
 		return nil, err
 	}
 	c.status = statusOf(&c.rec)
+	// A record without a boot id is of this boot if the volatile state
+	// dir, which a reboot wipes, is still there.
+	_, err := os.Stat(stateDir)
+	c.otherBoot = !bootid.Same(c.rec.BootID, err == nil)
 	exited := c.readExit()
 	// Watch the monitor even if the exit is already recorded: if it became
 	// our child (we are its subreaper) it must still be reaped.
-	pidfd, err := openVerifiedPidfd(c.rec.MonitorPid, c.rec.MonitorStartTime)
+	pidfd, err := c.openVerifiedPidfd(c.rec.MonitorPid, c.rec.MonitorStartTime)
 	switch {
 	case err == nil:
 		go c.watch(pidfd)
@@ -109,7 +116,7 @@ func (c *Container) setExit(f func(*Status)) {
 // was killed). If the init still runs the container is orphaned: its state
 // is unknown, but Stop and Destroy can still kill it through its cgroup.
 func (c *Container) monitorGone() {
-	if aliveWithStartTime(c.rec.InitPid, c.rec.InitStartTime) {
+	if !c.otherBoot && aliveWithStartTime(c.rec.InitPid, c.rec.InitStartTime) {
 		c.mu.Lock()
 		c.status.State = StateUnknown
 		c.status.Message = "container monitor is gone"
@@ -133,11 +140,17 @@ func aliveWithStartTime(pid int, startTime uint64) bool {
 	return err == nil && st.StartTime == startTime && st.State != 'Z' && st.State != 'X'
 }
 
+// errOtherBoot refuses pids recorded in an earlier boot.
+var errOtherBoot = errors.New("process was recorded in an earlier boot")
+
 // openVerifiedPidfd returns a pidfd for pid if it still is the process
-// (possibly a zombie) that started at startTime. The start time is checked
-// after the pidfd is opened, so a match proves the pidfd refers to our
-// process, not to a reuse of its pid.
-func openVerifiedPidfd(pid int, startTime uint64) (*os.File, error) {
+// (possibly a zombie) of this boot that started at startTime. The start
+// time is checked after the pidfd is opened, so a match proves the pidfd
+// refers to our process, not to a reuse of its pid.
+func (c *Container) openVerifiedPidfd(pid int, startTime uint64) (*os.File, error) {
+	if c.otherBoot {
+		return nil, errOtherBoot
+	}
 	if pid <= 0 {
 		return nil, errors.New("no monitor pid")
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/crilog"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/bootid"
 
 	// Registers the cgroup device-rule manager; without it libcontainer
 	// fails with "cgroup manager is not configured to set device rules".
@@ -78,7 +79,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 	}
 	m.status = proto.StatusRecord{
 		MonitorPid: os.Getpid(), MonitorStartTime: self.StartTime,
-		InitPid: m.initPid, InitStartTime: initStat.StartTime,
+		InitPid: m.initPid, InitStartTime: initStat.StartTime, BootID: bootid.Current(),
 		CreatedAt: time.Now().UTC(),
 	}
 	return proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status)
