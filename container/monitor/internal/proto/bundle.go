@@ -76,11 +76,15 @@ func (c *Config) LibcontainerRoot() string {
 // (see VolatilePath) if it is there: that copy was written because the
 // bundle's was refused, so it is the newer one.
 func ReadRecord(c *Config, name string, v any) error {
-	err := ReadJSON(c.VolatilePath(name), v)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return err
+	verr := ReadJSON(c.VolatilePath(name), v)
+	if verr == nil {
+		return nil
 	}
-	return ReadJSON(c.Path(name), v)
+	err := ReadJSON(c.Path(name), v)
+	if errors.Is(err, fs.ErrNotExist) && !errors.Is(verr, fs.ErrNotExist) {
+		return verr
+	}
+	return err
 }
 
 // ReadJSON reads the JSON file path into v.
