@@ -80,6 +80,8 @@ type Manager struct {
 	hooks          hook.Slot[Hooks]
 
 	containers *index.Index[Container, *entry]
+	// quarantined describes unreadable records, set once by recover.
+	quarantined []string
 
 	stop chan struct{}
 	wg   sync.WaitGroup

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 func TestCountOpenFiles(t *testing.T) {
@@ -128,4 +129,27 @@ func TestWritableLayersUsageSumsTheSamples(t *testing.T) {
 	if u := m.WritableLayersUsage(); u.UsedBytes != 12288 || u.InodesUsed != 5 || !u.Timestamp.Equal(old) {
 		t.Fatalf("two containers: %+v, want 12288 bytes, 5 inodes as of the older sample", u)
 	}
+}
+
+// A sample taken while its container is being removed (a Stats call or
+// the sampler's pass racing RemoveContainer) lands after forget: the next
+// pass drops what belongs to no indexed container.
+func TestSamplerDropsRemovedContainers(t *testing.T) {
+	m := &Manager{containers: newIndex(nil)}
+	s := newSampler(m)
+	m.stats = s
+	t0 := time.Now()
+	s.rate("gone", t0, 1)
+	s.mu.Lock()
+	s.last["gone"], s.fs["gone"], s.files["gone"] = &Stats{}, FSUsage{}, FileUsage{}
+	s.mu.Unlock()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { s.run(time.Millisecond, stop); close(done) }()
+	defer func() { close(stop); <-done }()
+	testutil.WaitFor(t, "the sampler to drop a removed container", 10*time.Second, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.cpu)+len(s.fs)+len(s.files)+len(s.last) == 0
+	})
 }

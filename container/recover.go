@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"k8s.io/klog/v2"
 )
@@ -20,8 +21,10 @@ import (
 func (m *Manager) recover(ctx context.Context) error {
 	cs, orphans, errs := m.store.loadAll()
 	for _, err := range errs {
-		// Left alone for a person to look at; the node keeps working.
-		klog.ErrorS(err, "Container record skipped")
+		// Left alone for a person to look at, with its monitor, mount and
+		// lease; the node keeps working.
+		klog.ErrorS(err, "Unreadable container record quarantined: its monitor, rootfs and image lease are kept until it is repaired or removed")
+		m.quarantined = append(m.quarantined, err.Error())
 	}
 	for _, id := range orphans {
 		m.cleanupOrphan(id)
@@ -67,6 +70,9 @@ func (m *Manager) recover(ctx context.Context) error {
 	}
 	return ctx.Err()
 }
+
+// Quarantined describes the container records start-up could not read.
+func (m *Manager) Quarantined() []string { return slices.Clone(m.quarantined) }
 
 // cleanupOrphan removes whatever a container without a valid record left:
 // its monitor (killing a container that may still run), rootfs mount,

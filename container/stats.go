@@ -90,6 +90,32 @@ func (s *sampler) forget(id string) {
 	s.mu.Unlock()
 }
 
+// prune drops what a sample recorded for a container after forget had
+// already run (a Stats call or a pass racing RemoveContainer).
+func (s *sampler) prune() {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.cpu))
+	for id := range s.cpu {
+		ids = append(ids, id)
+	}
+	for id := range s.last {
+		ids = append(ids, id)
+	}
+	for id := range s.files {
+		ids = append(ids, id)
+	}
+	for id := range s.fs {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		// Ids are never reused: one not indexed now never comes back.
+		if _, ok := s.m.entryOf(id); !ok {
+			s.forget(id)
+		}
+	}
+}
+
 func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
 	s.mu.Lock()
 	s.period = interval
@@ -105,6 +131,7 @@ func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
 				s.measureFS(snap.ID)
 			}
 		}
+		s.prune()
 		select {
 		case <-stop:
 			return

@@ -29,6 +29,8 @@ type Containers interface {
 	// WritableLayersUsage is what ImageFsInfo adds for the containers.
 	WritableLayersUsage() image.FilesystemUsage
 	Features() container.Features
+	// Quarantined describes container records start-up could not read.
+	Quarantined() []string
 }
 
 // errNoContainers answers container RPCs of a Server built without a

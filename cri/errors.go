@@ -3,9 +3,11 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -52,4 +54,18 @@ func toGRPC(err error) error {
 		return err
 	}
 	return status.Error(grpcCode(err), err.Error())
+}
+
+// whatDidNotFit names, for an out-of-space error, what the RPC was writing.
+func whatDidNotFit(method string, req any) string {
+	switch r := req.(type) {
+	case *runtimeapi.PullImageRequest:
+		return fmt.Sprintf("%s: image %s", method, r.GetImage().GetImage())
+	case *runtimeapi.CreateContainerRequest:
+		return fmt.Sprintf("%s: container %q of pod %s", method, r.GetConfig().GetMetadata().GetName(), r.GetPodSandboxId())
+	case *runtimeapi.RunPodSandboxRequest:
+		m := r.GetConfig().GetMetadata()
+		return fmt.Sprintf("%s: pod %s/%s", method, m.GetNamespace(), m.GetName())
+	}
+	return method
 }

@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // Interceptors return the gRPC options that give every RPC the same logging,
@@ -36,7 +38,7 @@ func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 			logger.Error(fmt.Errorf("panic: %v", r), "RPC handler panicked", "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", method, r)
 		}
-		err = toStatus(ctx, err)
+		err = toStatus(ctx, errdefs.NoSpace(whatDidNotFit(method, req), err))
 		logRPC(logger, method, start, err)
 	}()
 	return handler(ctx, req)

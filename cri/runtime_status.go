@@ -3,6 +3,8 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -25,11 +27,12 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		networkCond.Message = "crisp: network plugin is not ready: " + netErr.Error()
 	}
 	var features container.Features
+	conds := []*runtimeapi.RuntimeCondition{runtimeCond, networkCond, s.unreadableRecordsCondition()}
 	if s.containers != nil {
 		features = s.containers.Features()
 	}
 	resp := &runtimeapi.StatusResponse{
-		Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, networkCond}},
+		Status: &runtimeapi.RuntimeStatus{Conditions: conds},
 		RuntimeHandlers: []*runtimeapi.RuntimeHandler{{
 			Name: "",
 			Features: &runtimeapi.RuntimeHandlerFeatures{
@@ -47,6 +50,36 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		resp.Info = s.statusInfo(netErr)
 	}
 	return resp, nil
+}
+
+// ConditionUnreadableRecords is false while records that start-up could
+// not read are kept untouched (a damaged file, or a newer crisp's schema
+// after a rollback): what they own (namespaces, IPs, processes, image
+// layers) is neither used nor cleaned up. The runtime still works, so
+// RuntimeReady stays true; like containerd's
+// ContainerdHasNoDeprecationWarnings, kubelet ignores the condition and
+// crictl info shows it.
+const ConditionUnreadableRecords = "CrispHasNoUnreadableRecords"
+
+func (s *Server) unreadableRecordsCondition() *runtimeapi.RuntimeCondition {
+	var bad []string
+	if s.sandboxes != nil {
+		bad = append(bad, s.sandboxes.Quarantined()...)
+	}
+	if s.containers != nil {
+		bad = append(bad, s.containers.Quarantined()...)
+	}
+	if s.images != nil {
+		bad = append(bad, s.images.Quarantined()...)
+	}
+	if len(bad) == 0 {
+		return &runtimeapi.RuntimeCondition{Type: ConditionUnreadableRecords, Status: true}
+	}
+	return &runtimeapi.RuntimeCondition{
+		Type: ConditionUnreadableRecords, Reason: "UnreadableRecords",
+		Message: fmt.Sprintf("crisp: %d record(s) could not be read and are kept, with what they own, until repaired or removed (then restart crisp): %s",
+			len(bad), strings.Join(bad, "; ")),
+	}
 }
 
 // statusInfo is the verbose detail crictl info prints: each value is JSON.

@@ -44,6 +44,8 @@ type Images interface {
 	// Filesystems reports what ImageFsInfo returns, given the usage of the
 	// containers' writable layers (nil without a container manager).
 	Filesystems(writable *image.FilesystemUsage) (image.Filesystems, error)
+	// Quarantined describes image leases start-up could not read.
+	Quarantined() []string
 }
 
 // Network reports whether pod networking is configured.
@@ -61,6 +63,8 @@ type Sandboxes interface {
 	UpdateResources(ctx context.Context, id string, overhead, resources *sandbox.Resources) error
 	// UserNamespaces is nil when pods can have their own user namespace.
 	UserNamespaces() error
+	// Quarantined describes pod records start-up could not read.
+	Quarantined() []string
 }
 
 // Server implements runtimeapi.RuntimeServiceServer and runtimeapi.ImageServiceServer.

@@ -3,6 +3,8 @@ package errdefs
 import (
 	"errors"
 	"io/fs"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -19,5 +21,34 @@ func TestHelpersKeepKindAndCause(t *testing.T) {
 	}
 	if err := NotFound("pod %s", "p"); !errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidArgument) {
 		t.Errorf("NotFound: %v", err)
+	}
+}
+
+func TestNoSpaceNamesWhatAndWhere(t *testing.T) {
+	dir := t.TempDir()
+	cause := &fs.PathError{Op: "write", Path: dir + "/gone/.x.tmp1", Err: syscall.ENOSPC}
+	err := NoSpace("container c1", cause)
+	if !errors.Is(err, ErrResourceExhausted) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("%v: want ResourceExhausted with the cause", err)
+	}
+	mnt := mountPoint(dir)
+	for _, want := range []string{"container c1", "filesystem mounted at " + mnt + " ", cause.Path} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if mnt == "" || !strings.HasPrefix(dir, mnt) {
+		t.Errorf("mountPoint(%s) = %q", dir, mnt)
+	}
+	quota := NoSpace("x", &fs.PathError{Op: "write", Path: dir, Err: syscall.EDQUOT})
+	if !errors.Is(quota, ErrResourceExhausted) {
+		t.Errorf("EDQUOT: %v", quota)
+	}
+	other := &fs.PathError{Op: "write", Path: dir, Err: syscall.EIO}
+	if got := NoSpace("x", other); got != other {
+		t.Errorf("NoSpace changed an unrelated error: %v", got)
+	}
+	if NoSpace("x", nil) != nil {
+		t.Error("NoSpace(nil) != nil")
 	}
 }

@@ -244,6 +244,12 @@ func (s *Store) referencedLocked() (blobs, layers map[string]bool) {
 			layers[hexOf(d)] = true
 		}
 	}
+	if len(s.quarantined) > 0 {
+		// An unreadable lease may name any of them.
+		for h := range s.layers {
+			layers[h] = true
+		}
+	}
 	for k := range maps.Keys(s.inflight) {
 		kind, h, _ := strings.Cut(k, ":")
 		if kind == pinBlob {

@@ -2,11 +2,13 @@ package image
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 
 	"k8s.io/klog/v2"
 
@@ -125,14 +127,42 @@ func (s *Store) loadLeases() error {
 	}
 	for _, e := range entries {
 		p := filepath.Join(s.leaseDir(), e.Name())
+		if isTempFile(e.Name()) {
+			// A lease write a crash interrupted before its rename: the
+			// lease it was to become was never in effect.
+			if err := os.Remove(p); err != nil {
+				klog.ErrorS(err, "Image store: removing an interrupted lease write", "path", p)
+			}
+			continue
+		}
 		var l lease
-		if !ownerRE.MatchString(e.Name()) || readJSON(p, &l) != nil {
-			// Leases are written atomically, so this is outside damage.
-			// The file is left for inspection; its layers are unprotected.
-			klog.ErrorS(nil, "Image store: ignoring an unreadable lease", "path", p)
+		err := errors.New("not a lease owner name")
+		if ownerRE.MatchString(e.Name()) {
+			err = readJSON(p, &l)
+		}
+		if err != nil {
+			// Leases are written atomically, so this is outside damage
+			// or a newer crisp's format. The owner may be a running
+			// container whose overlay uses layers nobody else names:
+			// keep every layer until a person repairs or removes it.
+			klog.ErrorS(err, "Image store: unreadable lease quarantined; no layer is collected until it is repaired or removed", "path", p)
+			s.quarantined = append(s.quarantined, fmt.Sprintf("%s: %v", p, err))
 			continue
 		}
 		s.leases[e.Name()] = l
 	}
 	return nil
+}
+
+// isTempFile tells atomicfile's temporary files (".<name>.tmp<random>").
+func isTempFile(name string) bool {
+	return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp")
+}
+
+// Quarantined describes the lease files start-up could not read: while any
+// is left, garbage collection keeps every layer (see referencedLocked).
+func (s *Store) Quarantined() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Clone(s.quarantined)
 }

@@ -75,15 +75,17 @@ type Store struct {
 	metaMu sync.Mutex
 
 	// mu guards the in-memory state below.
-	mu       sync.RWMutex
-	closed   bool
-	images   map[string]*record   // by ID
-	refs     map[string]string    // tag ref or digest ref -> ID
-	blobs    map[string]uint64    // hex -> bytes on disk
-	layers   map[string]layerInfo // diffID hex -> usage
-	leases   map[string]lease     // owner -> lease
-	inflight map[string]int       // pin key -> pulls using it (see pins)
-	used     Usage
+	mu     sync.RWMutex
+	closed bool
+	images map[string]*record   // by ID
+	refs   map[string]string    // tag ref or digest ref -> ID
+	blobs  map[string]uint64    // hex -> bytes on disk
+	layers map[string]layerInfo // diffID hex -> usage
+	leases map[string]lease     // owner -> lease
+	// quarantined: unreadable lease files (see Quarantined).
+	quarantined []string
+	inflight    map[string]int // pin key -> pulls using it (see pins)
+	used        Usage
 }
 
 // record is one image: its persisted metadata and the snapshot handed out.

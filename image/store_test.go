@@ -450,3 +450,70 @@ func TestMountedLeaseBlocksRemoval(t *testing.T) {
 		t.Errorf("content left: %v %v", bl, ls)
 	}
 }
+
+// A lease that cannot be read (damaged, or written by a newer crisp before a
+// rollback) may protect layers a running container's overlay uses: start-up
+// keeps every layer and reports the lease instead of collecting them.
+func TestUnreadableLeaseIsQuarantined(t *testing.T) {
+	reg := newTestRegistry(t)
+	reg.push("app:v1", testImage(t, 2))
+	root := t.TempDir()
+	s := newTestStore(t, root, nil)
+	img := pull(t, s, reg.host+"/app:v1")
+	if err := s.Lease("ctr-1", img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(img.ID); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	lease := filepath.Join(root, "leases", "ctr-1")
+	if err := os.WriteFile(lease, []byte(`{"image": "sha256:`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = newTestStore(t, root, nil)
+	if _, ls, _ := storeContent(t, root); len(ls) != 2 {
+		t.Fatalf("layers after restart with an unreadable lease: %v", ls)
+	}
+	q := s.Quarantined()
+	if len(q) != 1 || !strings.Contains(q[0], lease) {
+		t.Fatalf("Quarantined() = %q, want the lease %s", q, lease)
+	}
+	if _, err := os.Stat(lease); err != nil {
+		t.Errorf("the unreadable lease was not kept for inspection: %v", err)
+	}
+	// Once repaired, the next start-up sees the lease and Unlease frees all.
+	s.Close()
+	if err := os.WriteFile(lease, []byte(`{"image":"`+img.ID+`","layers":[]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = newTestStore(t, root, nil)
+	if q := s.Quarantined(); len(q) != 0 {
+		t.Fatalf("Quarantined() after repair = %q", q)
+	}
+	if err := s.Unlease("ctr-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ls, _ := storeContent(t, root); len(ls) != 0 {
+		t.Errorf("layers left after Unlease: %v", ls)
+	}
+}
+
+// A crash between writing a lease's temporary file and renaming it leaves
+// leases/.<owner>.tmp*: start-up removes it.
+func TestInterruptedLeaseWriteIsRemoved(t *testing.T) {
+	root := t.TempDir()
+	s := newTestStore(t, root, nil)
+	s.Close()
+	tmp := filepath.Join(root, "leases", ".ctr-1.tmp12345")
+	if err := os.WriteFile(tmp, []byte(`{"ima`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = newTestStore(t, root, nil)
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("%s still there after start-up: %v", tmp, err)
+	}
+	if q := s.Quarantined(); len(q) != 0 {
+		t.Errorf("a temporary file was quarantined as a lease: %q", q)
+	}
+}

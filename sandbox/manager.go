@@ -79,6 +79,8 @@ type Manager struct {
 	usernsErr  error
 
 	pods *index.Index[Sandbox, *entry]
+	// quarantined describes unreadable records, set once by recover.
+	quarantined []string
 }
 
 // entry is one pod in the index; a pod is indexed only once it is complete.
@@ -128,9 +130,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 			return nil, fmt.Errorf("sandbox: %w", err)
 		}
 	}
-	if err := m.recover(ctx); err != nil {
-		return nil, fmt.Errorf("sandbox: %w", err)
-	}
+	m.recover(ctx)
 	return m, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/crisp-runtime/crisp/internal/bootid"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
@@ -111,7 +112,7 @@ func (p *pinner) create(ctx context.Context, id string, kinds []string, ns Names
 	}
 	c.release.Close()
 	kept = true
-	res.reaper = &Reaper{PID: pid, StartTime: start}
+	res.reaper = &Reaper{PID: pid, StartTime: start, BootID: bootid.Current()}
 	res.cmd = c.cmd
 	return res, nil
 }

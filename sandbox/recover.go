@@ -2,15 +2,19 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/crisp-runtime/crisp/internal/bootid"
+	"github.com/crisp-runtime/crisp/internal/record"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -44,10 +48,21 @@ func decide(sb *Sandbox, h podHealth) recoverAction {
 	return keepPod
 }
 
-func (m *Manager) recover(ctx context.Context) error {
+// recover rebuilds the index from the records. It always succeeds: a node
+// whose runtime does not come up cannot free anything, so what cannot be
+// read is quarantined and what cannot be saved is kept in memory.
+func (m *Manager) recover(ctx context.Context) {
 	pods, orphans, errs := m.store.loadAll()
+	// A pod whose record cannot be read (damaged, or a newer crisp's
+	// schema after a rollback) may be live: its pins, shm, reaper and IP
+	// are kept, untouched, until a person repairs or removes the record.
+	quarantined := map[string]bool{}
 	for _, err := range errs {
-		klog.ErrorS(err, "Ignoring an unreadable pod record")
+		klog.ErrorS(err, "Unreadable pod record quarantined: its namespaces, processes and IP are kept until it is repaired or removed")
+		m.quarantined = append(m.quarantined, err.Error())
+		if le := (*record.LoadError)(nil); errors.As(err, &le) {
+			quarantined[le.ID] = true
+		}
 	}
 	for _, id := range orphans {
 		// A Remove that crashed after deleting the record, or a Run that
@@ -64,9 +79,14 @@ func (m *Manager) recover(ctx context.Context) error {
 				h.pinsOK = false
 			}
 		}
-		if sb.Reaper != nil {
-			st, err := procStartTime(sb.Reaper.PID)
-			h.reaperOK = err == nil && st == sb.Reaper.StartTime
+		if r := sb.Reaper; r != nil {
+			// A record from before boot ids counts as this boot's only
+			// while its pins (on /run, wiped by a reboot) still hold.
+			st, err := procStartTime(r.PID)
+			h.reaperOK = err == nil && st == r.StartTime && bootid.Same(r.BootID, h.pinsOK)
+			if h.reaperOK && r.BootID == "" {
+				r.BootID = bootid.Current() // saved with the next change of the pod
+			}
 		}
 		switch decide(sb, h) {
 		case rollBack:
@@ -80,7 +100,8 @@ func (m *Manager) recover(ctx context.Context) error {
 				sb.Reaper = nil
 			}
 			if err := m.store.save(sb); err != nil {
-				return err
+				// In memory only: the next start-up decides again.
+				klog.ErrorS(err, "Recording that a pod is not ready failed", "pod", sb.ID)
 			}
 		}
 		if err := m.names.Reserve(nameKey(sb.Config.Metadata), sb.ID); err != nil {
@@ -97,14 +118,19 @@ func (m *Manager) recover(ctx context.Context) error {
 			keep = append(keep, netPod(sb))
 		}
 	}
-	m.sweepOrphanMounts()
+	m.sweepOrphanMounts(quarantined)
 	if m.net != nil {
+		for id := range quarantined {
+			keep = append(keep, network.Pod{ID: id})
+		}
 		if err := m.net.GC(ctx, keep); err != nil {
 			klog.ErrorS(err, "CNI garbage collection failed")
 		}
 	}
-	return nil
 }
+
+// Quarantined describes the pod records start-up could not read.
+func (m *Manager) Quarantined() []string { return slices.Clone(m.quarantined) }
 
 // rollBack undoes a Run that crashed, from what its "creating" record says
 // it may have created. Every step tolerates having never happened.
@@ -144,12 +170,13 @@ func (m *Manager) removeLeftovers(id string) {
 	}
 }
 
-// sweepOrphanMounts unpins and unmounts what belongs to no indexed pod.
-func (m *Manager) sweepOrphanMounts() {
+// sweepOrphanMounts unpins and unmounts what belongs to no pod, indexed or
+// quarantined.
+func (m *Manager) sweepOrphanMounts(quarantined map[string]bool) {
 	for _, dir := range []string{m.pins.dir, m.shmDir} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if _, ok := m.pods.Get(e.Name()); !ok {
+			if _, ok := m.pods.Get(e.Name()); !ok && !quarantined[e.Name()] {
 				klog.InfoS("Removing the namespaces and shm of an unknown pod", "pod", e.Name())
 				m.removeLeftovers(e.Name())
 			}

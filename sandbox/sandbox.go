@@ -133,10 +133,14 @@ type PodNetwork struct {
 }
 
 // Reaper identifies the PID 1 of a pod's PID namespace. StartTime (from
-// /proc/<pid>/stat) guards against signalling a recycled PID after a restart.
+// /proc/<pid>/stat) guards against signalling a recycled PID after a
+// restart, BootID (internal/bootid) against one of a later boot, where the
+// same pid can start at the same tick. Records written before BootID have
+// none (additive: no schema bump, an older crisp reads the field away).
 type Reaper struct {
 	PID       int    `json:"pid"`
 	StartTime uint64 `json:"startTime"`
+	BootID    string `json:"bootID,omitempty"`
 }
 
 // Sandbox is a pod's record: persisted as sandbox.json, and handed out as an

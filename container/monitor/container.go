@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/bootid"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
@@ -23,10 +24,12 @@ var ErrNotRunning = errors.New("container is not running")
 type Container struct {
 	cfg proto.Config
 
-	mu     sync.Mutex
-	rec    proto.StatusRecord
-	status Status
-	done   chan struct{} // closed once the exit is recorded in status
+	mu  sync.Mutex
+	rec proto.StatusRecord
+	// otherBoot: rec's pids are of an earlier boot and name nothing of ours.
+	otherBoot bool
+	status    Status
+	done      chan struct{} // closed once the exit is recorded in status
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()
@@ -58,21 +61,25 @@ func Load(bundle, stateDir string) (*Container, error) {
 	}
 	// The state dir may have moved (it is volatile); trust the caller.
 	c.cfg.Bundle, c.cfg.StateDir = bundle, stateDir
-	err := proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec)
+	err := proto.ReadRecord(&c.cfg, proto.StatusFile, &c.rec)
 	if errors.Is(err, fs.ErrNotExist) && proto.WaitBundleUnlocked(bundle, timeouts.InterruptedCreate) {
 		// The daemon that spawned the monitor died while the monitor was
 		// still creating the container (under the bundle lock): once the
 		// create is over, status.json is there, or the create was undone.
-		err = proto.ReadJSON(c.cfg.Path(proto.StatusFile), &c.rec)
+		err = proto.ReadRecord(&c.cfg, proto.StatusFile, &c.rec)
 	}
 	if err != nil {
 		return nil, err
 	}
 	c.status = statusOf(&c.rec)
+	// A record without a boot id is of this boot if the volatile state
+	// dir, which a reboot wipes, is still there.
+	_, err = os.Stat(stateDir)
+	c.otherBoot = !bootid.Same(c.rec.BootID, err == nil)
 	exited := c.readExit()
 	// Watch the monitor even if the exit is already recorded: if it became
 	// our child (we are its subreaper) it must still be reaped.
-	pidfd, err := openVerifiedPidfd(c.rec.MonitorPid, c.rec.MonitorStartTime)
+	pidfd, err := c.openVerifiedPidfd(c.rec.MonitorPid, c.rec.MonitorStartTime)
 	switch {
 	case err == nil:
 		go c.watch(pidfd)
@@ -87,7 +94,7 @@ func Load(bundle, stateDir string) (*Container, error) {
 // readExit applies exit.json if present and marks the container exited.
 func (c *Container) readExit() bool {
 	var e proto.ExitRecord
-	if err := proto.ReadJSON(c.cfg.Path(proto.ExitFile), &e); err != nil {
+	if err := proto.ReadRecord(&c.cfg, proto.ExitFile, &e); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			c.setExit(func(s *Status) {
 				s.State, s.ExitCode, s.Reason = StateExited, 255, ReasonError
@@ -117,7 +124,7 @@ func (c *Container) setExit(f func(*Status)) {
 // was killed). If the init still runs the container is orphaned: its state
 // is unknown, but Stop and Destroy can still kill it through its cgroup.
 func (c *Container) monitorGone() {
-	if aliveWithStartTime(c.rec.InitPid, c.rec.InitStartTime) {
+	if !c.otherBoot && aliveWithStartTime(c.rec.InitPid, c.rec.InitStartTime) {
 		c.mu.Lock()
 		c.status.State = StateUnknown
 		c.status.Message = "container monitor is gone"
@@ -141,11 +148,17 @@ func aliveWithStartTime(pid int, startTime uint64) bool {
 	return err == nil && st.StartTime == startTime && st.State != 'Z' && st.State != 'X'
 }
 
+// errOtherBoot refuses pids recorded in an earlier boot.
+var errOtherBoot = errors.New("process was recorded in an earlier boot")
+
 // openVerifiedPidfd returns a pidfd for pid if it still is the process
-// (possibly a zombie) that started at startTime. The start time is checked
-// after the pidfd is opened, so a match proves the pidfd refers to our
-// process, not to a reuse of its pid.
-func openVerifiedPidfd(pid int, startTime uint64) (*os.File, error) {
+// (possibly a zombie) of this boot that started at startTime. The start
+// time is checked after the pidfd is opened, so a match proves the pidfd
+// refers to our process, not to a reuse of its pid.
+func (c *Container) openVerifiedPidfd(pid int, startTime uint64) (*os.File, error) {
+	if c.otherBoot {
+		return nil, errOtherBoot
+	}
 	if pid <= 0 {
 		return nil, errors.New("no monitor pid")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/crilog"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 func TestOutputToLog(t *testing.T) {
@@ -222,4 +223,41 @@ func TestOOMKilled(t *testing.T) {
 	if !st.OOMKilled || st.ExitCode != 137 || st.Reason != ReasonOOMKilled {
 		t.Fatalf("status %+v", st)
 	}
+}
+
+// When neither the bundle's filesystem nor the state dir takes exit.json,
+// the monitor keeps the exit (code and OOM kill) and retries instead of
+// exiting without it, which the daemon would report as 255.
+func TestExitKeptUntilARecordFits(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.oom_control"); err != nil {
+		t.Skip("no cgroup v1 memory controller")
+	}
+	c := create(t, testOpts{args: []string{"oom"}, memLimit: 32 << 20, noLog: true})
+	// A non-empty directory where exit.json goes: every write fails.
+	var blocks []string
+	for _, dir := range []string{c.cfg.Bundle, c.cfg.StateDir} {
+		b := filepath.Join(dir, proto.ExitFile)
+		if err := os.MkdirAll(filepath.Join(b, "x"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, b)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, "the monitor to retry recording the exit", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(c.cfg.Bundle, proto.MonitorLogFile))
+		return strings.Contains(string(b), "retrying")
+	})
+	if st := c.Status(); st.State == StateExited {
+		t.Fatalf("exit reported before it was recorded: %+v", st)
+	}
+	if err := os.RemoveAll(blocks[0]); err != nil {
+		t.Fatal(err)
+	}
+	st := waitExit(t, c.Container, 30*time.Second)
+	if !st.OOMKilled || st.ExitCode != 137 || st.Reason != ReasonOOMKilled {
+		t.Fatalf("status %+v, want the OOM kill", st)
+	}
+	os.RemoveAll(blocks[1])
 }

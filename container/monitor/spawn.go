@@ -42,6 +42,7 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 	}
 	for _, name := range []string{proto.StatusFile, proto.ExitFile} {
 		os.Remove(pc.Path(name)) // leftovers of an earlier attempt
+		os.Remove(pc.VolatilePath(name))
 	}
 	if err := proto.WriteJSONAtomic(pc.Path(proto.SpecFile), cfg.Spec); err != nil {
 		return nil, err

@@ -85,7 +85,7 @@ func (c *Container) Stop(ctx context.Context, sig syscall.Signal, timeout time.D
 // its exit, so it is recorded here once the init is gone. If the init was
 // re-parented to us (we are a subreaper), we reap it.
 func (c *Container) stopOrphan(ctx context.Context) error {
-	pidfd, err := openVerifiedPidfd(c.rec.InitPid, c.rec.InitStartTime)
+	pidfd, err := c.openVerifiedPidfd(c.rec.InitPid, c.rec.InitStartTime)
 	if err == nil {
 		defer pidfd.Close()
 	}

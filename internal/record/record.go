@@ -15,6 +15,19 @@ import (
 	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
+// LoadError is an unreadable record of object ID: damaged, or written by a
+// newer crisp.
+type LoadError struct {
+	ID  string
+	Err error
+}
+
+func (e *LoadError) Error() string { return e.Err.Error() }
+func (e *LoadError) Unwrap() error { return e.Err }
+
+// syncDir is atomicfile.SyncDir; tests watch it.
+var syncDir = atomicfile.SyncDir
+
 // Store holds records of type T under Root/<id>/File as {"version": N, Kind: T}.
 type Store[T any] struct {
 	Root string
@@ -33,8 +46,15 @@ func (s *Store[T]) Dir(id string) string { return filepath.Join(s.Root, id) }
 // Save replaces the record of id atomically and durably.
 func (s *Store[T]) Save(id string, v *T) error {
 	dir := s.Dir(id)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		// The new directory's entry in Root must be as durable as the
+		// record inside it.
+		if err := syncDir(s.Root); err != nil {
+			return err
+		}
 	}
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -93,8 +113,9 @@ func (s *Store[T]) Load(id string) (*T, error) {
 }
 
 // LoadAll reads every record. Directories without a record are returned in
-// orphans. A record that cannot be read is reported in errs and otherwise
-// left alone, for a person to look at.
+// orphans. A record that cannot be read is reported in errs as a
+// *LoadError naming its object, and otherwise left alone, for a person to
+// look at: the caller must keep what that object owns.
 func (s *Store[T]) LoadAll() (items []*T, orphans []string, errs []error) {
 	entries, err := os.ReadDir(s.Root)
 	if err != nil {
@@ -112,7 +133,7 @@ func (s *Store[T]) LoadAll() (items []*T, orphans []string, errs []error) {
 		case errors.Is(err, os.ErrNotExist):
 			orphans = append(orphans, e.Name())
 		case err != nil:
-			errs = append(errs, err)
+			errs = append(errs, &LoadError{ID: e.Name(), Err: err})
 		default:
 			items = append(items, v)
 		}

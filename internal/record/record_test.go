@@ -4,8 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/crisp-runtime/crisp/internal/atomicfile"
 )
 
 type thing struct {
@@ -68,5 +71,48 @@ func TestLoadRejectsBadRecords(t *testing.T) {
 		if !strings.Contains(err.Error(), s.Root) {
 			t.Errorf("error does not name the file: %v", err)
 		}
+	}
+}
+
+// Start-up must know which object an unreadable record belongs to, so that
+// it keeps (quarantines) what that object owns instead of sweeping it.
+func TestUnreadableRecordsNameTheirObject(t *testing.T) {
+	s := newStore(t)
+	if err := os.MkdirAll(s.Dir("bad"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir("bad"), s.File), []byte(`{"version": 9, "thing": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errs := s.LoadAll()
+	if len(errs) != 1 {
+		t.Fatalf("errs = %v", errs)
+	}
+	var le *LoadError
+	if !errors.As(errs[0], &le) || le.ID != "bad" {
+		t.Fatalf("error %v does not name the object: %#v", errs[0], le)
+	}
+}
+
+// Creating an object's directory is a change of Root: it is made durable
+// with the record, or a power loss could keep the record's data but lose
+// the directory entry that leads to it.
+func TestSaveSyncsTheNewDirectorysParent(t *testing.T) {
+	s := newStore(t)
+	var synced []string
+	syncDir = func(dir string) error { synced = append(synced, dir); return nil }
+	t.Cleanup(func() { syncDir = atomicfile.SyncDir })
+	if err := s.Save("a", &thing{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(synced, s.Root) {
+		t.Errorf("creating %s synced %v, not its parent", s.Dir("a"), synced)
+	}
+	synced = nil
+	if err := s.Save("a", &thing{ID: "a", Note: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(synced, s.Root) {
+		t.Errorf("rewriting a record synced its parent again: %v", synced)
 	}
 }

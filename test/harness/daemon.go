@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -46,6 +47,7 @@ type options struct {
 	extraTOML  string
 	binary     string
 	env        []string
+	rootSize   string
 }
 
 // Option changes how a daemon is started.
@@ -66,6 +68,10 @@ func WithBinary(path string) Option { return func(o *options) { o.binary = path 
 func WithEnv(env ...string) Option {
 	return func(o *options) { o.env = append(o.env, env...) }
 }
+
+// WithRootSize puts the daemon's root on a tmpfs of this size (e.g. "64m"),
+// for tests that fill it up.
+func WithRootSize(size string) Option { return func(o *options) { o.rootSize = size } }
 
 // WithTOML appends lines to the generated configuration file.
 func WithTOML(s string) Option { return func(o *options) { o.extraTOML += "\n" + s + "\n" } }
@@ -149,6 +155,14 @@ func Start(t testing.TB, opts ...Option) *Daemon {
 	}
 	if err := os.WriteFile(d.Config, []byte(d.toml()), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	if d.opts.rootSize != "" {
+		if err := os.MkdirAll(d.Root, 0o711); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", d.Root, "tmpfs", 0, "size="+d.opts.rootSize+",mode=0711"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		d.Stop(t)
@@ -292,13 +306,20 @@ func (d *Daemon) Restart(t testing.TB) {
 // Kill9AndRestart kills the daemon with SIGKILL, as a crash would, and starts it again.
 func (d *Daemon) Kill9AndRestart(t testing.TB) {
 	t.Helper()
+	d.Kill9(t)
+	d.start(t, d.binary(t))
+}
+
+// Kill9 kills the daemon with SIGKILL, as a crash would; StartAgain brings
+// it back.
+func (d *Daemon) Kill9(t testing.TB) {
+	t.Helper()
 	if d.cmd != nil {
 		d.conn.Close()
 		_ = d.cmd.Process.Kill()
 		<-d.done
 		d.cmd = nil
 	}
-	d.start(t, d.binary(t))
 }
 
 // WaitExit waits up to timeout for the daemon to exit by itself (a

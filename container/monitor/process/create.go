@@ -15,6 +15,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/crilog"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/bootid"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
 
 	// Registers the cgroup device-rule manager; without it libcontainer
@@ -80,7 +81,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 	}
 	m.status = proto.StatusRecord{
 		MonitorPid: os.Getpid(), MonitorStartTime: self.StartTime,
-		InitPid: m.initPid, InitStartTime: initStat.StartTime,
+		InitPid: m.initPid, InitStartTime: initStat.StartTime, BootID: bootid.Current(),
 		CreatedAt: time.Now().UTC(),
 	}
 	// "kill-parent": the daemon dies while it waits for this report.

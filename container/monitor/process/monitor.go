@@ -288,9 +288,7 @@ func (m *monitor) start() (time.Time, error) {
 		return time.Time{}, err
 	}
 	m.status.StartedAt = startedAt
-	if err := proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status); err != nil {
-		return time.Time{}, err
-	}
+	m.recordStarted()
 	return m.status.StartedAt, nil
 }
 

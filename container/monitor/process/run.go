@@ -47,10 +47,7 @@ func (m *monitor) run() int {
 	e := exitFromWaitStatus(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal()))
 	e.FinishedAt = finished
 	setReason(&e, m.oom.killed())
-	if err := proto.WriteJSONAtomic(m.cfg.Path(proto.ExitFile), &e); err != nil {
-		m.logf("record exit: %v", err)
-		return 1
-	}
+	m.recordExit(&e)
 	// Clients learn about the exit by the end of their stream, after
 	// the last output was delivered.
 	m.ln.Close()

@@ -9,7 +9,9 @@ package proto
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -54,6 +56,12 @@ type Config struct {
 // Path returns the path of the bundle file name.
 func (c *Config) Path(name string) string { return filepath.Join(c.Bundle, name) }
 
+// VolatilePath returns the path of name in the state dir, where the
+// monitor records status.json and exit.json when the bundle's filesystem
+// refuses them (full): the state dir is on another filesystem (/run) and
+// lasts as long as the processes the records describe.
+func (c *Config) VolatilePath(name string) string { return filepath.Join(c.StateDir, name) }
+
 // SocketPath returns the path of the monitor's attach socket.
 func (c *Config) SocketPath() string {
 	return filepath.Join(c.StateDir, AttachSocketName)
@@ -62,6 +70,21 @@ func (c *Config) SocketPath() string {
 // LibcontainerRoot returns libcontainer's state root for the container.
 func (c *Config) LibcontainerRoot() string {
 	return filepath.Join(c.StateDir, LibcontainerDir)
+}
+
+// ReadRecord reads the record name from the bundle, or from the state dir
+// (see VolatilePath) if it is there: that copy was written because the
+// bundle's was refused, so it is the newer one.
+func ReadRecord(c *Config, name string, v any) error {
+	verr := ReadJSON(c.VolatilePath(name), v)
+	if verr == nil {
+		return nil
+	}
+	err := ReadJSON(c.Path(name), v)
+	if errors.Is(err, fs.ErrNotExist) && !errors.Is(verr, fs.ErrNotExist) {
+		return verr
+	}
+	return err
 }
 
 // ReadJSON reads the JSON file path into v.

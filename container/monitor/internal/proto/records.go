@@ -7,12 +7,16 @@ import "time"
 // boot, /proc/<pid>/stat field 22, see ReadProcStat) tell a live process
 // from a reused pid.
 type StatusRecord struct {
-	MonitorPid       int       `json:"monitor_pid"`
-	MonitorStartTime uint64    `json:"monitor_start_time"`
-	InitPid          int       `json:"init_pid"`
-	InitStartTime    uint64    `json:"init_start_time"`
-	CreatedAt        time.Time `json:"created_at"`
-	StartedAt        time.Time `json:"started_at,omitzero"`
+	MonitorPid       int    `json:"monitor_pid"`
+	MonitorStartTime uint64 `json:"monitor_start_time"`
+	InitPid          int    `json:"init_pid"`
+	InitStartTime    uint64 `json:"init_start_time"`
+	// BootID (internal/bootid) tells the pids of this boot from the same
+	// pids, started at the same tick, of a later one. Empty in records of
+	// monitors started before it was recorded.
+	BootID    string    `json:"boot_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	StartedAt time.Time `json:"started_at,omitzero"`
 }
 
 // ExitRecord is exit.json, written by the monitor once the container init
