@@ -320,3 +320,14 @@ func TestExecSync(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the exit to be recorded", 5*time.Second, func() bool { s, _ := e.m.Get("x1"); return s.Exit != nil })
 }
+
+// A created container of a pod that is no longer ready does not start: its
+// pod is being (or was) torn down, so it would run without its namespaces.
+func TestStartRefusedInPodNotReady(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "cccc", "notready", "c", monitor.StateCreated, nil)
+	err := e.m.Start(context.Background(), "cccc")
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("Start in a pod not ready: %v, want FailedPrecondition", err)
+	}
+}

@@ -78,21 +78,34 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	sb := e.Load().clone()
 	wasReady := sb.State == StateReady
+	var errs []error
+	if wasReady {
+		// Not ready before its containers are listed: CreateContainer
+		// indexes its container and then checks the pod, so a create
+		// either finds the pod not ready or is in the list (and is
+		// waited for and stopped). Memory follows even when the disk
+		// refuses: a create must not slip in.
+		sb.State = StateNotReady
+		if err := m.pods.Commit(e, sb); err != nil {
+			e.Store(sb)
+			errs = append(errs, err)
+		}
+		sb = sb.clone()
+	}
 	if cs := m.containerStopper(); cs != nil {
 		// The CRI demands forcible termination: kubelet has already
 		// given containers their grace period by the time it stops a pod.
 		if err := cs.StopPodContainers(ctx, sb.ID, 0); err != nil {
-			return fmt.Errorf("stop containers of pod %s: %w", sb.ID, err)
+			return errors.Join(append(errs, fmt.Errorf("stop containers of pod %s: %w", sb.ID, err))...)
 		}
 	}
 	// Once per pod however often it is stopped: the hooks keep count, as
 	// they also know pods of a previous run.
 	m.lifecycleHooks().StopPod(ctx, sb)
-	if sb.State == StateNotReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
+	if !wasReady && sb.Reaper == nil && !sb.Network.Attached && len(sb.Namespaces) == 0 && !sb.ShmMounted {
 		return nil // fully stopped already; no need to write the record again
 	}
 
-	var errs []error
 	if sb.Reaper != nil {
 		if err := stopReaper(*sb.Reaper, e.reaperExit); err != nil {
 			errs = append(errs, err)
