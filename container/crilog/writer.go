@@ -8,9 +8,11 @@
 package crilog
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -67,8 +69,26 @@ func Open(path string, onError func(error)) (*Writer, error) {
 	return w, nil
 }
 
+// openLog opens or creates a regular file at path. The directory may be
+// writable by a container (a hostPath of the pod's log directory), so a
+// symlink planted there is not followed (crisp would write through it
+// as root) and a fifo or device is refused, not blocked on.
 func openLog(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o640)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, fmt.Errorf("log file %s is a symlink; refusing to follow it", path)
+		}
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("log file %s is not a regular file (%v)", path, fi.Mode().Type())
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // Path returns the log file path ("" when discarding).
