@@ -292,3 +292,35 @@ func TestLogPathPlantedByContainer(t *testing.T) {
 		t.Fatalf("victim written: %q", b)
 	}
 }
+
+// Under the pod's log directory, a directory on the way to the log file
+// may be a symlink a container planted: it must not lead crisp's writes
+// out of the log directory. Symlinks that stay inside are followed.
+func TestLogPathLeavingLogDirectory(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "ctr")); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := OpenBeneath(root, filepath.Join(root, "ctr", "0.log"), nil); err == nil {
+		w.Close()
+		t.Fatal("OpenBeneath followed a symlink out of the log directory")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("created outside the log directory: %v", ents)
+	}
+	if err := os.Mkdir(filepath.Join(root, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(root, "inside")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenBeneath(root, filepath.Join(root, "inside", "0.log"), nil)
+	if err != nil {
+		t.Fatalf("symlink inside the log directory: %v", err)
+	}
+	w.NewStream(Stdout, 0).Write([]byte("hello\n"))
+	w.Close()
+	if b, err := os.ReadFile(filepath.Join(root, "real", "0.log")); err != nil || !strings.Contains(string(b), "stdout F hello") {
+		t.Fatalf("log: %q, %v", b, err)
+	}
+}
