@@ -41,6 +41,11 @@ type Config struct {
 	// DefaultUlimits are every container's rlimits ("memlock=-1:-1"), over
 	// crisp's explicit baseline; see internal/rlimit.
 	DefaultUlimits []string `toml:"default_ulimits"`
+	// MaxLayerBytes and MaxLayerEntries bound what one image layer may
+	// unpack to: its uncompressed bytes (files at their full size) and its
+	// tar entries. A pull over either fails with ResourceExhausted.
+	MaxLayerBytes   int64 `toml:"max_layer_bytes"`
+	MaxLayerEntries int   `toml:"max_layer_entries"`
 
 	CNI        CNI                 `toml:"cni"`
 	Streaming  Streaming           `toml:"streaming"`
@@ -101,6 +106,10 @@ func Default() *Config {
 		MaxConcurrentDownloads:   3,
 		ImagePullProgressTimeout: 5 * time.Minute,
 		ShmSize:                  "64Mi",
+		// Far above real layers (the largest, of model weights, are tens
+		// of GiB; a few hundred thousand files), far below a bomb.
+		MaxLayerBytes:   256 << 30,
+		MaxLayerEntries: 4_000_000,
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/opt/cni/bin", "/usr/lib/cni"},
@@ -164,6 +173,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ImagePullProgressTimeout < 0 {
 		return fmt.Errorf("config: image_pull_progress_timeout must not be negative, got %v", c.ImagePullProgressTimeout)
+	}
+	if c.MaxLayerBytes <= 0 {
+		return fmt.Errorf("config: max_layer_bytes must be positive, got %d", c.MaxLayerBytes)
+	}
+	if c.MaxLayerEntries <= 0 {
+		return fmt.Errorf("config: max_layer_entries must be positive, got %d", c.MaxLayerEntries)
 	}
 	if c.MaxConcurrentDownloads < 1 || c.MaxConcurrentDownloads > 64 {
 		return fmt.Errorf("config: max_concurrent_downloads must be between 1 and 64, got %d", c.MaxConcurrentDownloads)

@@ -64,6 +64,22 @@ var flagSetters = []flagSetter{
 		c.MaxConcurrentDownloads = n
 		return nil
 	}},
+	{"max-layer-bytes", "most uncompressed bytes one image layer may unpack to (key max_layer_bytes)", func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("--max-layer-bytes: %q is not a number", v)
+		}
+		c.MaxLayerBytes = n
+		return nil
+	}},
+	{"max-layer-entries", "most files, directories and links one image layer may hold (key max_layer_entries)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("--max-layer-entries: %q is not a number", v)
+		}
+		c.MaxLayerEntries = n
+		return nil
+	}},
 	{"image-pull-progress-timeout", "abandon a layer download that receives nothing this long, 0 never (key image_pull_progress_timeout)", func(c *Config, v string) error {
 		d, err := parseDuration("image-pull-progress-timeout", v)
 		c.ImagePullProgressTimeout = d

@@ -17,7 +17,8 @@ type NRI struct {
 	PluginPath string `toml:"plugin_path"`
 	// PluginConfigPath holds those plugins' configuration (NN-name.conf or name.conf).
 	PluginConfigPath string `toml:"plugin_config_path"`
-	// PluginRegistrationTimeout bounds a plugin's registration.
+	// PluginRegistrationTimeout bounds a plugin's registration and its
+	// first Synchronize.
 	PluginRegistrationTimeout time.Duration `toml:"plugin_registration_timeout"`
 	// PluginRequestTimeout bounds each event a plugin handles; a plugin that
 	// does not answer in time is disconnected.

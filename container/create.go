@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
@@ -168,7 +169,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	rollback.add(func() { hooks.UndoCreateContainer(context.WithoutCancel(ctx), sb, c) })
 	c.Process, c.Resources = s.Process, s.Linux.Resources
 	if logPath != "" {
-		if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		if err := makeLogDir(sb.Config.LogDirectory, cfg.LogPath); err != nil {
 			return "", err
 		}
 	}
@@ -187,6 +188,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		StateDir:      m.monitorStateDir(id),
 		Spec:          s,
 		LogPath:       logPath,
+		LogRoot:       logRoot(sb.Config.LogDirectory, logPath),
 		Stdin:         cfg.Stdin,
 		StdinOnce:     cfg.StdinOnce,
 		Tty:           cfg.Tty,
@@ -264,6 +266,29 @@ func containerLogPath(dir, rel string) (string, error) {
 		return "", errdefs.InvalidArgument("config.log_path %q must be a relative path inside the pod's log directory", rel)
 	}
 	return filepath.Join(dir, rel), nil
+}
+
+// makeLogDir creates the directories of a container's log path. Those under
+// the pod's log directory may have been planted by a container (a hostPath
+// of it): they are resolved inside it, never leading out.
+func makeLogDir(dir, rel string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if sub := filepath.Dir(rel); sub != "." {
+		if err := pathrs.MkdirAll(dir, sub, 0o755); err != nil {
+			return fmt.Errorf("log directory of %q in %s: %w", rel, dir, err)
+		}
+	}
+	return nil
+}
+
+// logRoot is the bound of the monitor's log path: the pod's log directory.
+func logRoot(dir, logPath string) string {
+	if logPath == "" {
+		return ""
+	}
+	return dir
 }
 
 // imageInfo records the names kubelet and critest compare: image_id is the

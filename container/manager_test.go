@@ -322,3 +322,33 @@ func TestExecSync(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the exit to be recorded", 5*time.Second, func() bool { s, _ := e.m.Get("x1"); return s.Exit != nil })
 }
+
+// A created container of a pod that is no longer ready does not start: its
+// pod is being (or was) torn down, so it would run without its namespaces.
+func TestStartRefusedInPodNotReady(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "cccc", "notready", "c", monitor.StateCreated, nil)
+	err := e.m.Start(context.Background(), "cccc")
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "not ready") {
+		t.Fatalf("Start in a pod not ready: %v, want FailedPrecondition", err)
+	}
+}
+
+// A directory a container planted under the pod's log directory (a
+// symlink out of it) does not lead crisp to create directories elsewhere.
+func TestLogDirNotLedOutBySymlink(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(dir, "ctr")); err != nil {
+		t.Fatal(err)
+	}
+	err := makeLogDir(dir, "ctr/sub/0.log")
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("created outside the log directory: %v (err %v)", ents, err)
+	}
+	if err := makeLogDir(dir, "real/0.log"); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "real")); err != nil || !fi.IsDir() {
+		t.Fatalf("log directory not made: %v", err)
+	}
+}

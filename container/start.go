@@ -9,6 +9,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // Start lets a created container run its process. Only a container in
@@ -24,6 +25,12 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return errdefs.FailedPrecondition("container %s is %s, only a created container can be started", c.ID, st)
 	}
 	hooks, pod := m.lifecycleHooks(), m.podOf(c.PodID)
+	// Checked under the container's lock: a pod stop marks the pod not
+	// ready before it lists containers and waits for their locks, so a
+	// start either sees that or is stopped by the stop after it.
+	if pod == nil || pod.State != sandbox.StateReady {
+		return errdefs.FailedPrecondition("container %s: pod sandbox %s is not ready", c.ID, c.PodID)
+	}
 	if err := hooks.StartContainer(ctx, pod, e.snapshot()); err != nil {
 		return err
 	}

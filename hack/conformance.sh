@@ -26,11 +26,10 @@ report=${CRITEST_REPORT_DIR:-$repo/_output/critest}
 trap 'instance_stop "$report/crisp.log"' EXIT
 instance_init critest
 # NRI on a private socket, with no pre-installed plugins: critest's NRI specs
-# connect their own. Their synchronization spec holds a plugin's Synchronize
-# open for 2s, as long as NRI's default request timeout, so allow more.
+# connect their own. NRI timeouts are crisp's defaults.
 export CRISP_NRI_SOCKET=${CRISP_NRI_SOCKET:-$work/nri.sock}
 instance_start crcri0 "$subnet" \
   --nri-enable --nri-socket-path "$CRISP_NRI_SOCKET" --nri-plugin-path "$work/nri/plugins" \
-  --nri-plugin-config-path "$work/nri/conf.d" --nri-plugin-request-timeout 10s
+  --nri-plugin-config-path "$work/nri/conf.d"
 
 CRISP_SOCKET="$sock" "$repo/hack/critest.sh"

@@ -24,9 +24,13 @@ const (
 	failNotFound
 	failAuth
 	failUnavailable
+	failExhausted
 )
 
 func classify(err error) failure {
+	if errors.Is(err, errdefs.ErrResourceExhausted) {
+		return failExhausted // a layer over crisp's limits
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {
@@ -83,6 +87,7 @@ type attempt struct {
 //     not a definite NotFound either;
 //   - any could not be reached: ErrUnavailable naming them, since the image
 //     may be there once the endpoint is back;
+//   - a layer was over crisp's limits: ErrResourceExhausted;
 //   - otherwise (TLS failures, bad manifests): plain error, code Unknown.
 func pullError(what, host string, attempts []attempt) error {
 	var tried, details []string
@@ -99,6 +104,12 @@ func pullError(what, host string, attempts []attempt) error {
 	case count[failAuth] > 0 && count[failAuth]+count[failNotFound] == n:
 		return errdefs.FailedPrecondition("pull access denied for %s in %s: the repository does not exist or requires authorization (%s)",
 			what, host, strings.Join(details, "; "))
+	case count[failExhausted] > 0:
+		for _, a := range attempts {
+			if classify(a.err) == failExhausted {
+				return fmt.Errorf("pull %s from %s: %w", what, a.ep.display, a.err)
+			}
+		}
 	case count[failUnavailable] > 0:
 		return fmt.Errorf("registry %s unavailable for %s (%s): %w", host, what, strings.Join(details, "; "), errdefs.ErrUnavailable)
 	}

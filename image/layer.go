@@ -150,7 +150,7 @@ func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (e
 	defer dec.Close()
 	diff := sha256.New()
 	tarStream := io.TeeReader(dec, diff)
-	if _, err := unpack.Apply(ctx, tarStream, fsDir); err != nil {
+	if _, err := unpack.Apply(ctx, tarStream, fsDir, s.opts.LayerLimits); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

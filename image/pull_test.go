@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/image/unpack"
 )
 
 func TestPullAndGet(t *testing.T) {
@@ -314,5 +315,23 @@ func TestStalledLayerDownloadIsAbandoned(t *testing.T) {
 			t.Fatalf("pull after the stall (attempt %d): %v", attempt, err)
 		}
 		t.Logf("pull after the stall, attempt %d: %v", attempt, err)
+	}
+}
+
+// A layer over the store's limits fails the pull with ResourceExhausted,
+// names the layer and the setting, and leaves nothing behind.
+func TestLayerOverLimitRejected(t *testing.T) {
+	reg := newTestRegistry(t)
+	img := testImage(t, 2)
+	reg.push("big:1", img)
+	blobs, _ := layerDigests(t, img)
+	root := t.TempDir()
+	s := newTestStore(t, root, func(o *Options) { o.LayerLimits = unpack.Limits{MaxBytes: 1024} })
+	_, err := s.Pull(context.Background(), reg.host+"/big:1", nil)
+	if !errors.Is(err, errdefs.ErrResourceExhausted) || !strings.Contains(err.Error(), "max_layer_bytes") || !strings.Contains(err.Error(), blobs[0]) && !strings.Contains(err.Error(), blobs[1]) {
+		t.Fatalf("pull of a layer over the limit: %v", err)
+	}
+	if _, _, tmp := storeContent(t, root); len(tmp) != 0 || len(s.List()) != 0 {
+		t.Errorf("left behind: tmp %v images %v", tmp, s.List())
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/image/unpack"
 )
 
 // DefaultMaxConcurrentDownloads is used when Options leaves it zero.
@@ -33,6 +34,8 @@ type Options struct {
 	// ProgressTimeout abandons a layer download that receives nothing for
 	// this long (0: never).
 	ProgressTimeout time.Duration
+	// LayerLimits bound what one layer may unpack to (zero: unbounded).
+	LayerLimits unpack.Limits
 }
 
 // Image is what the CRI reports about an image.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -175,5 +176,52 @@ func TestPodResourceUpdateRelayedAndRefusable(t *testing.T) {
 	want := []string{"UpdatePodSandbox pod1 memory=1048576", "PostUpdatePodSandbox pod1 memory=1048576", "UpdatePodSandbox pod1 memory=2097152"}
 	if got := p.seen(); !slices.Equal(got, want) {
 		t.Errorf("events:\n got %v\nwant %v", got, want)
+	}
+}
+
+// A plugin whose first Synchronize takes longer than one event may take
+// (critest holds it open for 2 s, the default request timeout) stays
+// connected, and a container created meanwhile reaches it: in its first
+// view or as a CreateContainer event after it.
+func TestContainerCreatedDuringSlowSynchronizeIsNotLost(t *testing.T) {
+	const request = 200 * time.Millisecond
+	pod := testPod("p1", "a")
+	ctrs := newFakeContainers()
+	n, sock := startNRIWithTimeout(t, &fakePods{pods: []*sandbox.Sandbox{pod}}, ctrs, request)
+	p := &testPlugin{syncing: make(chan struct{}), syncDelay: 5 * request}
+	startPlugin(t, sock, p)
+	select {
+	case <-p.syncing:
+	case <-time.After(10 * time.Second):
+		t.Fatal("plugin was not asked to synchronize")
+	}
+	// What CreateContainer does: block plugin synchronization, tell the
+	// plugins, and be listed before unblocking.
+	created := make(chan error, 1)
+	go func() {
+		unblock := n.BlockSync()
+		defer unblock()
+		c := testContainer("c2", "p1", container.StateUnknown)
+		s := &specs.Spec{Process: &specs.Process{Args: []string{"sh"}}}
+		err := n.CreateContainer(context.Background(), pod, c.Container, s)
+		c.Status.State = container.StateCreated
+		ctrs.mu.Lock()
+		ctrs.ctrs[c.ID] = c
+		ctrs.mu.Unlock()
+		created <- err
+	}()
+	select {
+	case <-p.synced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("plugin did not finish synchronizing")
+	}
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	inView := slices.Contains(p.syncedCtrs, "c2")
+	p.mu.Unlock()
+	if !inView && !slices.Contains(p.seen(), "CreateContainer ctr-c2") {
+		t.Fatalf("the plugin never heard of the container created while it synchronized; events %v", p.seen())
 	}
 }

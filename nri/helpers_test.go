@@ -82,6 +82,11 @@ type testPlugin struct {
 	// syncedPods and syncedCtrs are the ids of its first view.
 	syncedPods, syncedCtrs []string
 
+	// syncing is closed when Synchronize begins, which then takes
+	// syncDelay to answer.
+	syncing   chan struct{}
+	syncDelay time.Duration
+
 	failCreate bool
 	adjust     func(*api.ContainerAdjustment)
 	evict      []*api.ContainerEviction
@@ -100,6 +105,10 @@ func (p *testPlugin) seen() []string {
 }
 
 func (p *testPlugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	if p.syncing != nil {
+		close(p.syncing)
+	}
+	time.Sleep(p.syncDelay)
 	p.mu.Lock()
 	for _, pod := range pods {
 		p.syncedPods = append(p.syncedPods, pod.GetId())
@@ -170,12 +179,17 @@ func (p *testPlugin) RemoveContainer(_ context.Context, _ *api.PodSandbox, c *ap
 // startNRI runs an adaptation over the fakes on a private socket.
 func startNRI(t *testing.T, pods Pods, ctrs Containers) (*NRI, string) {
 	t.Helper()
+	return startNRIWithTimeout(t, pods, ctrs, 5*time.Second)
+}
+
+func startNRIWithTimeout(t *testing.T, pods Pods, ctrs Containers, request time.Duration) (*NRI, string) {
+	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "nri.sock")
 	n, err := New(Options{
 		RuntimeName: "crisp", RuntimeVersion: "test", SocketPath: sock,
 		PluginPath: filepath.Join(dir, "plugins"), PluginConfigPath: filepath.Join(dir, "conf.d"),
-		RegistrationTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
+		RegistrationTimeout: 5 * time.Second, RequestTimeout: request,
 		Pods: pods, Containers: ctrs,
 	})
 	if err != nil {
@@ -192,6 +206,21 @@ func startNRI(t *testing.T, pods Pods, ctrs Containers) (*NRI, string) {
 // has registered it.
 func connect(t *testing.T, n *NRI, sock string, p *testPlugin) stub.Stub {
 	t.Helper()
+	s := startPlugin(t, sock, p)
+	select {
+	case <-p.synced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("plugin was not synchronized")
+	}
+	// The adaptation holds plugin synchronization until the plugin is
+	// registered; blocking it once waits for that.
+	n.BlockSync()()
+	return s
+}
+
+// startPlugin connects p without waiting for its synchronization.
+func startPlugin(t *testing.T, sock string, p *testPlugin) stub.Stub {
+	t.Helper()
 	p.synced = make(chan struct{})
 	s, err := stub.New(p, stub.WithSocketPath(sock), stub.WithPluginName("test"), stub.WithPluginIdx("10"))
 	if err != nil {
@@ -201,14 +230,6 @@ func connect(t *testing.T, n *NRI, sock string, p *testPlugin) stub.Stub {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	select {
-	case <-p.synced:
-	case <-time.After(10 * time.Second):
-		t.Fatal("plugin was not synchronized")
-	}
-	// The adaptation holds plugin synchronization until the plugin is
-	// registered; blocking it once waits for that.
-	n.BlockSync()()
 	return s
 }
 

@@ -49,8 +49,8 @@ type Options struct {
 	// PluginPath holds plugins crisp starts itself ("NN-name" executables);
 	// PluginConfigPath their configuration files.
 	PluginPath, PluginConfigPath string
-	// RegistrationTimeout bounds a plugin's registration, RequestTimeout
-	// each event a plugin handles.
+	// RegistrationTimeout bounds a plugin's registration and its first
+	// Synchronize, RequestTimeout each event a plugin handles.
 	RegistrationTimeout, RequestTimeout time.Duration
 	Pods                                Pods
 	Containers                          Containers
@@ -76,6 +76,9 @@ type NRI struct {
 	state map[string]state
 	// wg tracks the side effects of events still being applied.
 	wg sync.WaitGroup
+	// requestTimeout bounds an event; syncTimeout a joining plugin's
+	// first Synchronize (see synchronize).
+	requestTimeout, syncTimeout time.Duration
 }
 
 type state int
@@ -98,7 +101,8 @@ func New(opts Options) (*NRI, error) {
 	// The library keeps these process-wide.
 	adaptation.SetPluginRegistrationTimeout(opts.RegistrationTimeout)
 	adaptation.SetPluginRequestTimeout(opts.RequestTimeout)
-	n := &NRI{pods: opts.Pods, containers: opts.Containers, cdi: opts.CDI, state: map[string]state{}}
+	n := &NRI{pods: opts.Pods, containers: opts.Containers, cdi: opts.CDI, state: map[string]state{},
+		requestTimeout: opts.RequestTimeout, syncTimeout: opts.RegistrationTimeout}
 	a, err := adaptation.New(opts.RuntimeName, opts.RuntimeVersion, n.synchronize, n.updateFromPlugin,
 		adaptation.WithSocketPath(opts.SocketPath),
 		adaptation.WithPluginPath(opts.PluginPath),

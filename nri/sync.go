@@ -21,6 +21,15 @@ import (
 // event comes after its view.
 func (n *NRI) synchronize(ctx context.Context, cb adaptation.SyncCB) error {
 	n.mu.Lock()
+	// The library bounds Synchronize by the per-event request timeout and
+	// drops a plugin that answers later; the plugin believes it joined, so
+	// containers created meanwhile (they wait for the sync) would be lost to
+	// it. A first view is part of joining: it gets the registration's bound.
+	// The timeout is process-wide, but no other request is in flight: every
+	// event waits for n.mu, and plugins join one at a time.
+	if n.syncTimeout > n.requestTimeout {
+		adaptation.SetPluginRequestTimeout(n.syncTimeout)
+	}
 	var pods []*api.PodSandbox
 	for _, sb := range n.pods.List(sandbox.Filter{}) {
 		pods = append(pods, podToNRI(sb))
@@ -49,6 +58,7 @@ func (n *NRI) synchronize(ctx context.Context, cb adaptation.SyncCB) error {
 		}
 	}
 	updates, err := cb(ctx, pods, ctrs)
+	adaptation.SetPluginRequestTimeout(n.requestTimeout)
 	n.mu.Unlock()
 	if err != nil {
 		return err

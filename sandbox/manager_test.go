@@ -179,3 +179,44 @@ func TestRunRejectsInvalidConfigWithoutSideEffects(t *testing.T) {
 		t.Fatal("an invalid Run left a record")
 	}
 }
+
+// raceStopper is the container manager's side of a pod stop with a
+// CreateContainer arriving just after the stop listed the pod's
+// containers: the create checks the pod (as container.Create does, after
+// indexing its container) and would create if it found it ready.
+type raceStopper struct {
+	m           *Manager
+	createdInto []State // pod state each racing create saw
+}
+
+func (r *raceStopper) StopPodContainers(_ context.Context, id string, _ time.Duration) error {
+	sb, err := r.m.Get(id)
+	if err != nil {
+		return err
+	}
+	r.createdInto = append(r.createdInto, sb.State)
+	return nil
+}
+
+func (r *raceStopper) RemovePodContainers(context.Context, string) error { return nil }
+
+// TestStopClosesThePodBeforeListingContainers: a CreateContainer that
+// checks the pod after the stop listed its containers must find it not
+// ready; one that checked before is in the list and is stopped. Otherwise
+// a container is created (and may start) in a pod being torn down.
+func TestStopClosesThePodBeforeListingContainers(t *testing.T) {
+	m := testManager(t, &fakeNetwork{})
+	rs := &raceStopper{m: m}
+	m.SetContainerStopper(rs)
+	addPod(t, m, pod("p1", "web", StateReady, nil))
+	if err := m.Stop(context.Background(), "p1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.createdInto) != 1 || rs.createdInto[0] != StateNotReady {
+		t.Fatalf("a create racing the stop found the pod %v; want it not ready", rs.createdInto)
+	}
+	// Memory and disk agree while the stop is under way.
+	if rec, err := m.store.load("p1"); err != nil || rec.State != StateNotReady {
+		t.Fatalf("persisted record: %+v, %v", rec, err)
+	}
+}

@@ -85,15 +85,21 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 	sb := e.Load().clone()
 	wasReady := sb.State == StateReady
+	var errs []error
 	if wasReady {
-		// Recorded before anything is torn down: a crash half-way must not
+		// Not ready before anything is torn down or its containers are
+		// listed. CreateContainer indexes its container and then checks the
+		// pod, so a create either finds the pod not ready or is in the list
+		// (and is waited for and stopped). And a crash half-way must not
 		// leave, after the restart, a pod reported ready whose IP CNI has
-		// released (to be given to another pod). The record still lists
-		// what is left to undo, for kubelet's retry of the stop.
+		// released; the record still lists what is left to undo, for
+		// kubelet's retry of the stop. Memory follows even when the disk
+		// refuses: a create must not slip in.
 		sb.State = StateNotReady
 		sb.StoppedAt = time.Now()
 		if err := m.pods.Commit(e, sb); err != nil {
-			return err
+			e.Store(sb)
+			errs = append(errs, err)
 		}
 		sb = sb.clone()
 	}
@@ -101,7 +107,7 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 		// The CRI demands forcible termination: kubelet has already
 		// given containers their grace period by the time it stops a pod.
 		if err := cs.StopPodContainers(ctx, sb.ID, 0); err != nil {
-			return fmt.Errorf("stop containers of pod %s: %w", sb.ID, err)
+			return errors.Join(append(errs, fmt.Errorf("stop containers of pod %s: %w", sb.ID, err))...)
 		}
 	}
 	// Once per pod however often it is stopped: the hooks keep count, as
@@ -111,7 +117,6 @@ func (m *Manager) stopLocked(ctx context.Context, e *entry) error {
 		return nil // fully stopped already; no need to write the record again
 	}
 
-	var errs []error
 	if sb.Reaper != nil {
 		if err := stopReaper(*sb.Reaper, e.reaperExit); err != nil {
 			errs = append(errs, err)

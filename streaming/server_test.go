@@ -32,6 +32,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream/spdy"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 type fakePods map[string]PodNetwork
@@ -418,14 +419,14 @@ func TestSessionsLeaveNothingBehind(t *testing.T) {
 	// Warm up pools (HTTP, SPDY, the runtime's threads) before measuring.
 	onePortForward(t, s, p)
 	time.Sleep(100 * time.Millisecond)
-	goroutines, fds := goruntime.NumGoroutine(), countFDs(t)
+	goroutines, fds := goruntime.NumGoroutine(), testutil.OpenFDs(t)
 
 	for range 50 {
 		onePortForward(t, s, p)
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		g, f := goruntime.NumGoroutine(), countFDs(t)
+		g, f := goruntime.NumGoroutine(), testutil.OpenFDs(t)
 		if g <= goroutines && f <= fds {
 			return
 		}
@@ -464,15 +465,6 @@ func onePortForward(t *testing.T, s *Server, p int) {
 	}
 	io.ReadAll(errs)
 	data.Close()
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 func TestTLS(t *testing.T) {

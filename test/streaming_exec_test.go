@@ -388,3 +388,68 @@ func TestExecLatency(t *testing.T) {
 		}
 	})
 }
+
+// TestExecDetachedHolderFreesSlot: execs whose child detaches (setsid)
+// and keeps stdout open neither hang nor keep their streaming slot. With 4
+// slots, 8 sessions cut off by their client and 4 that exit leaving such a
+// holder are followed by an exec that works (not 429), the cut-off
+// sessions' holders are killed, and the daemon's goroutines and
+// descriptors come back to where they were.
+func TestExecDetachedHolderFreesSlot(t *testing.T) {
+	harness.RequireRegistry(t)
+	d := harness.Start(t, harness.WithArgs("-v=5", "--streaming-max-streams", "4"))
+	id := execTarget(t, d, "exec-detach")
+	tr := transports[0]
+	if r := streamExec(harness.Ctx(t), t, d, tr, id, nil, false, nil, "true"); r.err != nil {
+		t.Fatalf("warm-up exec: %v", r.err)
+	}
+	pid := d.PID()
+	time.Sleep(500 * time.Millisecond)
+	fds := countEntries(t, pid, "fd")
+	goroutines, _ := goroutineDump(t, d)
+
+	for i := range 8 {
+		ctx, cancel := context.WithCancel(context.Background())
+		var out testutil.SyncBuffer
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			e := executor(t, transports[i%2], execURL(t, d, &runtimeapi.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "setsid sleep 1001 & echo started; exec sleep 999"}, Stdout: true}))
+			e.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out})
+		}()
+		waitOutput(t, &out, "started", 20*time.Second)
+		cancel()
+		<-done
+	}
+	for i := range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		r := streamExec(ctx, t, d, transports[i%2], id, nil, false, nil, "sh", "-c", "setsid sleep 1002 & echo started")
+		cancel()
+		if r.err != nil || r.stdout != "started\n" {
+			t.Fatalf("exec leaving a detached holder %d: %q, %v", i, r.stdout, r.err)
+		}
+	}
+	r := streamExec(harness.Ctx(t), t, d, tr, id, nil, false, nil, "echo", "still serving")
+	if r.err != nil || r.stdout != "still serving\n" {
+		t.Fatalf("exec after the detached holders: %q, %v", r.stdout, r.err)
+	}
+	testutil.WaitFor(t, "the cut-off sessions' detached holders to be killed", 15*time.Second, func() bool {
+		return !strings.Contains(ctrProcs(t, d, id), "sleep 1001")
+	})
+	var nowFDs, nowGoroutines int
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		time.Sleep(200 * time.Millisecond)
+		nowFDs = countEntries(t, pid, "fd")
+		var dump string
+		nowGoroutines, dump = goroutineDump(t, d)
+		if nowFDs <= fds && nowGoroutines <= goroutines+2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fds %d (were %d), goroutines %d (were %d); goroutines now:\n%s", nowFDs, fds, nowGoroutines, goroutines, dump)
+		}
+	}
+	t.Logf("fds %d (were %d), goroutines %d (were %d)", nowFDs, fds, nowGoroutines, goroutines)
+	checkNoZombies(t, d)
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/cri"
 	"github.com/crisp-runtime/crisp/image"
+	"github.com/crisp-runtime/crisp/image/unpack"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/network"
 	"github.com/crisp-runtime/crisp/sandbox"
@@ -58,6 +59,7 @@ func serve(cfg *config.Config) error {
 		PinnedImages:           cfg.PinnedImages,
 		MaxConcurrentDownloads: cfg.MaxConcurrentDownloads,
 		ProgressTimeout:        cfg.ImagePullProgressTimeout,
+		LayerLimits:            unpack.Limits{MaxBytes: cfg.MaxLayerBytes, MaxEntries: cfg.MaxLayerEntries},
 	})
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -229,5 +230,97 @@ func TestConcurrentWriters(t *testing.T) {
 				t.Fatalf("%s line %d = %q, want %q", st, i, l, exp)
 			}
 		}
+	}
+}
+
+// A log path is under directories a container may write (a hostPath of
+// the pod's log directory): a symlink or a fifo planted there must not
+// redirect crisp's writes elsewhere, nor block it. Open and Reopen refuse.
+func TestLogPathPlantedByContainer(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("keep\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "0.log")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := Open(link, nil); err == nil {
+		w.Close()
+		t.Fatal("Open followed a symlink")
+	}
+	fifo := filepath.Join(dir, "1.log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		w, err := Open(fifo, nil)
+		if err == nil {
+			w.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Open accepted a fifo")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Open blocked on a fifo")
+	}
+
+	// Rotation: the kubelet renames the file; a symlink put in its place
+	// before the reopen is refused and the old file stays in use.
+	path := filepath.Join(dir, "2.log")
+	w, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(victim, path); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Reopen(); err == nil {
+		t.Fatal("Reopen followed a symlink")
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep\n" {
+		t.Fatalf("victim written: %q", b)
+	}
+}
+
+// Under the pod's log directory, a directory on the way to the log file
+// may be a symlink a container planted: it must not lead crisp's writes
+// out of the log directory. Symlinks that stay inside are followed.
+func TestLogPathLeavingLogDirectory(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "ctr")); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := OpenBeneath(root, filepath.Join(root, "ctr", "0.log"), nil); err == nil {
+		w.Close()
+		t.Fatal("OpenBeneath followed a symlink out of the log directory")
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Fatalf("created outside the log directory: %v", ents)
+	}
+	if err := os.Mkdir(filepath.Join(root, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(root, "inside")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenBeneath(root, filepath.Join(root, "inside", "0.log"), nil)
+	if err != nil {
+		t.Fatalf("symlink inside the log directory: %v", err)
+	}
+	w.NewStream(Stdout, 0).Write([]byte("hello\n"))
+	w.Close()
+	if b, err := os.ReadFile(filepath.Join(root, "real", "0.log")); err != nil || !strings.Contains(string(b), "stdout F hello") {
+		t.Fatalf("log: %q, %v", b, err)
 	}
 }

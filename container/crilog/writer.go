@@ -8,10 +8,14 @@
 package crilog
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StreamType names the stream a log line came from.
@@ -40,6 +44,7 @@ const timestampFormat = time.RFC3339Nano
 // so lines of different streams never interleave within a line.
 type Writer struct {
 	mu   sync.Mutex
+	root string // the path may not leave it ("" for no bound)
 	path string
 	f    *os.File // nil when discarding
 	buf  []byte   // reused line buffer, guarded by mu
@@ -55,11 +60,18 @@ type Writer struct {
 // An empty path gives a Writer that discards everything. onError, if not
 // nil, is called for the first write error only.
 func Open(path string, onError func(error)) (*Writer, error) {
-	w := &Writer{path: path, onError: onError, now: time.Now}
+	return OpenBeneath("", path, onError)
+}
+
+// OpenBeneath is Open for a path inside root (the pod's log directory),
+// which the path may not leave, through symlinks either: the directories
+// under root can be writable by a container. root "" is no such bound.
+func OpenBeneath(root, path string, onError func(error)) (*Writer, error) {
+	w := &Writer{root: root, path: path, onError: onError, now: time.Now}
 	if path == "" {
 		return w, nil
 	}
-	f, err := openLog(path)
+	f, err := openLog(root, path)
 	if err != nil {
 		return nil, err
 	}
@@ -67,8 +79,52 @@ func Open(path string, onError func(error)) (*Writer, error) {
 	return w, nil
 }
 
-func openLog(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+// logFlags open or create a log for appending. A container may plant a
+// symlink at the path (crisp would write through it as root): not
+// followed; or a fifo: not blocked on, and refused after the open as
+// anything but a regular file is.
+const logFlags = unix.O_WRONLY | unix.O_APPEND | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+
+// openLog opens or creates a regular file at path, beneath root if set.
+func openLog(root, path string) (*os.File, error) {
+	fd, err := openLogFD(root, path)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, fmt.Errorf("log file %s is a symlink; refusing to follow it", path)
+	case errors.Is(err, unix.EXDEV):
+		return nil, fmt.Errorf("log file %s leads out of the pod's log directory %s through a symlink; refusing it", path, root)
+	case err != nil:
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("log file %s is not a regular file (%v)", path, fi.Mode().Type())
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+func openLogFD(root, path string) (int, error) {
+	if root == "" {
+		return unix.Open(path, logFlags, 0o640)
+	}
+	rel, err := filepath.Rel(root, path)
+	if err != nil || !filepath.IsLocal(rel) {
+		return -1, fmt.Errorf("not inside the pod's log directory %s", root)
+	}
+	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dfd)
+	return unix.Openat2(dfd, rel, &unix.OpenHow{
+		Flags:   logFlags,
+		Mode:    0o640,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS,
+	})
 }
 
 // Path returns the log file path ("" when discarding).
@@ -81,7 +137,7 @@ func (w *Writer) Reopen() error {
 	if w.path == "" {
 		return nil
 	}
-	f, err := openLog(w.path)
+	f, err := openLog(w.root, w.path)
 	if err != nil {
 		return fmt.Errorf("reopen log %s: %w", w.path, err)
 	}

@@ -39,8 +39,10 @@ type Config struct {
 	// Spec is the complete OCI spec; the rootfs must already be at
 	// Spec.Root.Path.
 	Spec *specs.Spec
-	// LogPath is the CRI log file; "" discards the output.
-	LogPath string
+	// LogPath is the CRI log file; "" discards the output. LogRoot, the
+	// pod's log directory, is a bound it may not leave, through symlinks
+	// a container planted either ("" for none).
+	LogPath, LogRoot string
 	// Stdin keeps a stdin pipe open for attach; StdinOnce closes it when
 	// the first attached client detaches. Tty allocates a pty.
 	Stdin, StdinOnce, Tty bool
@@ -76,7 +78,7 @@ func (c Config) validate() error {
 // to rebuild a Container.
 func (c Config) persisted() proto.Config {
 	return proto.Config{
-		ID: c.ID, Bundle: c.Bundle, StateDir: c.StateDir, LogPath: c.LogPath,
+		ID: c.ID, Bundle: c.Bundle, StateDir: c.StateDir, LogPath: c.LogPath, LogRoot: c.LogRoot,
 		Stdin: c.Stdin, StdinOnce: c.StdinOnce, Tty: c.Tty,
 		SystemdCgroup: c.SystemdCgroup, MonitorCgroup: c.MonitorCgroup,
 	}

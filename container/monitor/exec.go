@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -64,7 +65,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	}
 	pid, _ := proc.Pid()
 	if err := sio.started(stdin, stdout, resize); err != nil {
-		c.killSession(lc, pid)
+		c.killExec(lc, pid, sio)
 		proc.Wait()
 		return -1, err
 	}
@@ -85,34 +86,58 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
-		c.killSession(lc, pid)
+		c.killExec(lc, pid, sio)
 		<-waited
+		sio.drain(ExecDrainTimeout)
 		return -1, ctx.Err()
 	}
 	if err != nil {
+		sio.drain(0)
 		return -1, err
 	}
-	// Deliver all output: wait until every holder of the streams is gone.
+	// Deliver all output: wait until every holder of the streams is gone,
+	// but not for one that detached and keeps them (`setsid daemon &`):
+	// like containerd's drain_exec_sync_io_timeout, the exec is done when
+	// its process is, plus a bounded drain.
+	drain := time.NewTimer(ExecDrainTimeout)
+	defer drain.Stop()
 	select {
 	case <-sio.outputDone():
+	case <-drain.C:
+		sio.drain(0)
 	case <-ctx.Done():
-		c.killSession(lc, pid)
-		<-sio.outputDone()
+		c.killExec(lc, pid, sio)
+		sio.drain(ExecDrainTimeout)
 		return code, ctx.Err()
 	}
 	return code, nil
 }
 
-// killSession SIGKILLs every process of the container in session sid.
-func (c *Container) killSession(lc *libcontainer.Container, sid int) {
+// ExecDrainTimeout bounds the wait for an exec's output after its process
+// exited or was killed. Past it the streams are closed: a process that
+// still holds them (started detached, or outside the container's cgroup)
+// must not keep the caller, its goroutines and descriptors, and the
+// client's streaming slot.
+const ExecDrainTimeout = 2 * time.Second
+
+// killExec SIGKILLs every process of the container in session sid, and
+// those holding the exec's streams: what the exec started, even in a
+// session of its own.
+func (c *Container) killExec(lc *libcontainer.Container, sid int, sio *execIO) {
 	unlock, err := proto.LockBundle(c.cfg.Bundle)
 	if err != nil {
 		return
 	}
 	defer unlock()
+	held := sio.identities()
 	signalCgroup(lc, func(pid int) bool {
-		st, err := proto.ReadProcStat(pid)
-		return pid == sid || (err == nil && st.Session == sid)
+		if pid == sid {
+			return true
+		}
+		if st, err := proto.ReadProcStat(pid); err == nil && st.Session == sid {
+			return true
+		}
+		return len(held) > 0 && holdsAny(pid, held)
 	})
 }
 
@@ -128,6 +153,9 @@ type execIO struct {
 	stdinW  *os.File
 	outR    []*os.File
 	outW    []io.Writer
+
+	doneOnce sync.Once
+	done     chan struct{}
 }
 
 func (e *execIO) setup(p *libcontainer.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool) error {
@@ -221,9 +249,30 @@ func (e *execIO) started(stdin io.Reader, stdout io.Writer, resize <-chan TermSi
 }
 
 func (e *execIO) outputDone() <-chan struct{} {
-	ch := make(chan struct{})
-	go func() { e.wg.Wait(); close(ch) }()
-	return ch
+	e.doneOnce.Do(func() {
+		e.done = make(chan struct{})
+		go func() { e.wg.Wait(); close(e.done) }()
+	})
+	return e.done
+}
+
+// drain waits up to d for the output to end, then closes our ends of the
+// streams and waits for the copiers, which then stop at once: the caller's
+// writers must not be written after Exec returned.
+func (e *execIO) drain(d time.Duration) {
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-e.outputDone():
+			return
+		case <-t.C:
+		}
+	}
+	for _, f := range e.outR {
+		f.Close()
+	}
+	<-e.outputDone()
 }
 
 func (e *execIO) closeAll() {

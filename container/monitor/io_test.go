@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"os"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -304,4 +307,73 @@ func readSmaps(t testing.TB, pid int) map[string]int {
 		}
 	}
 	return m
+}
+
+// An exec whose descendant detaches into a session of its own and keeps
+// the output open does not hold its caller (and with it a streaming slot)
+// forever: after the exec'd process exits, output is drained for at most
+// ExecDrainTimeout; when the exec is cancelled or times out, the holder
+// is killed with it. Many such execs leave no goroutine or descriptor
+// behind, and exec still works.
+func TestExecDetachedHolderOfOutput(t *testing.T) {
+	c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
+	execDetach := func(ctx context.Context, mode string, tty bool) (int, string, error) {
+		t.Helper()
+		p := execProcess(c, "detach", mode)
+		p.Terminal = tty
+		var out testutil.SyncBuffer
+		type result struct {
+			code int
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			code, err := c.Exec(ctx, p, nil, &out, nil, tty, nil)
+			done <- result{code, err}
+		}()
+		select {
+		case r := <-done:
+			return r.code, out.String(), r.err
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("exec 'detach %s' (tty %v) did not return; output %q", mode, tty, out.String())
+			return 0, "", nil
+		}
+	}
+	if code, err := c.Exec(context.Background(), execProcess(c, "exit", "0"), nil, io.Discard, nil, false, nil); err != nil || code != 0 {
+		t.Fatalf("warm-up exec: %d, %v", code, err)
+	}
+	goroutines, fds := runtime.NumGoroutine(), testutil.OpenFDs(t)
+
+	for i := range 3 {
+		for _, tty := range []bool{false, true} {
+			ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			_, out, err := execDetach(ctx, "hang", tty)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%d: timed-out exec (tty %v) returned %v; output %q", i, tty, err, out)
+			}
+			testutil.WaitFor(t, "the exec and its detached holder to be killed", 15*time.Second, func() bool {
+				got := cgroupProcs(t, c.cfg.ID)
+				return len(got) == 1 && got[0] == c.Status().Pid
+			})
+
+			code, out, err := execDetach(context.Background(), "exit", tty)
+			if err != nil || code != 0 || !strings.Contains(out, "detached") {
+				t.Fatalf("%d: exec that left a holder (tty %v): code %d, err %v, output %q", i, tty, code, err, out)
+			}
+			// The holder was started on purpose and outlives the exec, as
+			// with containerd; only the streams are let go.
+			for _, pid := range cgroupProcs(t, c.cfg.ID) {
+				if pid != c.Status().Pid {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+	}
+	testutil.WaitFor(t, "goroutines and descriptors back to where they were", 15*time.Second, func() bool {
+		return runtime.NumGoroutine() <= goroutines+2 && testutil.OpenFDs(t) <= fds
+	})
+	if code, err := c.Exec(context.Background(), execProcess(c, "exit", "3"), nil, io.Discard, nil, false, nil); err != nil || code != 3 {
+		t.Fatalf("exec after the holders: %d, %v", code, err)
+	}
 }

@@ -85,10 +85,19 @@ func security(in *Input, s *specs.Spec, notes *Notes) error {
 	s.Process.NoNewPrivileges = sc.NoNewPrivs
 
 	if !privileged {
-		if s.Linux.MaskedPaths, err = procPaths("masked_paths", sc.MaskedPaths, defaultMaskedPaths); err != nil {
+		masked, readonly := defaultMaskedPaths, defaultReadonlyPaths
+		if in.Pod.UserNS != "" {
+			// kubelet sends its default lists for procMount Default and
+			// empty ones (nil over gRPC) for Unmasked, which Kubernetes
+			// allows only with a user namespace: honour it there, as
+			// containerd does (it applies the lists as sent). Without a
+			// user namespace nil means nothing was said: the defaults.
+			masked, readonly = []string{}, []string{}
+		}
+		if s.Linux.MaskedPaths, err = procPaths("masked_paths", sc.MaskedPaths, masked); err != nil {
 			return err
 		}
-		if s.Linux.ReadonlyPaths, err = procPaths("readonly_paths", sc.ReadonlyPaths, defaultReadonlyPaths); err != nil {
+		if s.Linux.ReadonlyPaths, err = procPaths("readonly_paths", sc.ReadonlyPaths, readonly); err != nil {
 			return err
 		}
 	}
@@ -174,11 +183,9 @@ func capName(n string) (string, error) {
 	return name, nil
 }
 
-// procPaths is the request's list when it has one, else the default. Over
-// gRPC an empty list arrives as nil, so kubelet's procMount Unmasked (an
-// empty list) gets the defaults; that mode needs a user namespace, which
-// crisp does not support, so nothing legitimate is lost. A Go caller can pass
-// a non-nil empty slice to mean none.
+// procPaths is the request's list when it has one, else the default (see
+// security for procMount Unmasked). A Go caller can pass a non-nil empty
+// slice to mean none.
 func procPaths(field string, req, def []string) ([]string, error) {
 	if req == nil {
 		return slices.Clone(def), nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 func TestCapabilities(t *testing.T) {
@@ -71,6 +72,7 @@ func TestMaskedPaths(t *testing.T) {
 		name             string
 		masked, readonly []string
 		privileged       bool
+		userns           bool
 		wantMasked       []string
 		wantRO           []string
 		wantErr          string
@@ -79,11 +81,20 @@ func TestMaskedPaths(t *testing.T) {
 		{name: "explicit lists win", masked: []string{"/proc/kcore"}, readonly: []string{"/proc/sys"}, wantMasked: []string{"/proc/kcore"}, wantRO: []string{"/proc/sys"}},
 		{name: "explicitly empty means none", masked: []string{}, readonly: []string{}, wantMasked: []string{}, wantRO: []string{}},
 		{name: "privileged has none", privileged: true, masked: []string{"/proc/kcore"}},
+		// kubelet sends its default lists for procMount Default and empty
+		// ones (nil over gRPC) for Unmasked, which needs a user namespace.
+		{name: "user namespace without lists is procMount Unmasked", userns: true, wantMasked: []string{}, wantRO: []string{}},
+		{name: "user namespace with lists keeps them", userns: true, masked: []string{"/proc/kcore"}, readonly: []string{"/proc/sys"}, wantMasked: []string{"/proc/kcore"}, wantRO: []string{"/proc/sys"}},
 		{name: "relative path", masked: []string{"proc/kcore"}, wantErr: "masked_paths[0]"},
 		{name: "unclean path", readonly: []string{"/proc/../sys"}, wantErr: "readonly_paths[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := baseInput(t)
+			if tc.userns {
+				var maps []sandbox.IDMap
+				in, maps = usernsInput(t)
+				sc(&in).Namespaces.User = &UserNamespace{Mode: sandbox.ModePod, UIDs: maps, GIDs: maps}
+			}
 			sc(&in).MaskedPaths, sc(&in).ReadonlyPaths = tc.masked, tc.readonly
 			sc(&in).Privileged, in.Pod.Privileged = tc.privileged, tc.privileged
 			s, _, err := Generate(in)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/errdefs"
 )
 
 // bufPool amortises the copy buffer across files and concurrent layer pulls;
@@ -24,7 +26,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 128<<10); return &b 
 // Apply extracts an (uncompressed) OCI layer tar stream into dir, which must be an empty
 // directory, converting OCI whiteouts to overlayfs form so dir can be an overlayfs lowerdir.
 // It returns the total bytes of regular file content written.
-func Apply(ctx context.Context, r io.Reader, dir string) (int64, error) {
+func Apply(ctx context.Context, r io.Reader, dir string, lim Limits) (int64, error) {
 	root, err := os.Open(dir)
 	if err != nil {
 		return 0, err
@@ -39,7 +41,10 @@ func Apply(ctx context.Context, r io.Reader, dir string) (int64, error) {
 	}
 
 	a := &applier{root: int(root.Fd()), dirIdx: map[string]int{}}
+	r = &limitedReader{r: r, max: lim.MaxBytes}
 	tr := tar.NewReader(r)
+	var entries int
+	var size int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return a.written, err
@@ -50,6 +55,14 @@ func Apply(ctx context.Context, r io.Reader, dir string) (int64, error) {
 		}
 		if err != nil {
 			return a.written, fmt.Errorf("read layer tar: %w", err)
+		}
+		if entries++; lim.MaxEntries > 0 && entries > lim.MaxEntries {
+			return a.written, tooLarge("more than %d entries (max_layer_entries)", lim.MaxEntries)
+		}
+		if isRegular(hdr) {
+			if size += hdr.Size; lim.MaxBytes > 0 && size > lim.MaxBytes {
+				return a.written, tooLarge("files of more than %d bytes in all, sparse ones at full size (max_layer_bytes)", lim.MaxBytes)
+			}
 		}
 		if err := a.entry(hdr, tr); err != nil {
 			return a.written, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
@@ -64,6 +77,38 @@ func Apply(ctx context.Context, r io.Reader, dir string) (int64, error) {
 		return a.written, fmt.Errorf("read layer tar: %w", err)
 	}
 	return a.written, nil
+}
+
+// Limits bound what one layer may unpack to, against layers made to
+// exhaust a node (a small compressed stream that expands to terabytes, or
+// millions of files that use up inodes). Zero fields are unbounded.
+type Limits struct {
+	// MaxBytes bounds both the uncompressed stream and the sum of its
+	// files' sizes (a sparse file counts at its full size: the tar reader
+	// expands it, and reading the zeros takes as long as writing them).
+	MaxBytes int64
+	// MaxEntries bounds the tar entries.
+	MaxEntries int
+}
+
+// tooLarge is a layer over a limit: ResourceExhausted, naming the setting.
+func tooLarge(format string, args ...any) error {
+	return fmt.Errorf("layer over its limit: %s: %w", fmt.Sprintf(format, args...), errdefs.ErrResourceExhausted)
+}
+
+// limitedReader fails once more than max bytes were read (max 0: never).
+type limitedReader struct {
+	r         io.Reader
+	read, max int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.read += int64(n)
+	if l.max > 0 && l.read > l.max {
+		return n, tooLarge("more than %d uncompressed bytes (max_layer_bytes)", l.max)
+	}
+	return n, err
 }
 
 type dirTime struct {
@@ -129,11 +174,11 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 		}
 	}
 
-	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
-		// The tar reader expands sparse files, but old-GNU ones keep
-		// their own type flag.
+	switch {
+	case isRegular(hdr):
 		return a.regular(pfd, base, hdr, tr)
+	}
+	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return a.directory(pfd, name, hdr)
 	case tar.TypeSymlink:
@@ -160,6 +205,16 @@ func (a *applier) entry(hdr *tar.Header, tr *tar.Reader) error {
 	}
 }
 
+// isRegular: the tar reader expands sparse files, but old-GNU ones keep
+// their own type flag.
+func isRegular(hdr *tar.Header) bool {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeCont, tar.TypeGNUSparse:
+		return true
+	}
+	return false
+}
+
 func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) error {
 	// O_EXCL|O_NOFOLLOW: any previous entry was removed above, so an
 	// existing name here can only be a race and must not be followed.
@@ -171,9 +226,13 @@ func (a *applier) regular(pfd int, base string, hdr *tar.Header, tr io.Reader) e
 	bufp := bufPool.Get().(*[]byte)
 	// The wrappers hide ReadFrom/WriteTo so the pooled buffer is actually
 	// used instead of a fresh 32 KiB allocation per file.
-	n, err := io.CopyBuffer(struct{ io.Writer }{f}, struct{ io.Reader }{tr}, *bufp)
+	w := &holeWriter{fd: fd}
+	n, err := io.CopyBuffer(w, struct{ io.Reader }{tr}, *bufp)
 	bufPool.Put(bufp)
 	a.written += n
+	if err == nil {
+		err = w.finish()
+	}
 	if err == nil {
 		err = setFdMeta(fd, hdr)
 	}

@@ -283,7 +283,7 @@ func TestApplyCancelled(t *testing.T) {
 	layer := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := Apply(ctx, bytes.NewReader(buildTar(t, file("a", "x"))), layer)
+	_, err := Apply(ctx, bytes.NewReader(buildTar(t, file("a", "x"))), layer, Limits{})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -313,7 +313,7 @@ func TestApplyCancelledMidStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &cancelAfterFirst{r: bytes.NewReader(buildTar(t, file("a", "x"), file("b", "y"), file("c", "z"))), cancel: cancel}
-	if _, err := Apply(ctx, r, layer); !errors.Is(err, context.Canceled) {
+	if _, err := Apply(ctx, r, layer, Limits{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 	if _, err := os.Lstat(filepath.Join(layer, "c")); err == nil {
@@ -326,14 +326,14 @@ func TestApplyRejectsNonEmptyDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(layer, "old"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Apply(context.Background(), bytes.NewReader(buildTar(t, file("a", "x"))), layer); err == nil {
+	if _, err := Apply(context.Background(), bytes.NewReader(buildTar(t, file("a", "x"))), layer, Limits{}); err == nil {
 		t.Fatal("Apply into a non-empty dir succeeded")
 	}
 }
 
 func TestApplyTruncated(t *testing.T) {
 	b := buildTar(t, file("a", string(bytes.Repeat([]byte("x"), 4096))))
-	if _, err := Apply(context.Background(), bytes.NewReader(b[:len(b)-1024-2048]), t.TempDir()); err == nil {
+	if _, err := Apply(context.Background(), bytes.NewReader(b[:len(b)-1024-2048]), t.TempDir(), Limits{}); err == nil {
 		t.Fatal("truncated layer applied without error")
 	}
 }

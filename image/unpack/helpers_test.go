@@ -72,7 +72,7 @@ func applyEntries(t *testing.T, entries ...entry) (string, int64, error) {
 	if err := os.Mkdir(layer, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n, err := Apply(context.Background(), bytes.NewReader(buildTar(t, entries...)), layer)
+	n, err := Apply(context.Background(), bytes.NewReader(buildTar(t, entries...)), layer, Limits{})
 	return layer, n, err
 }
 

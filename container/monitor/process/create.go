@@ -46,7 +46,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 		return err
 	}
 	var err error
-	m.logw, err = crilog.Open(m.cfg.LogPath, func(err error) { m.logf("%v", err) })
+	m.logw, err = crilog.OpenBeneath(m.cfg.LogRoot, m.cfg.LogPath, func(err error) { m.logf("%v", err) })
 	if err != nil {
 		return err
 	}

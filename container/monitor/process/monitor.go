@@ -234,7 +234,7 @@ func restore(bundle, handoffArg string) (*monitor, error) {
 	var err error
 	// Reopening by path is safe: the container has not run yet, so
 	// nothing was logged and the kubelet cannot have rotated the file.
-	if m.logw, err = crilog.Open(m.cfg.LogPath, func(err error) { m.logf("%v", err) }); err != nil {
+	if m.logw, err = crilog.OpenBeneath(m.cfg.LogRoot, m.cfg.LogPath, func(err error) { m.logf("%v", err) }); err != nil {
 		return nil, err
 	}
 	streams := []crilog.StreamType{crilog.Stdout, crilog.Stderr}

@@ -41,6 +41,7 @@ type Config struct {
 	Bundle    string `json:"bundle"`
 	StateDir  string `json:"state_dir"`
 	LogPath   string `json:"log_path,omitempty"`
+	LogRoot   string `json:"log_root,omitempty"`
 	Stdin     bool   `json:"stdin,omitempty"`
 	StdinOnce bool   `json:"stdin_once,omitempty"`
 	Tty       bool   `json:"tty,omitempty"`

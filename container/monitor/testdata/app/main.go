@@ -66,6 +66,19 @@ func main() {
 		pid := spawn("sleep")
 		fmt.Printf("%d %d\n", os.Getpid(), pid)
 		time.Sleep(time.Hour)
+	case "detach": // detach exit|hang: start a sleeper in a session of its own that keeps stdio, then exit or sleep
+		pid, err := syscall.ForkExec("/proc/self/exe", []string{"app", "sleep"}, &syscall.ProcAttr{
+			Files: []uintptr{0, 1, 2},
+			Sys:   &syscall.SysProcAttr{Setsid: true},
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "spawn:", err)
+			os.Exit(1)
+		}
+		fmt.Printf("detached %d\n", pid)
+		if args[0] == "hang" {
+			time.Sleep(time.Hour)
+		}
 	case "oom": // allocate and touch memory until killed
 		var keep [][]byte
 		for {
