@@ -40,6 +40,8 @@ type Config struct {
 	CNI        CNI                 `toml:"cni"`
 	Streaming  Streaming           `toml:"streaming"`
 	NRI        NRI                 `toml:"nri"`
+	Metrics    Metrics             `toml:"metrics"`
+	Tracing    Tracing             `toml:"tracing"`
 	Registries map[string]Registry `toml:"registries"`
 	// InsecureRegistries may be reached over plain HTTP or with unverified TLS.
 	// Entries are host[:port] patterns; "*" matches any port or host label.
@@ -99,6 +101,7 @@ func Default() *Config {
 		Registries:         map[string]Registry{},
 		InsecureRegistries: []string{"localhost:*", "127.0.0.1:*"},
 		NRI:                defaultNRI(),
+		Tracing:            defaultTracing(),
 	}
 }
 
@@ -164,6 +167,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.NRI.validate(); err != nil {
+		return err
+	}
+	if err := c.Metrics.validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.validate(); err != nil {
 		return err
 	}
 	for host, r := range c.Registries {
