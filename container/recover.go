@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/internal/metrics"
 )
 
 // recover rebuilds the index from the records at start-up:
@@ -34,6 +36,7 @@ func (m *Manager) recover(ctx context.Context) error {
 				continue
 			}
 			m.cleanupOrphan(c.ID)
+			metrics.Recovery(metrics.RecoveryContainer, metrics.RolledBack)
 			continue
 		}
 		if err := m.names.Reserve(nameKey(c.PodID, c.Name, c.Attempt), c.ID); err != nil {
@@ -58,6 +61,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			m.remountImageVolumes(c)
 		}
 		m.containers.Add(c.ID, e)
+		metrics.Recovery(metrics.RecoveryContainer, metrics.Recovered)
 		if e.proc != nil {
 			m.watchExit(e)
 		}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 )
 
 // Start lets a created container run its process. Only a container in
@@ -29,6 +30,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err := e.proc.Start(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	metrics.ContainerStarted()
 	m.events.publish(Event{Type: EventStarted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
 	hooks.PostStartContainer(ctx, pod, e.snapshot())
 	return nil
@@ -66,6 +68,9 @@ func (m *Manager) recordExit(e *entry) *Snapshot {
 		return nil
 	}
 	if c.Exit == nil {
+		// The first time this exit is seen, by this daemon or (the exit
+		// happened while crisp was down) the next.
+		metrics.ContainerExited(st.Reason)
 		n := c.clone()
 		n.Exit = &Exit{FinishedAt: st.FinishedAt, ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message}
 		if err := m.commit(e, n); err != nil {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/crisp-runtime/crisp/internal/metrics"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -72,6 +73,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		case rollBack:
 			klog.InfoS("Rolling back a pod whose creation was interrupted", "pod", sb.ID)
 			m.rollBack(ctx, sb)
+			metrics.Recovery(metrics.RecoveryPod, metrics.RolledBack)
 			continue
 		case markNotReady:
 			klog.InfoS("Pod lost its namespaces or reaper; reporting it not ready", "pod", sb.ID)
@@ -93,6 +95,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			m.watchReaper(e, *sb.Reaper)
 		}
 		m.pods.Add(sb.ID, e)
+		metrics.Recovery(metrics.RecoveryPod, metrics.Recovered)
 		if sb.Network.Attached {
 			keep = append(keep, netPod(sb))
 		}
