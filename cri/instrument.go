@@ -72,7 +72,7 @@ func streamInstrument(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 // With tracing off the propagator and tracer are no-ops.
 func startSpan(ctx context.Context, fullMethod string, ids []any) (context.Context, trace.Span) {
 	if !tracing.Enabled() {
-		return ctx, trace.SpanFromContext(ctx) // a no-op span: nothing to build
+		return ctx, trace.SpanFromContext(context.Background()) // a no-op span: nothing to build
 	}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		ctx = tracing.Extract(ctx, metadataCarrier(md))
