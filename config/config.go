@@ -51,6 +51,8 @@ type Config struct {
 	Streaming  Streaming           `toml:"streaming"`
 	NRI        NRI                 `toml:"nri"`
 	CDI        CDI                 `toml:"cdi"`
+	Metrics    Metrics             `toml:"metrics"`
+	Tracing    Tracing             `toml:"tracing"`
 	Registries map[string]Registry `toml:"registries"`
 	// InsecureRegistries may be reached over plain HTTP or with unverified TLS.
 	// Entries are host[:port] patterns; "*" matches any port or host label.
@@ -119,6 +121,7 @@ func Default() *Config {
 		InsecureRegistries: []string{"localhost:*", "127.0.0.1:*"},
 		NRI:                defaultNRI(),
 		CDI:                defaultCDI(),
+		Tracing:            defaultTracing(),
 	}
 }
 
@@ -196,6 +199,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.CDI.validate(); err != nil {
+		return err
+	}
+	if err := c.Metrics.validate(); err != nil {
+		return err
+	}
+	if err := c.Tracing.validate(); err != nil {
 		return err
 	}
 	for host, r := range c.Registries {

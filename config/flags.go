@@ -141,6 +141,12 @@ var flagSetters = []flagSetter{
 		c.NRI.PluginRequestTimeout, err = parseDuration("nri-plugin-request-timeout", v)
 		return err
 	}},
+	{"metrics-address", "host:port to serve Prometheus /metrics on, empty for none (key metrics.address)", func(c *Config, v string) error { c.Metrics.Address = v; return nil }},
+	{"tracing-endpoint", "OTLP/gRPC collector URL to export traces to, empty for none (key tracing.endpoint)", func(c *Config, v string) error { c.Tracing.Endpoint = v; return nil }},
+	{"tracing-sampling-ratio", "share of the traces starting at crisp that are sampled (key tracing.sampling_ratio)", func(c *Config, v string) (err error) {
+		c.Tracing.SamplingRatio, err = parseRatio("tracing-sampling-ratio", v)
+		return err
+	}},
 }
 
 // boolFlags may be given without a value, as -name.

@@ -105,7 +105,8 @@ func (p *fakeProc) Exec(ctx context.Context, sp *specs.Process, _ io.Reader, std
 	return p.execCode, nil
 }
 
-func (p *fakeProc) ReopenLog() error { return nil }
+func (p *fakeProc) ReopenLog() error     { return nil }
+func (p *fakeProc) MonitorRunning() bool { return p.Status().State != StateExited }
 func (p *fakeProc) Stats() (*monitor.Stats, error) {
 	return &monitor.Stats{Timestamp: time.Now(), CPUUsageNanos: 1000, MemoryUsageBytes: 2048, MemoryWorkingSetBytes: 1024}, nil
 }

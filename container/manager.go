@@ -205,6 +205,17 @@ func (m *Manager) List(f Filter) []*Snapshot {
 	return out
 }
 
+// Monitors counts the containers whose monitor process is alive.
+func (m *Manager) Monitors() int {
+	n := 0
+	for _, e := range m.containers.List("") {
+		if e.proc != nil && e.proc.MonitorRunning() {
+			n++
+		}
+	}
+	return n
+}
+
 // podEntries returns every indexed container of a pod, including those
 // still being created: pod stop and remove must wait for them.
 func (m *Manager) podEntries(podID string) []*entry {

@@ -9,6 +9,8 @@ import (
 	"slices"
 
 	"k8s.io/klog/v2"
+
+	"github.com/crisp-runtime/crisp/internal/metrics"
 )
 
 // recover rebuilds the index from the records at start-up:
@@ -25,6 +27,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		// lease; the node keeps working.
 		klog.ErrorS(err, "Unreadable container record quarantined: its monitor, rootfs and image lease are kept until it is repaired or removed")
 		m.quarantined = append(m.quarantined, err.Error())
+		metrics.Recovery(metrics.RecoveryContainer, metrics.Quarantined)
 	}
 	for _, id := range orphans {
 		m.cleanupOrphan(id)
@@ -37,6 +40,7 @@ func (m *Manager) recover(ctx context.Context) error {
 				continue
 			}
 			m.cleanupOrphan(c.ID)
+			metrics.Recovery(metrics.RecoveryContainer, metrics.RolledBack)
 			continue
 		}
 		if err := m.names.Reserve(nameKey(c.PodID, c.Name, c.Attempt), c.ID); err != nil {
@@ -61,6 +65,7 @@ func (m *Manager) recover(ctx context.Context) error {
 			m.remountImageVolumes(c)
 		}
 		m.containers.Add(c.ID, e)
+		metrics.Recovery(metrics.RecoveryContainer, metrics.Recovered)
 		if e.proc != nil {
 			m.watchExit(e)
 		}

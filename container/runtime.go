@@ -7,8 +7,10 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/internal/tracing"
 )
 
 // Process is a created container as its monitor runs it. *monitor.Container
@@ -24,6 +26,8 @@ type Process interface {
 	Attach(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, resize <-chan monitor.TermSize) error
 	ReopenLog() error
 	Stats() (*monitor.Stats, error)
+	// MonitorRunning reports whether the monitor process is alive.
+	MonitorRunning() bool
 }
 
 // Runtime creates and re-attaches to monitors.
@@ -37,7 +41,9 @@ type MonitorRuntime struct{}
 
 // Create spawns a monitor that creates the container.
 func (MonitorRuntime) Create(ctx context.Context, cfg monitor.Config) (Process, error) {
+	ctx, span := tracing.Start(ctx, "container.monitor_create", attribute.String("crisp.container", cfg.ID))
 	c, err := monitor.Create(ctx, cfg)
+	tracing.End(span, err)
 	if err != nil {
 		// A typed nil would make a non-nil interface.
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -40,6 +41,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err := failpoint.Hit("ctr-start/after-start"); err != nil {
 		return err
 	}
+	metrics.ContainerStarted()
 	m.events.publish(Event{Type: EventStarted, ContainerID: c.ID, PodID: c.PodID, Time: time.Now()})
 	hooks.PostStartContainer(ctx, pod, e.snapshot())
 	return nil
@@ -81,6 +83,9 @@ func (m *Manager) recordExit(e *entry) *Snapshot {
 		return nil
 	}
 	if c.Exit == nil {
+		// The first time this exit is seen, by this daemon or (the exit
+		// happened while crisp was down) the next.
+		metrics.ContainerExited(st.Reason)
 		n := c.clone()
 		n.Exit = exitOf(st)
 		if err := m.commit(e, n); err != nil {

@@ -7,17 +7,23 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/metrics"
+	"github.com/crisp-runtime/crisp/internal/tracing"
 )
 
 // Interceptors return the gRPC options that give every RPC the same logging,
-// panic recovery and error-to-code mapping, so handlers only translate.
+// metrics, trace span, panic recovery and error-to-code mapping, so handlers
+// only translate.
 func Interceptors() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unaryInstrument),
@@ -31,7 +37,9 @@ func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 	// The handler and the managers it calls log through this logger where
 	// they have the ctx (klog.FromContext), so those lines name the RPC and
 	// the objects it is about.
-	logger := klog.FromContext(ctx).WithValues(append([]any{"method", method}, requestIDs(req)...)...)
+	ids := requestIDs(req)
+	logger := klog.FromContext(ctx).WithValues(append([]any{"method", method}, ids...)...)
+	ctx, span := startSpan(ctx, info.FullMethod, ids)
 	ctx = klog.NewContext(ctx, logger)
 	defer func() {
 		if r := recover(); r != nil {
@@ -39,7 +47,7 @@ func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 			resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", method, r)
 		}
 		err = toStatus(ctx, errdefs.NoSpace(whatDidNotFit(method, req), err))
-		logRPC(logger, method, start, err)
+		finish(span, logger, method, start, err)
 	}()
 	return handler(ctx, req)
 }
@@ -48,15 +56,69 @@ func streamInstrument(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo
 	start := time.Now()
 	method := shortMethod(info.FullMethod)
 	logger := klog.FromContext(ss.Context()).WithValues("method", method)
+	ctx, span := startSpan(ss.Context(), info.FullMethod, nil)
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Error(fmt.Errorf("panic: %v", r), "RPC handler panicked", "stack", string(debug.Stack()))
 			err = status.Errorf(codes.Internal, "%s: internal error: %v", method, r)
 		}
 		err = toStatus(ss.Context(), err)
-		logRPC(logger, method, start, err)
+		finish(span, logger, method, start, err)
 	}()
-	return handler(srv, &loggedStream{ServerStream: ss, ctx: klog.NewContext(ss.Context(), logger)})
+	return handler(srv, &loggedStream{ServerStream: ss, ctx: klog.NewContext(ctx, logger)})
+}
+
+// startSpan begins the request's span as a child of the caller's, when the
+// gRPC metadata carries a W3C traceparent (kubelet's does when it traces).
+// With tracing off the propagator and tracer are no-ops.
+func startSpan(ctx context.Context, fullMethod string, ids []any) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return ctx, trace.SpanFromContext(context.Background()) // a no-op span: nothing to build
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		ctx = tracing.Extract(ctx, metadataCarrier(md))
+	}
+	name := strings.TrimPrefix(fullMethod, "/")
+	service, method, _ := strings.Cut(name, "/")
+	attrs := []attribute.KeyValue{
+		attribute.String("rpc.system", "grpc"),
+		attribute.String("rpc.service", service),
+		attribute.String("rpc.method", method),
+	}
+	for i := 0; i+1 < len(ids); i += 2 {
+		attrs = append(attrs, attribute.String("crisp."+fmt.Sprint(ids[i]), fmt.Sprint(ids[i+1])))
+	}
+	return tracing.StartServer(ctx, name, attrs...)
+}
+
+// finish records the answered request in the log, the metrics and its span.
+func finish(span trace.Span, logger klog.Logger, method string, start time.Time, err error) {
+	code := status.Code(err)
+	metrics.CRIRequest(method, code.String(), time.Since(start))
+	span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
+	tracing.End(span, err)
+	logRPC(logger, method, start, err)
+}
+
+// metadataCarrier lets the propagator read gRPC metadata, whose keys are
+// lower case as traceparent is.
+type metadataCarrier metadata.MD
+
+func (c metadataCarrier) Get(key string) string {
+	if v := metadata.MD(c).Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }
+
+func (c metadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
 }
 
 // loggedStream hands a stream's handler the context with the RPC's logger.

@@ -14,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 )
 
 func TestUnaryInstrumentMapsErrorsAndRecovers(t *testing.T) {
@@ -42,9 +43,14 @@ func TestUnaryInstrumentMapsErrorsAndRecovers(t *testing.T) {
 		}, codes.Internal, "ContainerStatus"},
 	} {
 		t.Run(name, func(t *testing.T) {
+			// Counted under the code the client sees, panics included.
+			before := metrics.Read("crisp_cri_requests_total", "method", "ContainerStatus", "code", tc.code.String())
 			_, err := unaryInstrument(context.Background(), req, info, tc.handler)
 			if got := status.Code(err); got != tc.code {
 				t.Fatalf("code %v, want %v (err %v)", got, tc.code, err)
+			}
+			if n := metrics.Read("crisp_cri_requests_total", "method", "ContainerStatus", "code", tc.code.String()) - before; n != 1 {
+				t.Errorf("counted %v requests with code %v, want 1", n, tc.code)
 			}
 			if err != nil && !strings.Contains(err.Error(), tc.message) {
 				t.Fatalf("message %q lacks %q", err, tc.message)

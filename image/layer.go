@@ -14,11 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/image/unpack"
 	"github.com/crisp-runtime/crisp/internal/atomicfile"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
+	"github.com/crisp-runtime/crisp/internal/metrics"
+	"github.com/crisp-runtime/crisp/internal/tracing"
 )
 
 // layerSpec is one layer to make present: its compressed blob (as the
@@ -89,7 +92,8 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 		klog.FromContext(ctx).V(2).Info("Pull: layer already present", "ref", p.ref, "layer", l.diffID)
 		return nil
 	}
-	return s.once(ctx, "layer:"+h, func(ctx context.Context) error {
+	ctx, span := tracing.Start(ctx, "image.pull_layer", attribute.String("image.layer.digest", l.blob), attribute.Int64("image.layer.size", l.size))
+	err := s.once(ctx, "layer:"+h, func(ctx context.Context) error {
 		if s.hasLayer(h) { // finished by the call we were waiting for
 			return nil
 		}
@@ -109,11 +113,15 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 			if err := s.unpackLayer(guard.Context(), guard.Reader(rc), l); err != nil {
 				return guard.Err(err)
 			}
+			metrics.ImageBytesPulled(l.size)
+			metrics.LayerUnpacked()
 			klog.FromContext(ctx).V(2).Info("Pull: layer fetched", "ref", p.ref, "blob", l.blob, "bytes", l.size, "endpoint", ep.display, "duration", time.Since(start).Round(time.Millisecond))
 			return nil
 		})
 		return err
 	})
+	tracing.End(span, err)
+	return err
 }
 
 // unpackLayer streams a compressed layer once: the bytes are hashed (and
@@ -122,6 +130,8 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 // both digests verify: the blob and the layer directory are renamed into
 // place only afterwards.
 func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (err error) {
+	ctx, span := tracing.Start(ctx, "image.unpack", attribute.String("image.layer.diff_id", l.diffID))
+	defer func() { tracing.End(span, err) }()
 	h := hexOf(l.diffID)
 	work, err := os.MkdirTemp(s.tmpDir(), "layer-"+h[:12]+"-")
 	if err != nil {

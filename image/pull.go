@@ -15,6 +15,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 )
 
 // Manifests and configs are read into memory; real ones are kilobytes.
@@ -46,6 +47,7 @@ func (s *Store) Pull(ctx context.Context, rawRef string, auth *Auth) (*Image, er
 	defer p.pins.release()
 
 	img, err := p.pull(ctx, auth)
+	metrics.ImagePulled(err, time.Since(start))
 	if err != nil {
 		if ctx.Err() != nil && !isCtxErr(err) {
 			// Report the cancellation as the cause (gRPC Canceled or
@@ -242,7 +244,11 @@ func (p *puller) fetchConfig(ctx context.Context, mf ocispec.Manifest) (*ocispec
 				if err != nil {
 					return err
 				}
-				return p.s.fetchBlob(ctx, rc, digest, d.Size)
+				if err := p.s.fetchBlob(ctx, rc, digest, d.Size); err != nil {
+					return err
+				}
+				metrics.ImageBytesPulled(d.Size)
+				return nil
 			})
 			return err
 		})

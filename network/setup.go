@@ -69,7 +69,7 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := m.cni.AddNetworkList(ctx, n.list, rt)
+	res, err := m.addList(ctx, n.list, rt)
 	if err == nil {
 		var out *Result
 		if out, err = toResult(n.list.Name, res); err == nil {
@@ -83,7 +83,7 @@ func (m *Manager) Setup(ctx context.Context, pod Pod) (*Result, error) {
 	// The caller's ctx may be the reason ADD failed, hence a fresh one.
 	delCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.NetworkTeardown)
 	defer cancel()
-	if derr := m.cni.DelNetworkList(delCtx, n.list, rt); derr != nil {
+	if derr := m.delList(delCtx, n.list, rt); derr != nil {
 		klog.ErrorS(derr, "Rolling back failed pod network setup", "pod", pod.ID, "network", n.list.Name)
 		err = fmt.Errorf("%w (rollback DEL also failed: %v)", err, derr)
 	}

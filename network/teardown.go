@@ -78,7 +78,7 @@ func (m *Manager) Teardown(ctx context.Context, pod Pod) error {
 			return err
 		}
 	}
-	if err := m.cni.DelNetworkList(ctx, n.list, rt); err != nil {
+	if err := m.delList(ctx, n.list, rt); err != nil {
 		return fmt.Errorf("network teardown of pod %s (network %q): %w", pod.ID, n.list.Name, err)
 	}
 	return nil
@@ -104,7 +104,7 @@ func (m *Manager) delAttachment(ctx context.Context, att *libcni.NetworkAttachme
 	if netnsPath == "" {
 		cached, _ = m.cni.GetNetworkListCachedResult(list, rt)
 	}
-	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
+	if err := m.delList(ctx, list, rt); err != nil {
 		return fmt.Errorf("CNI DEL of network %q: %w", att.Network, err)
 	}
 	if netnsPath == "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/cdi"
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
+	"github.com/crisp-runtime/crisp/internal/tracing"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -22,6 +23,8 @@ import (
 // applied to s. When a plugin fails it, or its adjustment does not apply,
 // plugins are told that the container stopped and went away.
 func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Container, s *specs.Spec) error {
+	ctx, span := tracing.Start(ctx, "nri.CreateContainer")
+	defer span.End()
 	pod := podOrStub(sb, c.PodID)
 	ctr := containerToNRI(&container.Snapshot{Container: c, Status: container.Status{State: container.StateUnknown, CreatedAt: c.CreatedAt}}, s)
 	n.mu.Lock()
@@ -45,6 +48,8 @@ func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 
 // UndoCreateContainer implements container.Hooks.
 func (n *NRI) UndoCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Container) {
+	ctx, span := tracing.Start(ctx, "nri.UndoCreateContainer")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.undoCreateLocked(ctx, podOrStub(sb, c.PodID), &api.Container{Id: c.ID, PodSandboxId: c.PodID, Name: c.Name})
@@ -59,6 +64,8 @@ func (n *NRI) undoCreateLocked(ctx context.Context, pod *api.PodSandbox, ctr *ap
 
 // PostCreateContainer implements container.Hooks.
 func (n *NRI) PostCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) {
+	ctx, span := tracing.Start(ctx, "nri.PostCreateContainer")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.PostCreateContainer(ctx, &api.PostCreateContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
@@ -67,6 +74,8 @@ func (n *NRI) PostCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 
 // StartContainer implements container.Hooks; a plugin can fail the start.
 func (n *NRI) StartContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) error {
+	ctx, span := tracing.Start(ctx, "nri.StartContainer")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.StartContainer(ctx, &api.StartContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
@@ -79,6 +88,8 @@ func (n *NRI) StartContainer(ctx context.Context, sb *sandbox.Sandbox, c *contai
 
 // PostStartContainer implements container.Hooks.
 func (n *NRI) PostStartContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) {
+	ctx, span := tracing.Start(ctx, "nri.PostStartContainer")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.PostStartContainer(ctx, &api.PostStartContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
@@ -88,6 +99,8 @@ func (n *NRI) PostStartContainer(ctx context.Context, sb *sandbox.Sandbox, c *co
 // UpdateContainer implements container.Hooks: plugins may change the
 // requested resources, and ask for updates of other containers.
 func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot, r *container.Resources) (*container.Resources, error) {
+	ctx, span := tracing.Start(ctx, "nri.UpdateContainer")
+	defer span.End()
 	n.mu.Lock()
 	rpl, err := n.nri.UpdateContainer(ctx, &api.UpdateContainerRequest{
 		Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil), LinuxResources: resourcesToNRI(r),
@@ -114,6 +127,8 @@ func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 
 // PostUpdateContainer implements container.Hooks.
 func (n *NRI) PostUpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) {
+	ctx, span := tracing.Start(ctx, "nri.PostUpdateContainer")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	err := n.nri.PostUpdateContainer(ctx, &api.PostUpdateContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
@@ -123,6 +138,8 @@ func (n *NRI) PostUpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 // StopContainer implements container.Hooks; only the first call for a
 // container reaches plugins.
 func (n *NRI) StopContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) {
+	ctx, span := tracing.Start(ctx, "nri.StopContainer")
+	defer span.End()
 	n.mu.Lock()
 	updates := n.stopContainerLocked(ctx, podOrStub(sb, c.PodID), containerToNRI(c, nil))
 	n.mu.Unlock()
@@ -132,6 +149,8 @@ func (n *NRI) StopContainer(ctx context.Context, sb *sandbox.Sandbox, c *contain
 // RemoveContainer implements container.Hooks; plugins that were not told
 // about the stop hear of it first.
 func (n *NRI) RemoveContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) {
+	ctx, span := tracing.Start(ctx, "nri.RemoveContainer")
+	defer span.End()
 	pod, ctr := podOrStub(sb, c.PodID), containerToNRI(c, nil)
 	n.mu.Lock()
 	updates := n.stopContainerLocked(ctx, pod, ctr)

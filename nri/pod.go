@@ -9,12 +9,15 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/internal/timeouts"
+	"github.com/crisp-runtime/crisp/internal/tracing"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
 // RunPod implements sandbox.Hooks. When a plugin fails it, the others are
 // told that the pod stopped and went away, as containerd does.
 func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) error {
+	ctx, span := tracing.Start(ctx, "nri.RunPod")
+	defer span.End()
 	pod := podToNRI(sb)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -32,6 +35,8 @@ func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) error {
 
 // StopPod implements sandbox.Hooks.
 func (n *NRI) StopPod(ctx context.Context, sb *sandbox.Sandbox) {
+	ctx, span := tracing.Start(ctx, "nri.StopPod")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.stopPodLocked(ctx, podToNRI(sb))
@@ -39,6 +44,8 @@ func (n *NRI) StopPod(ctx context.Context, sb *sandbox.Sandbox) {
 
 // RemovePod implements sandbox.Hooks.
 func (n *NRI) RemovePod(ctx context.Context, sb *sandbox.Sandbox) {
+	ctx, span := tracing.Start(ctx, "nri.RemovePod")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	pod := podToNRI(sb)
@@ -49,6 +56,8 @@ func (n *NRI) RemovePod(ctx context.Context, sb *sandbox.Sandbox) {
 // UpdatePod implements sandbox.Hooks: plugins see the pod's new overhead
 // and resources (kubelet's in-place pod resize) and may refuse them.
 func (n *NRI) UpdatePod(ctx context.Context, sb *sandbox.Sandbox, overhead, resources *sandbox.Resources) error {
+	ctx, span := tracing.Start(ctx, "nri.UpdatePod")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	req := &api.UpdatePodSandboxRequest{Pod: podToNRI(sb)}
@@ -68,6 +77,8 @@ func (n *NRI) UpdatePod(ctx context.Context, sb *sandbox.Sandbox, overhead, reso
 
 // PostUpdatePod implements sandbox.Hooks.
 func (n *NRI) PostUpdatePod(ctx context.Context, sb *sandbox.Sandbox) {
+	ctx, span := tracing.Start(ctx, "nri.PostUpdatePod")
+	defer span.End()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err := n.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: podToNRI(sb)}); err != nil {

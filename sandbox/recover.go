@@ -14,6 +14,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/internal/bootid"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 	"github.com/crisp-runtime/crisp/internal/record"
 	"github.com/crisp-runtime/crisp/network"
 )
@@ -60,6 +61,7 @@ func (m *Manager) recover(ctx context.Context) {
 	for _, err := range errs {
 		klog.ErrorS(err, "Unreadable pod record quarantined: its namespaces, processes and IP are kept until it is repaired or removed")
 		m.quarantined = append(m.quarantined, err.Error())
+		metrics.Recovery(metrics.RecoveryPod, metrics.Quarantined)
 		if le := (*record.LoadError)(nil); errors.As(err, &le) {
 			quarantined[le.ID] = true
 		}
@@ -92,6 +94,7 @@ func (m *Manager) recover(ctx context.Context) {
 		case rollBack:
 			klog.InfoS("Rolling back a pod whose creation was interrupted", "pod", sb.ID)
 			m.rollBack(ctx, sb)
+			metrics.Recovery(metrics.RecoveryPod, metrics.RolledBack)
 			continue
 		case markNotReady:
 			klog.InfoS("Pod lost its namespaces or reaper; reporting it not ready", "pod", sb.ID)
@@ -114,6 +117,7 @@ func (m *Manager) recover(ctx context.Context) {
 			m.watchReaper(e, *sb.Reaper)
 		}
 		m.pods.Add(sb.ID, e)
+		metrics.Recovery(metrics.RecoveryPod, metrics.Recovered)
 		if sb.Network.Attached {
 			keep = append(keep, netPod(sb))
 		}

@@ -8,6 +8,7 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 )
 
 // runtime is what the library calls once a session's streams exist.
@@ -45,6 +46,7 @@ func (r *runtime) Attach(ctx context.Context, containerID string, stdin io.Reade
 // no request context, so it ends on the server's.
 func (r *runtime) PortForward(ctx context.Context, podID string, port int32, stream io.ReadWriteCloser) error {
 	if !r.s.acquire() {
+		metrics.StreamingRefused(metrics.StreamPortForward)
 		return fmt.Errorf("port forward to %d: too many streams: %w", port, errdefs.ErrResourceExhausted)
 	}
 	defer r.s.release()

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream/wsstream"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
@@ -252,7 +254,11 @@ func (s *Server) Close() error {
 // ServeHTTP bounds concurrent sessions and tracks their connections, then
 // lets the library route by token; an unknown or used token gets 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	kind := s.sessionKind(r)
 	if !s.acquire() {
+		if kind != "" {
+			metrics.StreamingRefused(kind)
+		}
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many streaming sessions", http.StatusTooManyRequests)
 		return
@@ -264,6 +270,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.untrack(c)
+	if kind != "" {
+		defer metrics.StreamingSession(kind)()
+	}
 	if klog.V(5).Enabled() {
 		// A cheap leak check: after sessions end the count comes back.
 		defer func() {
@@ -279,6 +288,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.lib.ServeHTTP(w, r)
+}
+
+// sessionKind is the kind of session a URL this server handed out names
+// (the path's first element), "" for any other path.
+func (s *Server) sessionKind(r *http.Request) string {
+	kind, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, s.url.Path), "/")
+	switch kind {
+	case metrics.StreamExec, metrics.StreamAttach, metrics.StreamPortForward:
+		return kind
+	}
+	return ""
 }
 
 func (s *Server) acquire() bool {

@@ -32,6 +32,7 @@ import (
 	"k8s.io/streaming/pkg/httpstream/spdy"
 
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/metrics"
 	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
@@ -347,7 +348,12 @@ func TestSessionLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	refused := metrics.Read("crisp_streaming_sessions_refused_total", "kind", metrics.StreamPortForward)
+	open := metrics.Read("crisp_streaming_sessions", "kind", metrics.StreamPortForward)
 	conn := spdyDial(t, first.Url, "portforward.k8s.io") // holds the one slot
+	if got := metrics.Read("crisp_streaming_sessions", "kind", metrics.StreamPortForward) - open; got != 1 {
+		t.Errorf("open port-forward sessions went up by %v, want 1", got)
+	}
 	resp, err := http.Post(second.Url, "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -374,6 +380,13 @@ func TestSessionLimit(t *testing.T) {
 	if msg, _ := io.ReadAll(errs); !strings.Contains(string(msg), "too many") {
 		t.Fatalf("forward beyond the limit: error stream says %q", msg)
 	}
+	if got := metrics.Read("crisp_streaming_sessions_refused_total", "kind", metrics.StreamPortForward) - refused; got != 2 {
+		t.Errorf("refusals counted: %v, want 2 (the session and the connection)", got)
+	}
+	conn.Close()
+	testutil.WaitFor(t, "the session's end to be counted", 30*time.Second, func() bool {
+		return metrics.Read("crisp_streaming_sessions", "kind", metrics.StreamPortForward) == open
+	})
 }
 
 // TestCloseEndsSessions: upgraded connections are hijacked from the HTTP

@@ -51,6 +51,11 @@ func serve(cfg *config.Config) error {
 		return err
 	}
 	defer unlock()
+	stopTracing, err := startTracing(cfg)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
 
 	images, err := image.New(image.Options{
 		Root:                   cfg.ImageRoot(),
@@ -130,6 +135,12 @@ func serve(cfg *config.Config) error {
 	}
 	// Ends exec/attach/port-forward sessions, which are not in-flight RPCs.
 	defer streams.Close()
+
+	stopMetrics, err := startMetrics(cfg, pods, containers, images)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 
 	srv := cri.New(cri.Deps{Config: cfg, Version: version, Images: images, Network: netMgr, Sandboxes: pods, Streaming: streams, Containers: containers})
 	opts := append(cri.Interceptors(), grpc.MaxRecvMsgSize(maxMsgSize), grpc.MaxSendMsgSize(maxMsgSize))

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -30,6 +31,8 @@ type Container struct {
 	otherBoot bool
 	status    Status
 	done      chan struct{} // closed once the exit is recorded in status
+	// watching is true while the monitor process is alive and watched.
+	watching atomic.Bool
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()
@@ -50,6 +53,9 @@ func (c *Container) Status() Status {
 // Wait returns a channel that is closed once the container has exited and
 // its exit status is available from Status.
 func (c *Container) Wait() <-chan struct{} { return c.done }
+
+// MonitorRunning reports whether the container's monitor process is alive.
+func (c *Container) MonitorRunning() bool { return c.watching.Load() }
 
 // Load rebuilds the handle of a container created earlier, typically by a
 // previous daemon process. A live monitor is watched again; an exit that
@@ -82,6 +88,7 @@ func Load(bundle, stateDir string) (*Container, error) {
 	pidfd, err := c.openVerifiedPidfd(c.rec.MonitorPid, c.rec.MonitorStartTime)
 	switch {
 	case err == nil:
+		c.watching.Store(true)
 		go c.watch(pidfd)
 	case !exited && !c.readExit():
 		// Gone without recording an exit (readExit again: it may have
@@ -180,6 +187,7 @@ func (c *Container) openVerifiedPidfd(pid int, startTime uint64) (*os.File, erro
 func (c *Container) watch(pidfd *os.File) {
 	defer pidfd.Close()
 	waitPidfd(context.Background(), pidfd)
+	c.watching.Store(false)
 	reapPidfd(pidfd)
 	if !c.readExit() {
 		c.monitorGone()

@@ -130,6 +130,7 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 	c.status = statusOf(&c.rec)
+	c.watching.Store(true)
 	go c.watch(pidfd)
 	return c, nil
 }

@@ -104,4 +104,7 @@ const (
 	// SocketProbe bounds the dial that tells a live CRI socket from a stale
 	// one at start-up.
 	SocketProbe = time.Second
+	// TraceFlush bounds sending the last buffered spans at exit: a slow or
+	// absent collector must not hold up a restart.
+	TraceFlush = 5 * time.Second
 )
