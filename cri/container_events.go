@@ -57,8 +57,6 @@ func (s *Server) containerEvent(cm Containers, ev container.Event) *runtimeapi.C
 		// matching the pod by the status's id, so the last status goes.
 		resp.PodSandboxStatus = toCRIPodSandboxStatus(ev.Sandbox)
 	}
-	for _, c := range cm.List(container.Filter{PodID: ev.PodID}) {
-		resp.ContainersStatuses = append(resp.ContainersStatuses, toCRIContainerStatus(c))
-	}
+	resp.ContainersStatuses = podContainerStatuses(cm, ev.PodID)
 	return resp
 }

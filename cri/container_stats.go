@@ -106,10 +106,13 @@ func (s *Server) listPodStats(cm Containers, f *runtimeapi.PodSandboxStatsFilter
 
 func toCRIPodSandboxStats(sb *sandbox.Sandbox, cm Containers) *runtimeapi.PodSandboxStats {
 	ps := cm.PodStats(sb.ID, sb.Namespaces[sandbox.NSNet] != "")
+	// Pressure is the pod cgroup's own, not a sum of its containers'.
+	ps.Total.Pressure = container.PodPressure(sb.Cgroup)
 	ts := ps.Timestamp.UnixNano()
 	lx := &runtimeapi.LinuxPodSandboxStats{
 		Cpu:     toCRICPU(&ps.Total),
 		Memory:  toCRIMemory(&ps.Total, nil),
+		Io:      toCRIIO(&ps.Total),
 		Process: &runtimeapi.ProcessUsage{Timestamp: ts, ProcessCount: &runtimeapi.UInt64Value{Value: ps.Total.Pids}},
 	}
 	if n := ps.Network; n != nil {

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -28,9 +29,7 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxS
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: toCRIPodSandboxStatus(sb), Timestamp: now.UnixNano()}
 	if s.containers != nil {
-		for _, c := range s.containers.List(container.Filter{PodID: sb.ID}) {
-			resp.ContainersStatuses = append(resp.ContainersStatuses, toCRIContainerStatus(c))
-		}
+		resp.ContainersStatuses = podContainerStatuses(s.containers, sb.ID)
 	}
 	if req.GetVerbose() {
 		// The whole record: namespaces' pin files, reaper, cgroup, the CNI
@@ -69,4 +68,20 @@ func (s *Server) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, s
 		}
 	}
 	return nil
+}
+
+// podContainerStatuses are the statuses of a pod's containers, newest
+// first. kubelet's evented PLEG takes them from PodSandboxStatus unsorted
+// and reads a container's latest attempt as the first one with its name:
+// oldest first, a container restarted twice looked like its first dead
+// attempt, and kubelet retried that attempt's successor, whose name the
+// running container holds, forever (AlreadyExists).
+func podContainerStatuses(cm Containers, podID string) []*runtimeapi.ContainerStatus {
+	cs := cm.List(container.Filter{PodID: podID})
+	slices.SortStableFunc(cs, func(a, b *container.Snapshot) int { return b.Status.CreatedAt.Compare(a.Status.CreatedAt) })
+	out := make([]*runtimeapi.ContainerStatus, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, toCRIContainerStatus(c))
+	}
+	return out
 }

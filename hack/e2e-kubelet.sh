@@ -92,12 +92,32 @@ source "$ROOT/hack/kubelet/pods.sh"
 source "$ROOT/hack/kubelet/cdi.sh"
 
 not() { ! "$@"; }
-all_ready() { ready single && ready probes && ready limited; }
+# all_ready: every long-running pod is Ready; if not, prints what kubelet
+# reports of those that are not.
+all_ready() {
+	local l bad=()
+	for l in single probes limited; do ready "$l" || bad+=("$l"); done
+	((${#bad[@]} == 0)) && return 0
+	pods_json | jq -c --arg b " ${bad[*]} " '.items[]? | select($b | contains(" " + .metadata.labels.e2e + " ")) |
+		{pod: .metadata.name, containers: [.status.containerStatuses[]? | {name, ready, restartCount, state: (.state | keys[0])}]}'
+	return 1
+}
 no_pods() { pods_json | jq -e '.items | length == 0'; }
 no_sandboxes() { [[ -z $(cri pods -q) && -z $(cri ps -aq) ]]; }
 exit_code() { cri inspect "$1" | jq -r .status.exitCode; }
 cgroup_root_gone() { local d; for d in "${created_cgroups[@]}"; do [[ ! -d $d ]] || return 1; done; }
-has_log() { cri logs "$1" 2>&1 | grep -qF "$2"; }
+# has_log ID TEXT: crictl logs of ID has TEXT; otherwise prints what it saw:
+# the log, the container's state and its log file.
+has_log() {
+	local out f
+	out=$(cri logs "$1" 2>&1)
+	grep -qF "$2" <<<"$out" && return 0
+	echo "crictl logs $1: ${out:-(nothing)}"
+	cri inspect "$1" 2>&1 | jq -c '.status | {state, exitCode, reason, startedAt, finishedAt, logPath}' 2>&1
+	f=$(cri inspect "$1" 2>/dev/null | jq -r '.status.logPath // empty')
+	[[ -z $f ]] || ls -l "$f" 2>&1
+	return 1
+}
 # empty CMD...: CMD succeeds and prints nothing (what it printed is the detail).
 empty() { local out; out=$("$@") || return 1; [[ -z $out ]] || { echo "$out"; return 1; }; }
 same() { [[ $1 == "$2" ]] || { diff <(echo "$1") <(echo "$2") | sed 's/^/    /'; return 1; }; }
@@ -172,6 +192,8 @@ check "kubelet reports the pod IP crisp gave the sandbox ($ip)" \
 s=$(sandbox probes)
 check "the probes pod runs two containers" test "$(running "$s" | wc -l)" -eq 2
 check "its containers share kubelet's emptyDir volume" grep -qx from-web <(cri exec "$(container_id "$s" sidecar)" cat /data/web)
+# The web container runs (a probe may have restarted it under load).
+must eventually 30 "the probes pod's web container is running" test -n "$(container_id "$s" web)"
 web=$(container_id "$s" web)
 # The readiness probe really runs: without its file the pod turns NotReady,
 # and Ready again once the file is back.

@@ -9,6 +9,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -101,7 +102,7 @@ func markerSeen(t *testing.T, d *harness.Daemon, events <-chan *runtimeapi.Conta
 	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE}
 	marker := runPod(t, d, cfg)
 	removePod(t, d, marker)
-	timeout := time.After(time.Second)
+	timeout := time.After(testutil.Scaled(time.Second))
 	for seen := false; ; {
 		select {
 		case ev, ok := <-events:
@@ -124,7 +125,7 @@ func markerSeen(t *testing.T, d *harness.Daemon, events <-chan *runtimeapi.Conta
 	}
 }
 
-// nextEvent is the next event, within 30 s.
+// nextEvent is the next event, within 30 s (scaled).
 func nextEvent(t *testing.T, events <-chan *runtimeapi.ContainerEventResponse) *runtimeapi.ContainerEventResponse {
 	t.Helper()
 	select {
@@ -133,8 +134,8 @@ func nextEvent(t *testing.T, events <-chan *runtimeapi.ContainerEventResponse) *
 			t.Fatal("event stream ended")
 		}
 		return ev
-	case <-time.After(30 * time.Second):
-		t.Fatal("no event in 30 s")
+	case <-time.After(testutil.Scaled(30 * time.Second)):
+		t.Fatalf("no event in %v", testutil.Scaled(30*time.Second))
 	}
 	return nil
 }

@@ -97,6 +97,8 @@ func waitExited(t *testing.T, d *harness.Daemon, id string, timeout time.Duratio
 
 func execSync(t *testing.T, d *harness.Daemon, id string, timeout int64, cmd ...string) *runtimeapi.ExecSyncResponse {
 	t.Helper()
+	// The command's own deadline is a wait, scaled like the others.
+	timeout = int64(testutil.Scaled(time.Duration(timeout)))
 	resp, err := d.Runtime.ExecSync(harness.Ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: timeout})
 	if err != nil {
 		t.Fatalf("ExecSync %v: %v", cmd, err)
@@ -142,7 +144,7 @@ func logPathOf(podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerCon
 func checkNoZombies(t *testing.T, d *harness.Daemon) {
 	t.Helper()
 	var z []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(testutil.Scaled(5 * time.Second)); ; time.Sleep(100 * time.Millisecond) {
 		if z = zombies(d); len(z) == 0 {
 			return
 		}

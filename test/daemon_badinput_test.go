@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -57,7 +58,7 @@ func TestEveryRPCSurvivesBadRequests(t *testing.T) {
 					fill(rng, req.ProtoReflect(), 0)
 				}
 				keepOffline(req)
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), testutil.Scaled(30*time.Second))
 				out := m.Call([]reflect.Value{reflect.ValueOf(ctx), reflect.ValueOf(req)})
 				cancel()
 				calls++

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -80,10 +81,10 @@ func TestStatusFollowsCNIConfig(t *testing.T) {
 	if err := os.Rename(tmp, conf); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(testutil.Scaled(10 * time.Second))
 	for !conditions(t, d)[runtimeapi.NetworkReady].Status {
 		if time.Now().After(deadline) {
-			t.Fatalf("NetworkReady still false 10s after the config appeared: %+v", conditions(t, d)[runtimeapi.NetworkReady])
+			t.Fatalf("NetworkReady still false %v after the config appeared: %+v", testutil.Scaled(10*time.Second), conditions(t, d)[runtimeapi.NetworkReady])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

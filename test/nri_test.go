@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -181,7 +182,7 @@ func connectPlugin(t *testing.T, p any, sock, name string, synced <-chan struct{
 	t.Cleanup(s.Stop)
 	select {
 	case <-synced:
-	case <-time.After(30 * time.Second):
+	case <-time.After(testutil.Scaled(30 * time.Second)):
 		t.Fatal("the plugin was not synchronized")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/crisp-runtime/crisp/internal/testutil"
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
@@ -51,7 +52,7 @@ func runPod(t *testing.T, d *harness.Daemon, cfg *runtimeapi.PodSandboxConfig) s
 	// failing test leaves no pod, reaper, pin or iptables rule behind.
 	// Removing a removed pod succeeds, so tests may still remove their own.
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), testutil.Scaled(time.Minute))
 		defer cancel()
 		if _, err := d.Runtime.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId}); err != nil {
 			t.Logf("cleanup: RemovePodSandbox %s: %v", resp.PodSandboxId, err)

@@ -228,7 +228,7 @@ func TestSandboxSharedPIDReaper(t *testing.T) {
 	}
 	select {
 	case <-exited:
-	case <-time.After(5 * time.Second):
+	case <-time.After(testutil.Scaled(5 * time.Second)):
 		_ = sleeper.Process.Kill()
 		t.Error("a process of the pod's PID namespace survived the pod's stop")
 	}

@@ -64,7 +64,7 @@ func (s *attachSession) detach() {
 		s.stdin.Close()
 		select {
 		case <-s.done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(testutil.Scaled(10 * time.Second)):
 		}
 	})
 }
@@ -139,7 +139,7 @@ func TestAttach(t *testing.T) {
 // attach session is live once its first output arrives.
 func waitAttached(t *testing.T, d *harness.Daemon, id string, sessions ...*attachSession) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.Scaled(20 * time.Second))
 	for i := 0; ; i++ {
 		ping := fmt.Sprintf("ping%d", i)
 		sessions[0].send(t, ping+"\n")
@@ -173,7 +173,7 @@ func TestAttachTTY(t *testing.T) {
 		s := attach(t, d, tr, id, true, sizes)
 		want := fmt.Sprintf("size-%dx%d", h, w)
 		// The shell polls until the client's size arrived.
-		deadline := time.Now().Add(20 * time.Second)
+		deadline := time.Now().Add(testutil.Scaled(20 * time.Second))
 		for !strings.Contains(s.stdout.String(), want) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: no %q in %q", tr, want, s.stdout.String())

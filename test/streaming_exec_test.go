@@ -296,7 +296,7 @@ func TestExecSessionsLeaveNothing(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the cut-off sessions' processes to be killed", 15*time.Second, func() bool { return !strings.Contains(ctrProcs(t, d, id), "sleep 777") })
 	var nowFDs, nowThreads, nowGoroutines int
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.Scaled(20 * time.Second))
 	for {
 		nowFDs, nowThreads, nowGoroutines = settle()
 		// Go keeps idle threads: a few more are no leak, one per session

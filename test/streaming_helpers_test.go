@@ -108,6 +108,7 @@ func exitCode(err error) int {
 // waitOutput waits until b contains want.
 func waitOutput(t *testing.T, b *testutil.SyncBuffer, want string, timeout time.Duration) {
 	t.Helper()
+	timeout = testutil.Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	for !strings.Contains(b.String(), want) {
 		if time.Now().After(deadline) {

@@ -201,7 +201,7 @@ func TestPortForwardReachesPodNotHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = crictl.Process.Kill(); _ = crictl.Wait() }()
-	c := http.Client{Timeout: 5 * time.Second}
+	c := http.Client{Timeout: testutil.Scaled(5 * time.Second)}
 	var body string
 	testutil.WaitFor(t, "crictl port-forward to serve", 15*time.Second, func() bool {
 		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/crictl", local))
@@ -326,7 +326,7 @@ func TestPortForwardSessionsLeaveNothing(t *testing.T) {
 		get(i)
 	}
 	var nowFDs, nowThreads int
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(testutil.Scaled(20 * time.Second))
 	for {
 		nowFDs, nowThreads = countEntries(t, pid, "fd"), countEntries(t, pid, "task")
 		// Go keeps idle threads: a few more are no leak, one per session would be.

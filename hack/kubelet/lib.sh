@@ -159,35 +159,35 @@ start_crisp() {
 	"$BIN/crisp" --config "$WORK/crisp.toml" --listen "$SOCK" --root "$WORK/root" \
 		--state "$WORK/state" --cni-conf-dir "$WORK/cni" --cgroup-driver "$DRIVER" -v=2 --logtostderr=true >>"$WORK/crisp.log" 2>&1 &
 	crisp_pid=$!
-	for _ in $(seq 1 150); do
+	for _ in $(seq 1 $((150 * ${SCALE:-1}))); do
 		[[ -S $SOCK ]] && cri version >/dev/null 2>&1 && return 0
 		kill -0 "$crisp_pid" 2>/dev/null || { tail -20 "$WORK/crisp.log" >&2; die "crisp exited during start-up"; }
 		sleep 0.2
 	done
-	die "crisp did not answer on $SOCK within 30s"
+	die "crisp did not answer on $SOCK within $((30 * ${SCALE:-1}))s"
 }
 
 start_kubelet() {
 	"$BIN/kubelet" --config "$WORK/kubelet.yaml" --root-dir "$WORK/kubelet" --v=2 >>"$WORK/kubelet.log" 2>&1 &
 	kubelet_pid=$!
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 $((300 * ${SCALE:-1}))); do
 		healthz && return 0
 		kill -0 "$kubelet_pid" 2>/dev/null || { grep -E '^[EF][0-9]{4}' "$WORK/kubelet.log" | tail -20 >&2; die "kubelet exited during start-up"; }
 		sleep 0.2
 	done
-	die "kubelet healthz did not answer within 60s"
+	die "kubelet healthz did not answer within $((60 * ${SCALE:-1}))s"
 }
 
-# stop_pid PID NAME: SIGTERM, then SIGKILL after 20s.
+# stop_pid PID NAME: SIGTERM, then SIGKILL after 20s (scaled).
 stop_pid() {
 	local pid=$1 name=$2
 	[[ -n $pid ]] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
-	for _ in $(seq 1 100); do
+	for _ in $(seq 1 $((100 * ${SCALE:-1}))); do
 		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
 		sleep 0.2
 	done
-	log "$name ($pid) ignored SIGTERM for 20s; killing it"
+	log "$name ($pid) ignored SIGTERM for $((20 * ${SCALE:-1}))s; killing it"
 	kill -KILL "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
 }

@@ -46,14 +46,17 @@ spec:
     imagePullPolicy: IfNotPresent
     command: [sh, -c, 'sleep 2; touch /tmp/ready; echo from-web >/data/web; $LOOP']
     volumeMounts: [{name: data, mountPath: /data}]
+    # Periods and timeouts scale: under emulation (the VM lane) an exec
+    # takes seconds to set up, and probes that queue behind each other
+    # time out and restart a healthy container.
     readinessProbe:
       exec: {command: [cat, /tmp/ready]}
-      periodSeconds: 1
-      timeoutSeconds: $((1 * ${SCALE:-1}))
+      periodSeconds: $((1 * ${SCALE:-1}))
+      timeoutSeconds: $((5 * ${SCALE:-1}))
     livenessProbe:
       exec: {command: [sh, -c, 'kill -0 1']}
-      periodSeconds: 2
-      timeoutSeconds: $((1 * ${SCALE:-1}))
+      periodSeconds: $((2 * ${SCALE:-1}))
+      timeoutSeconds: $((5 * ${SCALE:-1}))
   - name: sidecar
     image: $IMAGE
     imagePullPolicy: IfNotPresent
@@ -62,8 +65,8 @@ spec:
     # Ready once it sees the other container's file in the shared emptyDir.
     readinessProbe:
       exec: {command: [cat, /data/web]}
-      periodSeconds: 1
-      timeoutSeconds: $((1 * ${SCALE:-1}))
+      periodSeconds: $((1 * ${SCALE:-1}))
+      timeoutSeconds: $((5 * ${SCALE:-1}))
   volumes: [{name: data, emptyDir: {}}]
 YAML
 }

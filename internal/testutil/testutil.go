@@ -1,10 +1,11 @@
 // Package testutil holds the few helpers that tests of several packages
-// (and the integration tests) share. It is imported by _test.go files only.
+// (and the integration tests and their harness) share. Only tests import it.
 package testutil
 
 import (
 	"bytes"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -29,10 +30,28 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// TimeoutScaleEnv names the factor (a positive integer, default 1) by
+// which tests stretch their waits on a slow machine: the VM lane's emulated
+// guest sets 4 (hack/vm/guest.sh). It lengthens how long a test waits for
+// something to happen, never what a test asserts about durations.
+const TimeoutScaleEnv = "CRISP_TEST_TIMEOUT_SCALE"
+
+var timeoutScale = sync.OnceValue(func() time.Duration {
+	n, err := strconv.Atoi(os.Getenv(TimeoutScaleEnv))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return time.Duration(n)
+})
+
+// Scaled is a test's wait d stretched by $CRISP_TEST_TIMEOUT_SCALE.
+func Scaled(d time.Duration) time.Duration { return d * timeoutScale() }
+
 // WaitFor polls cond until it holds, failing the test with what after
-// timeout.
+// timeout (scaled, see Scaled).
 func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	timeout = Scaled(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

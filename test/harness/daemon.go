@@ -21,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/crisp-runtime/crisp/internal/testutil"
 )
 
 // Daemon is a running crisp with clients connected to it.
@@ -242,7 +244,8 @@ func (d *Daemon) start(t testing.TB, bin string) {
 	d.Runtime = runtimeapi.NewRuntimeServiceClient(conn)
 	d.Images = runtimeapi.NewImageServiceClient(conn)
 
-	deadline := time.Now().Add(30 * time.Second)
+	startWait := testutil.Scaled(30 * time.Second)
+	deadline := time.Now().Add(startWait)
 	for {
 		select {
 		case err := <-d.done:
@@ -251,7 +254,7 @@ func (d *Daemon) start(t testing.TB, bin string) {
 		default:
 		}
 		if _, err := os.Stat(d.Socket); err == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), testutil.Scaled(2*time.Second))
 			_, err := d.Runtime.Version(ctx, &runtimeapi.VersionRequest{})
 			cancel()
 			if err == nil {
@@ -259,7 +262,7 @@ func (d *Daemon) start(t testing.TB, bin string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("crisp did not answer on %s within 30s\n%s", d.Socket, d.LogTail(30))
+			t.Fatalf("crisp did not answer on %s within %v\n%s", d.Socket, startWait, d.LogTail(30))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -288,10 +291,10 @@ func (d *Daemon) Stop(t testing.TB) {
 		if err != nil {
 			t.Errorf("crisp did not exit cleanly on SIGTERM: %v\n%s", err, d.LogTail(20))
 		}
-	case <-time.After(40 * time.Second):
+	case <-time.After(testutil.Scaled(40 * time.Second)):
 		_ = d.cmd.Process.Kill()
 		<-d.done
-		t.Errorf("crisp ignored SIGTERM for 40s\n%s", d.LogTail(20))
+		t.Errorf("crisp ignored SIGTERM for %v\n%s", testutil.Scaled(40*time.Second), d.LogTail(20))
 	}
 	d.cmd = nil
 }
@@ -360,9 +363,10 @@ func (d *Daemon) LogTail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// Ctx is a context for one RPC in a test.
+// Ctx is a context for one RPC in a test: kubelet's two minutes, scaled
+// (testutil.Scaled).
 func Ctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), testutil.Scaled(2*time.Minute))
 	t.Cleanup(cancel)
 	return ctx
 }

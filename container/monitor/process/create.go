@@ -65,7 +65,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 			m.destroy(lc)
 		}
 	}()
-	if m.oom, err = openOOMCounter(lc); err != nil {
+	if err = m.oom.open(lc); err != nil {
 		m.logf("OOM detection disabled: %v", err)
 	}
 	if err := m.listen(); err != nil {

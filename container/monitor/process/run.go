@@ -21,6 +21,7 @@ const drainTimeout = 2 * time.Second
 // run serves the running container until its init exits, then records the
 // exit and returns the monitor's exit code.
 func (m *monitor) run() int {
+	m.oom.watch(m.logf)
 	var wg sync.WaitGroup
 	for _, o := range m.outputs {
 		wg.Add(1)
