@@ -334,7 +334,7 @@ func TestSandboxCyclesLeaveNothing(t *testing.T) {
 }
 
 // TestRunPodSandboxLatency reports RunPodSandbox's p50/p95 over sequential
-// pods with CNI; it fails only on absurd values.
+// pods with CNI; it fails on errors, not on time (make bench judges speed).
 func TestRunPodSandboxLatency(t *testing.T) {
 	pn := harness.PodNetwork(t)
 	d := harness.Start(t, harness.WithCNI(pn.ConfDir))
@@ -350,9 +350,6 @@ func TestRunPodSandboxLatency(t *testing.T) {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	p50, p95 := lat[n/2], lat[n*95/100]
 	t.Logf("RunPodSandbox with CNI over %d sequential pods: p50 %v, p95 %v, max %v", n, p50, p95, lat[n-1])
-	if p95 > 10*time.Second {
-		t.Errorf("p95 %v", p95)
-	}
 	for _, id := range ids {
 		removePod(t, d, id)
 	}

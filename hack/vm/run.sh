@@ -35,7 +35,7 @@
 #                     counts like a suite's
 #   VM_TEST_RUN       -test.run regex for the integration tests (default all)
 #   VM_TEST_SKIP      -test.skip regex (default 'Latency$': the latency
-#                     tests, whose bounds are about the host's speed, not
+#                     tests, which measure the host's speed, not
 #                     emulated CPUs; empty to run them)
 #   VM_CRITEST_FOCUS  ginkgo focus for critest (default the whole suite)
 #   VM_CRITEST_SKIP   extra ginkgo skip regex for critest
