@@ -56,22 +56,7 @@ stop_device_plugin() {
 	cp "$WORK/deviceplugin.log" "$ROOT/_output/e2e-kubelet/" 2>/dev/null || true
 }
 
-cdi_pod() {
-	write_pod cdi <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: cdi, namespace: default, labels: {e2e: cdi}}
-spec:
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: main
-    image: $IMAGE
-    imagePullPolicy: IfNotPresent
-    command: [sh, -c, '$LOOP']
-    resources:
-      limits: {vendor.example/gpu: 2}
-YAML
-}
+cdi_pod() { simple_pod cdi "$IMAGE" "$LOOP" '{vendor.example/gpu: 2}'; }
 
 # cdi_inside CONTAINER: what the container sees of its devices, one line each.
 cdi_inside() {

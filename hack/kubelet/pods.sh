@@ -17,6 +17,27 @@ write_pod() {
 # A shell that ends at once on SIGTERM (as PID 1 it has no default handler).
 LOOP='trap "exit 0" TERM; while true; do sleep 1; done'
 
+# simple_pod NAME IMAGE COMMAND [LIMITS]: one container, main, running
+# COMMAND in sh, labelled e2e=NAME; LIMITS is a YAML flow map ("{memory: 64Mi}").
+simple_pod() {
+	local name=$1 image=$2 command=$3 limits=${4:-}
+	write_pod "$name" < <(
+		cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $name, namespace: default, labels: {e2e: $name}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: $image
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, '$command']
+YAML
+		[[ -z $limits ]] || printf '    resources:\n      limits: %s\n' "$limits"
+	)
+}
+
 single_pod() { # GENERATION
 	write_pod single <<YAML
 apiVersion: v1
@@ -71,22 +92,7 @@ spec:
 YAML
 }
 
-limited_pod() {
-	write_pod limited <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: limited, namespace: default, labels: {e2e: limited}}
-spec:
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: main
-    image: $IMAGE
-    imagePullPolicy: IfNotPresent
-    command: [sh, -c, '$LOOP']
-    resources:
-      limits: {memory: 64Mi, cpu: 250m}
-YAML
-}
+limited_pod() { simple_pod limited "$IMAGE" "$LOOP" '{memory: 64Mi, cpu: 250m}'; }
 
 # A data-science pod: /dev/shm sized by CRI-O's annotation (64 MiB
 # without), rlimits by crisp's; it writes 256 MiB into its /dev/shm.
@@ -113,20 +119,8 @@ YAML
 # hack/images) maps 4 and fails on 5. The node needs the pages when kubelet
 # starts (setup_host reserves HUGEPAGES).
 hugepages_pod() {
-	write_pod hugepages <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: hugepages, namespace: default, labels: {e2e: hugepages}}
-spec:
-  terminationGracePeriodSeconds: 5
-  containers:
-  - name: main
-    image: $REGISTRY/crisp-test/hugepages:1
-    imagePullPolicy: IfNotPresent
-    command: [sh, -c, 'hugemap 4 | tail -1; hugemap 5 | tail -1; $LOOP']
-    resources:
-      limits: {hugepages-2Mi: 8Mi, memory: 64Mi}
-YAML
+	simple_pod hugepages "$REGISTRY/crisp-test/hugepages:1" "hugemap 4 | tail -1; hugemap 5 | tail -1; $LOOP" \
+		'{hugepages-2Mi: 8Mi, memory: 64Mi}'
 }
 
 crasher_pod() {
