@@ -24,15 +24,8 @@ printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 120\n' 
 # and the ids on stdout are what the checks use.
 crictl() { "$repo/_output/bin/crictl" --config "$work/crictl.yaml" "$@" 2>>"$work/crictl.err"; }
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $1"
-	[[ -z ${2:-} ]] || head -20 <<<"$2" | sed 's/^/    /'
-}
-# expect DESC WANT GOT
-expect() { if [[ $3 == "$2" ]]; then pass "$1: $3"; else fail "$1: got '$3', want '$2'"; fi; }
+# shellcheck source=../lib/checks.sh
+. "$repo/hack/lib/checks.sh"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1fs", b - a }'; }
 

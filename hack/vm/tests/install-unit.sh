@@ -16,14 +16,8 @@ set -uo pipefail
 repo=$(pwd)
 bin=$repo/_output/bin
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $1"
-	[[ -z ${2:-} ]] || head -20 <<<"$2" | sed 's/^/    /'
-}
-expect() { if [[ $3 == "$2" ]]; then pass "$1: $3"; else fail "$1: got '$3', want '$2'"; fi; }
+# shellcheck source=../../lib/checks.sh
+. "$repo/hack/lib/checks.sh"
 finish() {
 	echo "install-unit: $passed passed, $failed failed"
 	((failed == 0))

@@ -26,14 +26,8 @@ sock=/run/crisp/crisp.sock
 work=$(mktemp -d /tmp/systemd-restart-XXXXXX)
 chmod 711 "$work"
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $1"
-	[[ -z ${2:-} ]] || head -20 <<<"$2" | sed 's/^/    /'
-}
-expect() { if [[ $3 == "$2" ]]; then pass "$1: $3"; else fail "$1: got '$3', want '$2'"; fi; }
+# shellcheck source=../../lib/checks.sh
+. "$repo/hack/lib/checks.sh"
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "--- [$(up)s] $*"; }
 finish() {
