@@ -307,14 +307,12 @@ func TestExecSync(t *testing.T) {
 	if err != nil || string(res.Stdout) != "hi" || res.ExitCode != 7 {
 		t.Fatalf("%+v %v", res, err)
 	}
+	// The fake blocks until its context ends: only the 1 s exec timeout
+	// can end it here.
 	p.execBlock = true
-	start := time.Now()
 	_, err = e.m.ExecSync(ctx, "x1", []string{"sleep", "9"}, time.Second)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("timeout: %v", err)
-	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Fatalf("timeout took %v", d)
 	}
 	p.exit(0, monitor.ReasonCompleted)
 	if _, err := e.m.ExecSync(ctx, "x1", []string{"true"}, 0); !errors.Is(err, errdefs.ErrFailedPrecondition) {

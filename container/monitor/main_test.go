@@ -28,7 +28,9 @@ var (
 	testRun    string // short volatile dir for state dirs (sockets)
 )
 
-const cgroupParent = "crisp-test"
+// cgroupParent is per test process: two runs of this package at once (two
+// checkouts, or -count with -p) must not remove each other's parent.
+var cgroupParent = fmt.Sprintf("crisp-test-%d", os.Getpid())
 
 func TestMain(m *testing.M) {
 	// Exec re-executes this test binary as libcontainer's init.
