@@ -260,6 +260,16 @@ func TestCDIErrors(t *testing.T) {
 	t.Logf("bad device name: %v", err)
 	nothingLeft("bad device name")
 
+	// A driver library directory the spec bind-mounts is missing: refused at
+	// create, naming the spec file and the path, not at start by runc.
+	missing := filepath.Join(t.TempDir(), "vendor-lib-2.0")
+	libFile := f.write(t, "vendor-lib.yaml", fmt.Sprintf("cdiVersion: \"0.6.0\"\nkind: vendor.example/lib\ndevices:\n- name: lib0\n  containerEdits:\n    mounts:\n    - {hostPath: %s, containerPath: /opt/vendor, options: [ro, rbind]}\n", missing))
+	noSource := ctrConfig("no-source", "true")
+	noSource.CDIDevices = []*runtimeapi.CDIDevice{{Name: "vendor.example/lib=lib0"}}
+	err = wantCreateErr(t, d, pod, podCfg, noSource, codes.FailedPrecondition, `"vendor.example/lib=lib0"`, libFile, missing)
+	t.Logf("missing mount source: %v", err)
+	nothingLeft("missing mount source")
+
 	// Beside the broken file, the good spec's devices still work, and the
 	// running container never noticed.
 	again := ctrConfig("again", "sleep 3600")

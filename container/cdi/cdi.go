@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -113,8 +114,9 @@ func Requested(field []string, annotations map[string]string) ([]string, error) 
 	return out, nil
 }
 
-// Inject adds devices to s. Every failure is the request's or its spec
-// files' (InvalidArgument) and names the device and the files involved;
+// Inject adds devices to s. A failure names the device and the spec files
+// involved: InvalidArgument for the request's or a spec file's fault,
+// FailedPrecondition for a host path a spec file mounts that is missing;
 // s may be partly edited then, and must be discarded.
 func (r *Registry) Inject(s *specs.Spec, devices []string) error {
 	if len(devices) == 0 {
@@ -139,7 +141,37 @@ func (r *Registry) Inject(s *specs.Spec, devices []string) error {
 	if err != nil {
 		return errdefs.InvalidArgument("%s", r.whyNotApplied(s, devices, err))
 	}
+	return r.checkMountSources(devices)
+}
+
+// checkMountSources refuses a device whose spec file bind-mounts a host path
+// that is missing (a driver not installed, a library path that moved):
+// runc would only fail at start, with a message that names neither the
+// device nor its spec file. The node, not the request, is wrong, hence
+// FailedPrecondition.
+func (r *Registry) checkMountSources(devices []string) error {
+	for _, d := range devices {
+		dev := r.cache.GetDevice(d)
+		if dev == nil {
+			continue
+		}
+		spec := dev.GetSpec()
+		mounts := slices.Concat(spec.ContainerEdits.Mounts, dev.ContainerEdits.Mounts)
+		for _, m := range mounts {
+			if m == nil || !isBind(m.Type, m.Options) {
+				continue
+			}
+			if _, err := os.Stat(m.HostPath); err != nil {
+				return errdefs.FailedPrecondition("CDI device %q: spec file %s mounts %s at %s, but the host path is unusable: %v",
+					d, spec.GetPath(), m.HostPath, m.ContainerPath, err)
+			}
+		}
+	}
 	return nil
+}
+
+func isBind(typ string, options []string) bool {
+	return typ == "" || typ == "bind" || slices.Contains(options, "bind") || slices.Contains(options, "rbind")
 }
 
 // Allow refuses devices when CDI is disabled (r is nil): a container must

@@ -189,3 +189,45 @@ func TestRequested(t *testing.T) {
 		}
 	}
 }
+
+// A bind mount whose host path is gone fails the create, naming the device,
+// the spec file and the path; a mount of another type is the runtime's to
+// make and is not checked.
+func TestInjectRefusesMissingMountSource(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "driver-lib")
+	file := writeSpec(t, dir, "lib.yaml", `cdiVersion: "0.6.0"
+kind: vendor.example/lib
+devices:
+- name: gone
+  containerEdits:
+    mounts:
+    - {hostPath: `+missing+`, containerPath: /opt/lib, options: [ro, rbind]}
+- name: scratch
+  containerEdits:
+    mounts:
+    - {hostPath: tmpfs, containerPath: /scratch, type: tmpfs}
+`)
+	r, err := New([]string{dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Inject(newSpec(), []string{"vendor.example/lib=gone"})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("missing mount source: %v, want FailedPrecondition", err)
+	}
+	for _, want := range []string{`"vendor.example/lib=gone"`, file, missing} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+	if err := r.Inject(newSpec(), []string{"vendor.example/lib=scratch"}); err != nil {
+		t.Errorf("tmpfs mount: %v", err)
+	}
+	if err := os.Mkdir(missing, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Inject(newSpec(), []string{"vendor.example/lib=gone"}); err != nil {
+		t.Errorf("after the host path appeared: %v", err)
+	}
+}
