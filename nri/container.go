@@ -22,9 +22,9 @@ import (
 // CreateContainer implements container.Hooks: the plugins' adjustments are
 // applied to s. When a plugin fails it, or its adjustment does not apply,
 // plugins are told that the container stopped and went away.
-func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Container, s *specs.Spec) error {
+func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Container, s *specs.Spec) (err error) {
 	ctx, span := tracing.Start(ctx, "nri.CreateContainer")
-	defer span.End()
+	defer func() { tracing.End(span, err) }()
 	pod := podOrStub(sb, c.PodID)
 	ctr := containerToNRI(&container.Snapshot{Container: c, Status: container.Status{State: container.StateUnknown, CreatedAt: c.CreatedAt}}, s)
 	n.mu.Lock()
@@ -36,7 +36,7 @@ func (n *NRI) CreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *conta
 		return fmt.Errorf("NRI plugin failed CreateContainer of container %q in pod %s: %w", c.Name, c.PodID, err)
 	}
 	n.mu.Unlock()
-	if err := adjust(s, rpl.GetAdjust(), n.cdi); err != nil {
+	if err = adjust(s, rpl.GetAdjust(), n.cdi); err != nil {
 		n.mu.Lock()
 		n.undoCreateLocked(ctx, pod, ctr)
 		n.mu.Unlock()
@@ -73,12 +73,12 @@ func (n *NRI) PostCreateContainer(ctx context.Context, sb *sandbox.Sandbox, c *c
 }
 
 // StartContainer implements container.Hooks; a plugin can fail the start.
-func (n *NRI) StartContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) error {
+func (n *NRI) StartContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot) (err error) {
 	ctx, span := tracing.Start(ctx, "nri.StartContainer")
-	defer span.End()
+	defer func() { tracing.End(span, err) }()
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	err := n.nri.StartContainer(ctx, &api.StartContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
+	err = n.nri.StartContainer(ctx, &api.StartContainerRequest{Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil)})
 	n.setState(c.ID, running)
 	if err != nil {
 		return fmt.Errorf("NRI plugin failed StartContainer of container %s: %w", c.ID, err)
@@ -98,9 +98,9 @@ func (n *NRI) PostStartContainer(ctx context.Context, sb *sandbox.Sandbox, c *co
 
 // UpdateContainer implements container.Hooks: plugins may change the
 // requested resources, and ask for updates of other containers.
-func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot, r *container.Resources) (*container.Resources, error) {
+func (n *NRI) UpdateContainer(ctx context.Context, sb *sandbox.Sandbox, c *container.Snapshot, r *container.Resources) (_ *container.Resources, err error) {
 	ctx, span := tracing.Start(ctx, "nri.UpdateContainer")
-	defer span.End()
+	defer func() { tracing.End(span, err) }()
 	n.mu.Lock()
 	rpl, err := n.nri.UpdateContainer(ctx, &api.UpdateContainerRequest{
 		Pod: podOrStub(sb, c.PodID), Container: containerToNRI(c, nil), LinuxResources: resourcesToNRI(r),
@@ -169,6 +169,7 @@ func (n *NRI) stopContainerLocked(ctx context.Context, pod *api.PodSandbox, ctr 
 	rpl, err := n.nri.StopContainer(ctx, &api.StopContainerRequest{Pod: pod, Container: ctr})
 	if err != nil {
 		klog.FromContext(ctx).Info("NRI StopContainer failed", "container", ctr.Id, "err", err)
+		tracing.Fail(ctx, err)
 		return nil
 	}
 	return rpl.GetUpdate()
@@ -181,12 +182,14 @@ func (n *NRI) removeContainerLocked(ctx context.Context, pod *api.PodSandbox, ct
 	n.setState(ctr.Id, gone)
 	if err := n.nri.RemoveContainer(ctx, &api.RemoveContainerRequest{Pod: pod, Container: ctr}); err != nil {
 		klog.FromContext(ctx).Info("NRI RemoveContainer failed", "container", ctr.Id, "err", err)
+		tracing.Fail(ctx, err)
 	}
 }
 
 func logFailure(ctx context.Context, c *container.Snapshot, event string, err error) {
 	if err != nil {
 		klog.FromContext(ctx).Info("NRI event failed", "event", event, "container", c.ID, "err", err)
+		tracing.Fail(ctx, err)
 	}
 }
 

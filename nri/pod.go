@@ -15,13 +15,13 @@ import (
 
 // RunPod implements sandbox.Hooks. When a plugin fails it, the others are
 // told that the pod stopped and went away, as containerd does.
-func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) error {
+func (n *NRI) RunPod(ctx context.Context, sb *sandbox.Sandbox) (err error) {
 	ctx, span := tracing.Start(ctx, "nri.RunPod")
-	defer span.End()
+	defer func() { tracing.End(span, err) }()
 	pod := podToNRI(sb)
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	err := n.nri.RunPodSandbox(ctx, &api.RunPodSandboxRequest{Pod: pod})
+	err = n.nri.RunPodSandbox(ctx, &api.RunPodSandboxRequest{Pod: pod})
 	n.setState(sb.ID, running)
 	if err == nil {
 		return nil
@@ -55,9 +55,9 @@ func (n *NRI) RemovePod(ctx context.Context, sb *sandbox.Sandbox) {
 
 // UpdatePod implements sandbox.Hooks: plugins see the pod's new overhead
 // and resources (kubelet's in-place pod resize) and may refuse them.
-func (n *NRI) UpdatePod(ctx context.Context, sb *sandbox.Sandbox, overhead, resources *sandbox.Resources) error {
+func (n *NRI) UpdatePod(ctx context.Context, sb *sandbox.Sandbox, overhead, resources *sandbox.Resources) (err error) {
 	ctx, span := tracing.Start(ctx, "nri.UpdatePod")
-	defer span.End()
+	defer func() { tracing.End(span, err) }()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	req := &api.UpdatePodSandboxRequest{Pod: podToNRI(sb)}
@@ -69,7 +69,7 @@ func (n *NRI) UpdatePod(ctx context.Context, sb *sandbox.Sandbox, overhead, reso
 	if resources != nil {
 		req.LinuxResources = podResources(resources)
 	}
-	if _, err := n.nri.UpdatePodSandbox(ctx, req); err != nil {
+	if _, err = n.nri.UpdatePodSandbox(ctx, req); err != nil {
 		return fmt.Errorf("NRI plugin refused the resource update of pod %s: %w", sb.ID, err)
 	}
 	return nil
@@ -83,6 +83,7 @@ func (n *NRI) PostUpdatePod(ctx context.Context, sb *sandbox.Sandbox) {
 	defer n.mu.Unlock()
 	if err := n.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: podToNRI(sb)}); err != nil {
 		klog.FromContext(ctx).Info("NRI PostUpdatePodSandbox failed", "pod", sb.ID, "err", err)
+		tracing.Fail(ctx, err)
 	}
 }
 
@@ -93,6 +94,7 @@ func (n *NRI) stopPodLocked(ctx context.Context, pod *api.PodSandbox) {
 	n.setState(pod.Id, stopped)
 	if err := n.nri.StopPodSandbox(ctx, &api.StopPodSandboxRequest{Pod: pod}); err != nil {
 		klog.FromContext(ctx).Info("NRI StopPodSandbox failed", "pod", pod.Id, "err", err)
+		tracing.Fail(ctx, err)
 	}
 }
 
@@ -103,6 +105,7 @@ func (n *NRI) removePodLocked(ctx context.Context, pod *api.PodSandbox) {
 	n.setState(pod.Id, gone)
 	if err := n.nri.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: pod}); err != nil {
 		klog.FromContext(ctx).Info("NRI RemovePodSandbox failed", "pod", pod.Id, "err", err)
+		tracing.Fail(ctx, err)
 	}
 }
 

@@ -56,6 +56,14 @@ func End(span trace.Span, err error) {
 	span.End()
 }
 
+// Fail marks the span ctx carries as failed when err is not nil, for the
+// calls whose failure is logged and not returned.
+func Fail(ctx context.Context, err error) {
+	if err != nil {
+		trace.SpanFromContext(ctx).SetStatus(codes.Error, err.Error())
+	}
+}
+
 // Extract returns ctx with the remote span context carrier holds, if any.
 func Extract(ctx context.Context, carrier propagation.TextMapCarrier) context.Context {
 	return otel.GetTextMapPropagator().Extract(ctx, carrier)
