@@ -198,6 +198,9 @@ func (m *Manager) Get(id string) (*Snapshot, error) {
 func (m *Manager) List(f Filter) []*Snapshot {
 	var out []*Snapshot
 	for _, e := range m.containers.List(f.ID) {
+		if f.PodID != "" && e.podID != f.PodID {
+			continue // before the copy: a pod's stats list its containers
+		}
 		if s := e.snapshot(); f.match(s) {
 			out = append(out, s)
 		}
