@@ -110,6 +110,7 @@ func (p *fakeProc) MonitorRunning() bool { return p.Status().State != StateExite
 func (p *fakeProc) Stats() (*monitor.Stats, error) {
 	return &monitor.Stats{Timestamp: time.Now(), CPUUsageNanos: 1000, MemoryUsageBytes: 2048, MemoryWorkingSetBytes: 1024}, nil
 }
+func (p *fakeProc) Usage() (*monitor.Stats, error) { return p.Stats() }
 
 // fakeRuntime hands out fakeProcs; Load finds them by bundle.
 type fakeRuntime struct {

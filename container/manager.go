@@ -197,7 +197,12 @@ func (m *Manager) Get(id string) (*Snapshot, error) {
 // List returns snapshots of the containers f selects, oldest first.
 func (m *Manager) List(f Filter) []*Snapshot {
 	var out []*Snapshot
-	for _, e := range m.containers.List(f.ID) {
+	var keep func(*entry) bool
+	if f.PodID != "" {
+		// Before sorting and copying: a pod's stats list its containers.
+		keep = func(e *entry) bool { return e.podID == f.PodID }
+	}
+	for _, e := range m.containers.ListFunc(f.ID, keep) {
 		if s := e.snapshot(); f.match(s) {
 			out = append(out, s)
 		}

@@ -8,7 +8,7 @@ import "time"
 // taken) instead of reading every cgroup again, and reads only containers
 // the sampler has not seen yet. The network counters are read for the call.
 func (m *Manager) metricsStats(podID string, podNetwork bool) *PodStats {
-	return m.podStats(podID, podNetwork, m.cachedStats)
+	return m.podStats(podID, podNetwork, m.cachedStats, readNetDev)
 }
 
 // keep records st as the container's latest sample.
@@ -21,10 +21,14 @@ func (s *sampler) keep(id string, st *Stats) {
 	s.mu.Unlock()
 }
 
-// cachedStats returns the latest sample if the sampler took it within about
+// cachedStats returns the sampler's sample (see sampled) or reads the whole
+// cgroup now.
+func (m *Manager) cachedStats(snap *Snapshot) *Stats { return m.sampled(snap, m.containerStats) }
+
+// sampled returns the latest sample if the sampler took it within about
 // one period (the slack covers a slow round over many containers) and the
-// container has not exited since; otherwise it reads the cgroup now.
-func (m *Manager) cachedStats(snap *Snapshot) *Stats {
+// container has not exited since; otherwise it calls read.
+func (m *Manager) sampled(snap *Snapshot, read func(*Snapshot) *Stats) *Stats {
 	s := m.stats
 	s.mu.Lock()
 	st, ok := s.last[snap.ID]
@@ -36,5 +40,5 @@ func (m *Manager) cachedStats(snap *Snapshot) *Stats {
 		c.WritableLayer = s.writable(snap.ID)
 		return &c
 	}
-	return m.containerStats(snap)
+	return read(snap)
 }

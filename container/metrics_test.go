@@ -101,7 +101,10 @@ func TestMetricsStatsServesTheSamplersSample(t *testing.T) {
 	e.m.stats.mu.Lock()
 	e.m.stats.period = time.Hour
 	e.m.stats.mu.Unlock()
-	a = byID(e.m.PodStats("pod1", false))["run1"] // as the sampler's round does
+	a = e.m.containerStats(e.m.List(Filter{ID: "run1"})[0]) // as the sampler's round does
+	// The CRI's reads are not the sampler's sample: they read less.
+	time.Sleep(time.Millisecond)
+	e.m.PodStats("pod1", false)
 	time.Sleep(time.Millisecond)
 	got := byID(e.m.metricsStats("pod1", false))
 	if c := got["run1"]; !c.Timestamp.Equal(a.Timestamp) || c.CPUUsageNanos != a.CPUUsageNanos {
@@ -113,6 +116,67 @@ func TestMetricsStatsServesTheSamplersSample(t *testing.T) {
 	// Live reads are unaffected.
 	if l := byID(e.m.PodStats("pod1", false))["run1"]; l.Timestamp.Equal(a.Timestamp) {
 		t.Fatal("PodStats served a cached sample")
+	}
+}
+
+// The list calls kubelet polls serve the sampler's sample; the calls for
+// one container or pod read the cgroup now.
+func TestListStatsServeTheSamplersSample(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, "run1", "pod1", "app", monitor.StateRunning, nil)
+	e.put(t, "run2", "pod2", "app", monitor.StateRunning, nil)
+	listed := func() map[string]*Stats {
+		snaps, stats := e.m.ListStats(Filter{})
+		out := map[string]*Stats{}
+		for i, s := range snaps {
+			out[s.ID] = stats[i]
+		}
+		return out
+	}
+	// No sampler: every call reads.
+	a := listed()
+	time.Sleep(time.Millisecond)
+	if b := listed(); !a["run1"].HasCgroup || a["run1"].Timestamp.Equal(b["run1"].Timestamp) {
+		t.Fatalf("no sampler: ListStats served a cached sample (%v, %v)", a["run1"].Timestamp, b["run1"].Timestamp)
+	}
+
+	e.m.stats.mu.Lock()
+	e.m.stats.period = time.Hour
+	e.m.stats.mu.Unlock()
+	sample := e.m.containerStats(e.m.List(Filter{ID: "run1"})[0])
+	time.Sleep(time.Millisecond)
+	got := listed()
+	if c := got["run1"]; !c.Timestamp.Equal(sample.Timestamp) || c.CPUUsageNanos != sample.CPUUsageNanos {
+		t.Errorf("ListStats: sample of %v, want the sampler's of %v", c.Timestamp, sample.Timestamp)
+	}
+	if c := got["run2"]; !c.HasCgroup || !c.Timestamp.After(sample.Timestamp) {
+		t.Errorf("ListStats: a container the sampler has not seen: %+v", c)
+	}
+	if ps := e.m.SampledPodStats("pod1", false); len(ps.Stats) != 1 || !ps.Stats[0].Timestamp.Equal(sample.Timestamp) || ps.Total.CPUUsageNanos != sample.CPUUsageNanos {
+		t.Errorf("SampledPodStats: %+v, want the sampler's sample", ps.Stats)
+	}
+	// The pod's network counters too: pid 4242 (the fake's) is no pod.
+	e.m.stats.mu.Lock()
+	e.m.stats.net = map[string]*NetStats{"pod1": {Timestamp: time.Now(), Interfaces: []IfaceStats{{Name: "eth0", RxBytes: 42}}}}
+	e.m.stats.mu.Unlock()
+	if n := e.m.SampledPodStats("pod1", true).Network; n == nil || len(n.Interfaces) != 1 || n.Interfaces[0].RxBytes != 42 {
+		t.Errorf("SampledPodStats network %+v, want the sampler's", n)
+	}
+	if n := e.m.SampledPodStats("pod1", false).Network; n != nil {
+		t.Errorf("SampledPodStats of a hostNetwork pod: network %+v", n)
+	}
+	if _, st, err := e.m.Stats("run1"); err != nil || st.Timestamp.Equal(sample.Timestamp) {
+		t.Errorf("Stats served the sample (%v)", err)
+	}
+	if ps := e.m.PodStats("pod1", false); ps.Stats[0].Timestamp.Equal(sample.Timestamp) {
+		t.Error("PodStats served the sample")
+	}
+	// A read for the CRI is not kept as the sample: metrics need more.
+	e.m.stats.mu.Lock()
+	kept := e.m.stats.last["run2"]
+	e.m.stats.mu.Unlock()
+	if kept != nil {
+		t.Errorf("ListStats's read of run2 kept as the sampler's sample: %+v", kept)
 	}
 }
 

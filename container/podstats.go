@@ -33,14 +33,37 @@ type IfaceStats struct {
 	TxPackets, TxDropped                 uint64
 }
 
-// PodStats sums the usage of a pod's containers. hostNetwork pods report no
-// network stats (they would be the node's).
+// PodStats sums the usage of a pod's containers, read now. hostNetwork
+// pods report no network stats (they would be the node's).
 func (m *Manager) PodStats(podID string, podNetwork bool) *PodStats {
-	return m.podStats(podID, podNetwork, m.containerStats)
+	return m.podStats(podID, podNetwork, m.usageStats, readNetDev)
 }
 
-// podStats sums what stats returns for each of the pod's containers.
-func (m *Manager) podStats(podID string, podNetwork bool, stats func(*Snapshot) *Stats) *PodStats {
+// SampledPodStats is PodStats from the sampler's samples where it has
+// them, network counters included, for ListPodSandboxStats (see
+// ListStats).
+func (m *Manager) SampledPodStats(podID string, podNetwork bool) *PodStats {
+	return m.podStats(podID, podNetwork, func(s *Snapshot) *Stats { return m.sampled(s, m.usageStats) },
+		func(pid int) (*NetStats, error) { return m.sampledNet(podID, pid) })
+}
+
+// sampledNet returns the pod's network counters of the sampler's last
+// round if they are about one period old at most, else reads them from pid.
+func (m *Manager) sampledNet(podID string, pid int) (*NetStats, error) {
+	s := m.stats
+	s.mu.Lock()
+	n := s.net[podID]
+	maxAge := s.period + s.period/2
+	s.mu.Unlock()
+	if n != nil && time.Since(n.Timestamp) < maxAge {
+		return n, nil
+	}
+	return readNetDev(pid)
+}
+
+// podStats sums what stats returns for each of the pod's containers; net
+// reads the network counters through one of its processes.
+func (m *Manager) podStats(podID string, podNetwork bool, stats func(*Snapshot) *Stats, net func(pid int) (*NetStats, error)) *PodStats {
 	ps := &PodStats{Timestamp: time.Now(), Containers: m.List(Filter{PodID: podID})}
 	ps.Stats = make([]*Stats, len(ps.Containers))
 	for i, snap := range ps.Containers {
@@ -65,7 +88,7 @@ func (m *Manager) podStats(podID string, podNetwork bool, stats func(*Snapshot) 
 		if podNetwork && ps.Network == nil && ps.Containers[i].Status.State == StateRunning && ps.Containers[i].Status.Pid > 0 {
 			// Any process in the pod's netns shows its counters; reading
 			// /proc/<pid>/net/dev needs no setns, so no thread games.
-			if n, err := readNetDev(ps.Containers[i].Status.Pid); err == nil {
+			if n, err := net(ps.Containers[i].Status.Pid); err == nil {
 				ps.Network = n
 			}
 		}

@@ -26,6 +26,8 @@ type Process interface {
 	Attach(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, resize <-chan monitor.TermSize) error
 	ReopenLog() error
 	Stats() (*monitor.Stats, error)
+	// Usage is the part of Stats that the CRI reports, read more cheaply.
+	Usage() (*monitor.Stats, error)
 	// MonitorRunning reports whether the monitor process is alive.
 	MonitorRunning() bool
 }

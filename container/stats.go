@@ -3,6 +3,7 @@ package container
 import (
 	"io/fs"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/container/monitor"
+	"github.com/crisp-runtime/crisp/internal/fanout"
 )
 
 // defaultStatsInterval is the sampler's period: CPU rates are averaged over
@@ -73,6 +75,9 @@ type sampler struct {
 	fs    map[string]FSUsage
 	files map[string]FileUsage
 	last  map[string]*Stats // the latest cgroup sample, see cachedStats
+	// net holds each pod's network counters as of the last round, by pod
+	// id, for SampledPodStats; rebuilt every round.
+	net map[string]*NetStats
 	// period is run's interval; 0 while no sampler runs.
 	period time.Duration
 }
@@ -123,6 +128,7 @@ func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for n := 0; ; n++ {
+		net := map[string]*NetStats{}
 		for _, snap := range s.m.List(Filter{}) {
 			if st := snap.Status.State; st == StateRunning || st == StateCreated {
 				s.m.containerStats(snap) // records the CPU sample
@@ -130,7 +136,15 @@ func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
 			if n%fsEvery == 0 {
 				s.measureFS(snap.ID)
 			}
+			if _, ok := net[snap.PodID]; !ok && snap.Status.State == StateRunning && snap.Status.Pid > 0 {
+				if ns, err := readNetDev(snap.Status.Pid); err == nil {
+					net[snap.PodID] = ns
+				}
+			}
 		}
+		s.mu.Lock()
+		s.net = net
+		s.mu.Unlock()
 		s.prune()
 		select {
 		case <-stop:
@@ -208,35 +222,59 @@ func (s *sampler) measureFS(id string) FSUsage {
 // entryOf reports whether id is still indexed.
 func (m *Manager) entryOf(id string) (*entry, bool) { return m.containers.Get(id) }
 
-// Stats returns a container's usage: cgroup counters read now, the CPU rate
-// against the sampler's previous sample, the writable layer as last sampled.
+// Stats returns a container's usage as the CRI reports it: cgroup counters
+// read now, the CPU rate against the sampler's previous sample, the
+// writable layer as last sampled.
 func (m *Manager) Stats(id string) (*Snapshot, *Stats, error) {
 	e, err := m.lookup(id)
 	if err != nil {
 		return nil, nil, err
 	}
 	snap := e.snapshot()
-	return snap, m.containerStats(snap), nil
+	return snap, m.usageStats(snap), nil
 }
 
-// ListStats returns the usage of the containers f selects.
+// ListStats returns the usage of the containers f selects for
+// ListContainerStats, which kubelet calls for the whole node every few
+// seconds: like cAdvisor, and like PodMetrics, it serves the sampler's
+// latest sample of each running container (Stats.Timestamp says when it
+// was taken; CPUNanoCores is the rate over the sampler's period) rather
+// than reading a node's worth of cgroups per call. Containers the sampler
+// has not seen yet are read now, on as many threads as Go runs.
 func (m *Manager) ListStats(f Filter) ([]*Snapshot, []*Stats) {
 	snaps := m.List(f)
 	stats := make([]*Stats, len(snaps))
-	for i, s := range snaps {
-		stats[i] = m.containerStats(s)
-	}
+	fanout.Do(len(snaps), runtime.GOMAXPROCS(0), func(i int) { stats[i] = m.sampled(snaps[i], m.usageStats) })
 	return snaps, stats
 }
 
+// usageStats is what the CRI reports: the cgroup's Usage, none of the
+// sampler's extras (open files), and it is not kept as the sampler's
+// sample, which metrics serve and which must stay complete.
+func (m *Manager) usageStats(snap *Snapshot) *Stats {
+	return m.readStats(snap, Process.Usage)
+}
+
+// containerStats is the full sample the sampler takes and metrics serve.
 func (m *Manager) containerStats(snap *Snapshot) *Stats {
+	st := m.readStats(snap, Process.Stats)
+	if st.HasCgroup {
+		st.Files = m.stats.openFiles(snap.ID, st.Processes, st.Timestamp)
+		m.stats.keep(snap.ID, st)
+	}
+	return st
+}
+
+// readStats reads a container's cgroup with read and records the CPU
+// sample its rate is computed against.
+func (m *Manager) readStats(snap *Snapshot, read func(Process) (*monitor.Stats, error)) *Stats {
 	st := &Stats{WritableLayer: m.stats.writable(snap.ID)}
 	st.Timestamp = time.Now()
 	e, ok := m.entryOf(snap.ID)
 	if !ok || e.proc == nil || snap.Status.State == StateExited {
 		return st
 	}
-	ms, err := e.proc.Stats()
+	ms, err := read(e.proc)
 	if err != nil {
 		klog.V(4).InfoS("Reading container stats failed", "container", snap.ID, "err", err)
 		return st
@@ -244,7 +282,5 @@ func (m *Manager) containerStats(snap *Snapshot) *Stats {
 	st.HasCgroup = true
 	st.Stats = *ms
 	st.CPUNanoCores = m.stats.rate(snap.ID, ms.Timestamp, ms.CPUUsageNanos)
-	st.Files = m.stats.openFiles(snap.ID, ms.Processes, ms.Timestamp)
-	m.stats.keep(snap.ID, st)
 	return st
 }

@@ -25,6 +25,7 @@ type Containers interface {
 	Stats(id string) (*container.Snapshot, *container.Stats, error)
 	ListStats(f container.Filter) ([]*container.Snapshot, []*container.Stats)
 	PodStats(podID string, podNetwork bool) *container.PodStats
+	SampledPodStats(podID string, podNetwork bool) *container.PodStats
 	PodMetrics(pod *sandbox.Sandbox) *container.PodMetrics
 	// WritableLayersUsage is what ImageFsInfo adds for the containers.
 	WritableLayersUsage() image.FilesystemUsage

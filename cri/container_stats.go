@@ -2,11 +2,13 @@ package cri
 
 import (
 	"context"
+	"runtime"
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/container"
+	"github.com/crisp-runtime/crisp/internal/fanout"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -67,7 +69,7 @@ func (s *Server) PodSandboxStats(_ context.Context, req *runtimeapi.PodSandboxSt
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.PodSandboxStatsResponse{Stats: toCRIPodSandboxStats(sb, cm)}, nil
+	return &runtimeapi.PodSandboxStatsResponse{Stats: toCRIPodSandboxStats(sb, cm.PodStats)}, nil
 }
 
 // ListPodSandboxStats reports the pods the filter selects.
@@ -97,15 +99,15 @@ func (s *Server) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxStatsRequ
 
 func (s *Server) listPodStats(cm Containers, f *runtimeapi.PodSandboxStatsFilter) []*runtimeapi.PodSandboxStats {
 	pods := s.sandboxes.List(sandbox.Filter{ID: f.GetId(), LabelSelector: f.GetLabelSelector()})
-	out := make([]*runtimeapi.PodSandboxStats, 0, len(pods))
-	for _, sb := range pods {
-		out = append(out, toCRIPodSandboxStats(sb, cm))
-	}
+	out := make([]*runtimeapi.PodSandboxStats, len(pods))
+	// As ListContainerStats: the sampler's samples, and what it has not
+	// sampled yet read on as many threads as Go runs.
+	fanout.Do(len(pods), runtime.GOMAXPROCS(0), func(i int) { out[i] = toCRIPodSandboxStats(pods[i], cm.SampledPodStats) })
 	return out
 }
 
-func toCRIPodSandboxStats(sb *sandbox.Sandbox, cm Containers) *runtimeapi.PodSandboxStats {
-	ps := cm.PodStats(sb.ID, sb.Namespaces[sandbox.NSNet] != "")
+func toCRIPodSandboxStats(sb *sandbox.Sandbox, podStats func(podID string, podNetwork bool) *container.PodStats) *runtimeapi.PodSandboxStats {
+	ps := podStats(sb.ID, sb.Namespaces[sandbox.NSNet] != "")
 	// Pressure is the pod cgroup's own, not a sum of its containers'.
 	ps.Total.Pressure = container.PodPressure(sb.Cgroup)
 	ts := ps.Timestamp.UnixNano()

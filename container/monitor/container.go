@@ -38,6 +38,7 @@ type Container struct {
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()
 	// eventsFile is memoryEventsPath's answer, kept: cgroup paths never change.
 	eventsFile string
+	usage      *usageCgroup // usageReader's answer, kept likewise
 }
 
 // ID returns the container id.

@@ -272,6 +272,20 @@ func TestStatsAndUpdate(t *testing.T) {
 	if s.Pids == 0 || s.CPUUsageNanos == 0 || s.MemoryUsageBytes == 0 || s.MemoryWorkingSetBytes > s.MemoryUsageBytes {
 		t.Fatalf("stats %+v", s)
 	}
+	// Usage, read after Stats, agrees on what both read: the container
+	// sleeps, so its task count stays and its counters only grow.
+	u, err := c.Usage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Pids != s.Pids || u.CPUUsageNanos < s.CPUUsageNanos || u.PageFaults < s.PageFaults ||
+		u.MemoryUsageBytes == 0 || u.MemoryWorkingSetBytes > u.MemoryUsageBytes || u.MemoryRSSBytes == 0 ||
+		(s.Swap == nil) != (u.Swap == nil) || (s.Pressure == nil) != (u.Pressure == nil) {
+		t.Fatalf("usage %+v\nafter stats %+v", u, s)
+	}
+	if u.Processes != nil || u.IOServiceBytes != nil {
+		t.Errorf("usage read more than it reports: processes %v, io %v", u.Processes, u.IOServiceBytes)
+	}
 	limit := int64(64 << 20)
 	if err := c.Update(&specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: &limit, Swap: &limit}}); err != nil {
 		t.Fatal(err)

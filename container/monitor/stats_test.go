@@ -178,3 +178,44 @@ func pressureString(p *Pressure) string {
 	}
 	return s
 }
+
+// TestUsageV1FromCgroupFiles reads cgroup v1 files in the kernel's format
+// as Usage does on v1, so that the hierarchical (total_*) keys of
+// memory.stat are the ones reported.
+func TestUsageV1FromCgroupFiles(t *testing.T) {
+	cgroups.TestMode = true
+	t.Cleanup(func() { cgroups.TestMode = false })
+	dir := t.TempDir()
+	files := map[string]string{
+		"cpuacct.usage":         "3000000000\n",
+		"memory.usage_in_bytes": "1000\n",
+		"memory.stat": "cache 300\nrss 1\ninactive_file 1\npgfault 1\n" +
+			"total_cache 300\ntotal_rss 600\ntotal_inactive_file 200\ntotal_pgfault 9\ntotal_pgmajfault 1\ntotal_mapped_file 40\ntotal_swap 20\n",
+		"pids.current": "4\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	paths := map[string]string{"cpu": dir, "cpuacct": dir, "memory": dir, "pids": dir}
+	cs, err := readUsageV1(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := fromCgroupStats(cs, false)
+	want := Stats{
+		CPUUsageNanos: 3e9, MemoryUsageBytes: 1000, MemoryWorkingSetBytes: 800, MemoryRSSBytes: 600,
+		MemoryCacheBytes: 300, MemorySwapBytes: 20, MemoryMappedFileBytes: 40, PageFaults: 9, MajorPageFaults: 1, Pids: 4,
+	}
+	check(t, "v1 usage", s, want)
+	if s.Pressure != nil || s.Swap != nil {
+		t.Errorf("pressure %+v or swap %+v on v1", s.Pressure, s.Swap)
+	}
+	// A hierarchy without the pids controller reports no tasks rather
+	// than failing.
+	delete(paths, "pids")
+	if cs, err = readUsageV1(paths); err != nil || cs.PidsStats.Current != 0 {
+		t.Errorf("without pids: %v, %d tasks", err, cs.PidsStats.Current)
+	}
+}

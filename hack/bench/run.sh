@@ -139,6 +139,7 @@ echo "bench: crisp pid $crisp_pid, containerd pid $ctrd_pid ($(cat "$bin/.stamp"
 "$repo/_output/bin/crisp-bench" \
 	-endpoint crisp="unix://$work/crisp.sock" -endpoint containerd="unix://$work/containerd.sock" \
 	-pid crisp="$crisp_pid" -pid containerd="$ctrd_pid" \
+	-subnet crisp="$crisp_subnet" -subnet containerd="$ctrd_subnet" \
 	-exe containerd="$bin/" \
 	-cgroup-parent /crisp-bench -log-dir "$work/logs" \
 	-json "$out/results.json" -png "$out/latency.png" ${BENCH_ARGS:-} | tee "$out/table.txt"

@@ -195,19 +195,23 @@ func (x *Index[T, E]) Len() int {
 
 // List returns the visible entries, oldest first; with a non-empty prefix
 // only the one it resolves to, or none when it resolves to none or several.
-func (x *Index[T, E]) List(prefix string) []E {
+func (x *Index[T, E]) List(prefix string) []E { return x.ListFunc(prefix, nil) }
+
+// ListFunc is List of the entries keep accepts (nil: all). It filters
+// before sorting, so that listing one pod's entries of a full node is cheap.
+func (x *Index[T, E]) ListFunc(prefix string, keep func(E) bool) []E {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	if prefix != "" {
 		id, ok, _ := ids.Resolve(x.visibleIDs, prefix)
-		if !ok {
+		if !ok || keep != nil && !keep(x.m[id]) {
 			return nil
 		}
 		return []E{x.m[id]}
 	}
 	var out []E
 	for _, e := range x.m {
-		if e.entry().visible.Load() {
+		if e.entry().visible.Load() && (keep == nil || keep(e)) {
 			out = append(out, e)
 		}
 	}

@@ -151,6 +151,31 @@ func TestListOrderAndPrefix(t *testing.T) {
 	}
 }
 
+func TestListFuncFiltersInOrder(t *testing.T) {
+	x, _ := newIndex()
+	add(x, "c", t0)
+	add(x, "b", t0.Add(-time.Second))
+	add(x, "a", t0)
+	add(x, "d", t0.Add(time.Second))
+	hidden := &item{extra: "h"}
+	hidden.Store(&obj{ID: "h", Created: t0})
+	x.AddHidden("h", hidden)
+	notB := func(e *item) bool { return e.extra != "b" }
+	var got []string
+	for _, e := range x.ListFunc("", notB) {
+		got = append(got, e.Load().ID)
+	}
+	if strings.Join(got, "") != "acd" {
+		t.Fatalf("ListFunc(not b) = %v, want a c d (no hidden h)", got)
+	}
+	if l := x.ListFunc("b", notB); l != nil {
+		t.Fatalf("ListFunc(b, not b) = %v", l)
+	}
+	if l := x.ListFunc("c", notB); len(l) != 1 || l[0].Load().ID != "c" {
+		t.Fatalf("ListFunc(c, not b) = %v", l)
+	}
+}
+
 func TestDelete(t *testing.T) {
 	x, _ := newIndex()
 	old := add(x, "a", t0)
