@@ -57,7 +57,7 @@ say "kernel $(uname -r) (THP $(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transpa
 	"/sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), controllers: $(cat /sys/fs/cgroup/cgroup.controllers)," \
 	"$(nproc) CPUs"
 
-scale=${VM_TIMEOUT_SCALE:-4}
+scale=${VM_TIMEOUT_SCALE:-8}
 summary=$OUT/summary
 : >"$summary"
 failed_suites=0

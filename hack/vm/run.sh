@@ -50,7 +50,9 @@
 #                     make test runs 50)
 #   VM_TIMEOUT        seconds the whole guest run may take (default 9000 for
 #                     the full set, 3600 for a chosen one)
-#   VM_TIMEOUT_SCALE  factor for the suites' own time limits (default 4)
+#   VM_TIMEOUT_SCALE  factor for the suites' own time limits and kubelet's
+#                     probe periods and timeouts (default 8: with 4, on a
+#                     machine busy with other work, exec probes timed out)
 #   VM_CPUS, VM_MEM   guest vCPUs (2) and MiB of memory (4096)
 #   VM_CACHE          guest image cache (default <checkout>/_output/vm); may
 #                     be shared by checkouts, e.g. /var/cache/crisp-vm
@@ -158,7 +160,7 @@ mkdir -p "$RUN"
 	printf 'VM_TEST_SKIP=%q\n' "${VM_TEST_SKIP-Latency\$}"
 	printf 'VM_CRITEST_FOCUS=%q\n' "${VM_CRITEST_FOCUS:-}"
 	printf 'VM_CRITEST_SKIP=%q\n' "${VM_CRITEST_SKIP:-}"
-	printf 'VM_TIMEOUT_SCALE=%q\n' "${VM_TIMEOUT_SCALE:-4}"
+	printf 'VM_TIMEOUT_SCALE=%q\n' "${VM_TIMEOUT_SCALE:-8}"
 	printf 'VM_SOAK_CYCLES=%q\n' "${VM_SOAK_CYCLES:-10}"
 	printf 'VM_GUEST_DEADLINE=%q\n' "$TIMEOUT"
 } >"$RUN/env"
