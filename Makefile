@@ -110,8 +110,11 @@ e2e-kubelet: deps build images
 bench: deps build images
 	hack/bench/run.sh
 
-# The suites on cgroup v2 with systemd as PID 1, in a QEMU guest (hack/vm/run.sh;
-# README "VM test lane"). VM_SUITES, VM_CGROUP_DRIVER, VM_SCRIPT, ... pass through.
+# The suites on cgroup v2 with systemd as PID 1, in one QEMU guest (hack/vm/run.sh;
+# README "VM test lane"): each suite once, the integration tests and crictl-e2e
+# with the cgroupfs driver, smoke, critest and kubelet with the systemd driver,
+# crisp as a systemd service through restarts and crashes.
+# VM_SUITES, VM_CGROUP_DRIVER, VM_SCRIPT, ... pass through.
 vm-test:
 	hack/vm/run.sh
 
@@ -119,7 +122,7 @@ vm-test:
 # cgroupfs driver (smoke, crictl-e2e, the cgroup integration tests), then crisp
 # as a systemd service with the systemd driver through restarts and crashes.
 vm-test-ci:
-	VM_SUITES=ci VM_SCRIPT=hack/vm/tests/systemd-restart.sh hack/vm/run.sh
+	VM_SUITES=ci hack/vm/run.sh
 
 registry-start:
 	hack/registry.sh start

@@ -196,11 +196,13 @@ check "its containers share kubelet's emptyDir volume" grep -qx from-web <(cri e
 must eventually 30 "the probes pod's web container is running" test -n "$(container_id "$s" web)"
 web=$(container_id "$s" web)
 # The readiness probe really runs: without its file the pod turns NotReady,
-# and Ready again once the file is back.
-cri exec "$web" rm -f /tmp/ready >/dev/null
-eventually 20 "a failing exec readiness probe makes the pod NotReady" not ready probes
-cri exec "$web" touch /tmp/ready >/dev/null
-eventually 20 "a passing exec readiness probe makes it Ready again" ready probes
+# and Ready again once the file is back. NotReady takes three failed probes
+# (failureThreshold) a period apart, each an exec, then kubelet's status
+# sync.
+cri exec "$web" rm -f /tmp/ready >/dev/null || log "exec rm -f /tmp/ready in the web container failed"
+eventually 40 "a failing exec readiness probe makes the pod NotReady" not ready probes
+cri exec "$web" touch /tmp/ready >/dev/null || log "exec touch /tmp/ready in the web container failed"
+eventually 40 "a passing exec readiness probe makes it Ready again" ready probes
 
 s=$(sandbox limited)
 c=$(container_id "$s" main)

@@ -100,7 +100,9 @@ setup_host() {
 		created_cgroups+=("$d/$CGROOT")
 	done
 	mkdir -p "$WORK/cni" "$MANIFESTS" "$WORK/kubelet" "$WORK/pod-logs"
-	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 10\n' "$SOCK" "$SOCK" >"$WORK/crictl.yaml"
+	# crictl's RPC deadline scales like every wait: under emulation on a
+	# busy machine an exec takes more than 10 s to set up.
+	printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: %d\n' "$SOCK" "$SOCK" $((10 * ${SCALE:-1})) >"$WORK/crictl.yaml"
 	"$ROOT/hack/cni-config.sh" test-network "$WORK/cni" crisp-e2e-kubelet "$BRIDGE" "$SUBNET" "$WORK/ipam"
 	"$ROOT/hack/cni-config.sh" firewall-on "$SUBNET"
 	# Pods pull upstream names; crisp serves them from the loopback registry.

@@ -26,9 +26,16 @@
 # Environment:
 #   VM_SUITES         suites to run, in order, space or comma separated, from
 #                     smoke integration crictl-e2e critest e2e-kubelet
-#                     (default: all of them; `ci` = the CI subset, see README)
-#   VM_CGROUP_DRIVER  cgroupfs (default) or systemd: exported in the guest as
-#                     CRISP_CGROUP_DRIVER for the suites and crisp instances
+#                     systemd-restart, each at most once, each NAME or
+#                     NAME:DRIVER (cgroupfs or systemd: that suite's
+#                     CRISP_CGROUP_DRIVER). Default: every suite once, the
+#                     integration tests and crictl-e2e with cgroupfs, smoke,
+#                     critest and e2e-kubelet with systemd, then
+#                     systemd-restart (crisp as a systemd service; always the
+#                     systemd driver). `ci` = the CI subset (README).
+#   VM_CGROUP_DRIVER  cgroupfs or systemd: the driver of every suite named
+#                     without one (default cgroupfs); set without VM_SUITES,
+#                     every suite runs with it
 #   VM_SCRIPT         a script (path relative to the checkout, or absolute
 #                     inside it) run in the guest after the suites, or
 #                     instead of them with VM_SUITES=none; its exit status
@@ -39,8 +46,13 @@
 #                     emulated CPUs; empty to run them)
 #   VM_CRITEST_FOCUS  ginkgo focus for critest (default the whole suite)
 #   VM_CRITEST_SKIP   extra ginkgo skip regex for critest
-#   VM_TIMEOUT        seconds the whole guest run may take (default 5400)
-#   VM_TIMEOUT_SCALE  factor for the suites' own time limits (default 4)
+#   VM_SOAK_CYCLES    TestSoak's cycles in the guest (default 10; the host's
+#                     make test runs 50)
+#   VM_TIMEOUT        seconds the whole guest run may take (default 9000 for
+#                     the full set, 3600 for a chosen one)
+#   VM_TIMEOUT_SCALE  factor for the suites' own time limits and kubelet's
+#                     probe periods and timeouts (default 8: with 4, on a
+#                     machine busy with other work, exec probes timed out)
 #   VM_CPUS, VM_MEM   guest vCPUs (2) and MiB of memory (4096)
 #   VM_CACHE          guest image cache (default <checkout>/_output/vm); may
 #                     be shared by checkouts, e.g. /var/cache/crisp-vm
@@ -58,23 +70,40 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=/usr/local/go/bin:$PATH
 fi
 
-ALL_SUITES="smoke integration crictl-e2e critest e2e-kubelet"
+ALL_SUITES="smoke integration crictl-e2e critest e2e-kubelet systemd-restart"
+# The full set, each suite once (README "The VM test lane"): the integration
+# tests with cgroupfs (every crisp they start; the systemd driver's own
+# cases are in smoke, systemd-restart and the integration tests' scope
+# checks), critest and kubelet with systemd as a node runs them (kubelet's
+# cgroupDriver: systemd and its default failCgroupV1), quick ones first.
+FULL_SUITES="smoke:systemd crictl-e2e:cgroupfs e2e-kubelet:systemd critest:systemd integration:cgroupfs systemd-restart"
 # CI's subset (README "The VM test lane"; about 25 minutes on a busy
 # machine): the quick suites and the integration tests that exercise
 # cgroups (limits, OOM, updates, stats and metrics, pod cgroups, restarts,
 # user namespaces). The full integration suite (about an hour under TCG),
 # critest (about 25 min) and kubelet run in `make vm-test`.
-CI_SUITES="smoke crictl-e2e integration"
+CI_SUITES="smoke crictl-e2e integration systemd-restart"
 CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig|TestHugepageLimit|TestShmSize|TestShmCannotEscapeMemoryLimit|TestDefaultUlimits)$'
-SUITES=${VM_SUITES:-$ALL_SUITES}
+if [[ -n ${VM_SUITES:-} ]]; then
+	SUITES=$VM_SUITES
+elif [[ -n ${VM_CGROUP_DRIVER:-} ]]; then
+	SUITES=$ALL_SUITES
+else
+	SUITES=$FULL_SUITES
+fi
 SUITES=${SUITES//,/ }
 if [[ $SUITES == ci ]]; then
 	SUITES=$CI_SUITES
 	VM_TEST_RUN=${VM_TEST_RUN:-$CI_TEST_RUN}
 fi
 [[ $SUITES == none ]] && SUITES=
+names=" "
 for s in $SUITES; do
-	[[ " $ALL_SUITES " == *" $s "* ]] || { echo "vm: unknown suite $s (known: $ALL_SUITES)" >&2; exit 2; }
+	n=${s%%:*}
+	[[ " $ALL_SUITES " == *" $n "* ]] || { echo "vm: unknown suite $n (known: $ALL_SUITES)" >&2; exit 2; }
+	[[ $names != *" $n "* ]] || { echo "vm: suite $n named twice (its log would be overwritten)" >&2; exit 2; }
+	names+="$n "
+	[[ $s != *:* || ${s#*:} == cgroupfs || ${s#*:} == systemd ]] || { echo "vm: $s: the driver must be cgroupfs or systemd" >&2; exit 2; }
 done
 DRIVER=${VM_CGROUP_DRIVER:-cgroupfs}
 [[ $DRIVER == cgroupfs || $DRIVER == systemd ]] || { echo "vm: VM_CGROUP_DRIVER must be cgroupfs or systemd" >&2; exit 2; }
@@ -84,8 +113,13 @@ if [[ -n $SCRIPT ]]; then
 	[[ -f $SCRIPT && $SCRIPT == "$ROOT"/* ]] || { echo "vm: VM_SCRIPT must be a file inside $ROOT" >&2; exit 2; }
 fi
 [[ -n $SUITES || -n $SCRIPT ]] || { echo "vm: nothing to run" >&2; exit 2; }
-TIMEOUT=${VM_TIMEOUT:-5400}
-has() { [[ " $SUITES " == *" $1 "* ]]; }
+has() { [[ " $SUITES " == *" $1 "* || " $SUITES " == *" $1:"* ]]; }
+# The full set takes about 85-100 minutes under emulation on a quiet
+# machine and has taken 2x that on a busy one (README); a chosen subset
+# gets an hour.
+TIMEOUT=3600
+has integration && has critest && TIMEOUT=9000
+TIMEOUT=${VM_TIMEOUT:-$TIMEOUT}
 t0=$SECONDS
 phase() { echo "vm: [$((SECONDS - t0))s] $*"; }
 
@@ -126,7 +160,8 @@ mkdir -p "$RUN"
 	printf 'VM_TEST_SKIP=%q\n' "${VM_TEST_SKIP-Latency\$}"
 	printf 'VM_CRITEST_FOCUS=%q\n' "${VM_CRITEST_FOCUS:-}"
 	printf 'VM_CRITEST_SKIP=%q\n' "${VM_CRITEST_SKIP:-}"
-	printf 'VM_TIMEOUT_SCALE=%q\n' "${VM_TIMEOUT_SCALE:-4}"
+	printf 'VM_TIMEOUT_SCALE=%q\n' "${VM_TIMEOUT_SCALE:-8}"
+	printf 'VM_SOAK_CYCLES=%q\n' "${VM_SOAK_CYCLES:-10}"
 	printf 'VM_GUEST_DEADLINE=%q\n' "$TIMEOUT"
 } >"$RUN/env"
 CONSOLE=$RUN/console.log

@@ -3,7 +3,7 @@
 # systemd cgroup driver keeps its workloads across restarts. Runs in the VM
 # lane's guest (systemd as PID 1, cgroup v2), from the checkout's root:
 #
-#   VM_CGROUP_DRIVER=systemd VM_SUITES=none VM_SCRIPT=hack/vm/tests/systemd-restart.sh make vm-test
+#   VM_SUITES=systemd-restart make vm-test
 #
 # Installs _output/bin's crisp like `make install` (binaries in
 # /usr/local/bin, hack/systemd/crisp.service) with cgroup_driver = "systemd",
