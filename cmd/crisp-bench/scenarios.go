@@ -31,6 +31,7 @@ func (b *bench) run(ctx context.Context) {
 		{"exec", b.execSync},
 		{"pull", b.coldPull},
 		{"memory", b.memory}, // also times List* with its pods present
+		{"smallfile", b.smallfileScenario},
 	}
 	for _, s := range steps {
 		if b.o.scenarios[s.name] || (s.name == "memory" && b.o.scenarios["list"]) {
