@@ -86,10 +86,7 @@ func (m *Manager) mountRootfs(id string, lower []string, target string, idm *Roo
 	if err != nil {
 		return err
 	}
-	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
-		return fmt.Errorf("mount rootfs overlay at %s: %w", target, err)
-	}
-	return nil
+	return m.mountVolatile(id, target, data)
 }
 
 // unmountRootfs unmounts the overlay (and anything below it) and removes
