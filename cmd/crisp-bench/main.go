@@ -76,7 +76,7 @@ func main() {
 	flag.StringVar(&smallfileDir, "smallfile", "", "only run the small-file workload in a new directory under this one and print its rates as JSON")
 	flag.IntVar(&o.smallfiles, "smallfile-n", 20000, "files of the small-file workload")
 	flag.StringVar(&o.smallfileBinary, "smallfile-binary", "", "smallfile scenario: a static crisp-bench (CGO_ENABLED=0) to run in the containers and on the host")
-	flag.StringVar(&o.smallfileHostDir, "smallfile-host-dir", "", "smallfile scenario: host directory on the filesystem of the runtimes' roots (created and removed)")
+	flag.StringVar(&o.smallfileHostDir, "smallfile-host-dir", "", "smallfile scenario: host directory on the filesystem of the runtimes' roots, for a runtime whose containers do not show their upperdir (created and removed)")
 	smallfileExisting := flag.Bool("smallfile-existing", false, "with -smallfile: the directory already holds the files; only stat and read them")
 	flag.Parse()
 	if smallfileDir != "" {
