@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	goruntime "runtime"
 	"time"
 
@@ -56,8 +55,15 @@ func smallfileWorkload(dir string, n int, existing bool) (smallfileRun, error) {
 	}
 	names := make([]string, n)
 	for i := range names {
-		names[i] = filepath.Join(work, fmt.Sprintf("f%06d", i))
+		names[i] = fmt.Sprintf("f%06d", i)
 	}
+	// Names relative to the directory: one path component per call, so a
+	// longer path on one side (the host's) does not weigh in the ratio.
+	dirfd, err := unix.Open(work, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return r, err
+	}
+	defer unix.Close(dirfd)
 	page := make([]byte, 4096)
 	// The thread's CPU time is what the filesystem code costs; wall time
 	// adds whatever else the machine runs meanwhile.
@@ -81,7 +87,7 @@ func smallfileWorkload(dir string, n int, existing bool) (smallfileRun, error) {
 		return nil
 	}
 	create := func(name string) error {
-		fd, err := unix.Open(name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+		fd, err := unix.Openat(dirfd, name, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			return fmt.Errorf("create %s: %w", name, err)
 		}
@@ -93,13 +99,13 @@ func smallfileWorkload(dir string, n int, existing bool) (smallfileRun, error) {
 	}
 	var st unix.Stat_t
 	stat := func(name string) error {
-		if err := unix.Stat(name, &st); err != nil {
+		if err := unix.Fstatat(dirfd, name, &st, 0); err != nil {
 			return fmt.Errorf("stat %s: %w", name, err)
 		}
 		return nil
 	}
 	read := func(name string) error {
-		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("open %s: %w", name, err)
 		}
@@ -110,7 +116,7 @@ func smallfileWorkload(dir string, n int, existing bool) (smallfileRun, error) {
 		return nil
 	}
 	touch := func(name string) error {
-		if err := unix.UtimesNano(name, nil); err != nil {
+		if err := unix.UtimesNanoAt(dirfd, name, nil, 0); err != nil {
 			return fmt.Errorf("touch %s: %w", name, err)
 		}
 		return nil
