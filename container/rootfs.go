@@ -17,8 +17,9 @@ import (
 )
 
 // A container's writable layer lives in its persistent directory, so that it
-// survives daemon restarts and reboots (kubelet may restart a container and
-// expects nothing, but crictl users do); the mountpoint is volatile.
+// survives daemon restarts and clean reboots (kubelet may restart a container
+// and expects nothing, but crictl users do); the mountpoint is volatile, and
+// so is the overlay's syncing (rootfs_volatile.go).
 func (m *Manager) upperDir(id string) string { return filepath.Join(m.store.dir(id), "fs", "upper") }
 func (m *Manager) workDir(id string) string  { return filepath.Join(m.store.dir(id), "fs", "work") }
 func (m *Manager) rootfsDir(id string) string {
@@ -86,10 +87,7 @@ func (m *Manager) mountRootfs(id string, lower []string, target string, idm *Roo
 	if err != nil {
 		return err
 	}
-	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
-		return fmt.Errorf("mount rootfs overlay at %s: %w", target, err)
-	}
-	return nil
+	return m.mountVolatile(id, target, data)
 }
 
 // unmountRootfs unmounts the overlay (and anything below it) and removes

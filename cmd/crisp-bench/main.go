@@ -46,12 +46,16 @@ type options struct {
 	scenarios  map[string]bool
 	logRoot    string
 	cgroup     string
+	smallfiles int
+	// smallfileBinary is a static crisp-bench to bind into containers;
+	// smallfileHostDir is on the filesystem of the runtimes' roots.
+	smallfileBinary, smallfileHostDir string
 }
 
 func main() {
 	var endpoints, pids, exes listFlag
 	var o options
-	var only, jsonOut, pngOut, critestDirs string
+	var only, jsonOut, pngOut, critestDirs, smallfileDir string
 	flag.Var(&endpoints, "endpoint", "NAME=unix:///path.sock, repeated; the first is the numerator of the ratio")
 	flag.Var(&pids, "pid", "NAME=PID of the runtime's daemon (for RSS)")
 	flag.Var(&exes, "exe", "NAME=/path/prefix: per-pod processes whose executable starts with this belong to NAME even when not the daemon's children (for PSS)")
@@ -63,13 +67,22 @@ func main() {
 	flag.IntVar(&o.listCount, "list-containers", 100, "containers present while timing List*")
 	flag.StringVar(&o.image, "image", "docker.io/library/busybox:1.36", "container image")
 	flag.StringVar(&o.bigImage, "big-image", "127.0.0.1:5000/crisp-test/big:1", "image for the cold-pull scenario")
-	flag.StringVar(&only, "scenarios", "pod,container,full,parallel,exec,pull,memory,list,node", "scenarios to run, comma-separated")
+	flag.StringVar(&only, "scenarios", "pod,container,full,parallel,exec,pull,memory,list,node,smallfile", "scenarios to run, comma-separated")
 	flag.StringVar(&o.cgroup, "cgroup-parent", "/crisp-bench", "pods get cgroup parent <this>-<runtime>/<pod> (cgroupfs)")
 	flag.StringVar(&o.logRoot, "log-dir", "/tmp/crisp-bench-logs", "pod log directories")
 	flag.StringVar(&jsonOut, "json", "", "write every sample and summary as JSON here")
 	flag.StringVar(&pngOut, "png", "", "write a box plot of the latency distributions here")
 	flag.StringVar(&critestDirs, "critest-summary", "", "DIR-crisp,DIR-containerd: only summarize critest -benchmark output directories")
+	flag.StringVar(&smallfileDir, "smallfile", "", "only run the small-file workload in a new directory under this one and print its rates as JSON")
+	flag.IntVar(&o.smallfiles, "smallfile-n", 20000, "files of the small-file workload")
+	flag.StringVar(&o.smallfileBinary, "smallfile-binary", "", "smallfile scenario: a static crisp-bench (CGO_ENABLED=0) to run in the containers and on the host")
+	flag.StringVar(&o.smallfileHostDir, "smallfile-host-dir", "", "smallfile scenario: host directory on the filesystem of the runtimes' roots, for a runtime whose containers do not show their upperdir (created and removed)")
+	smallfileExisting := flag.Bool("smallfile-existing", false, "with -smallfile: the directory already holds the files; only stat and read them")
 	flag.Parse()
+	if smallfileDir != "" {
+		smallfileMain(smallfileDir, o.smallfiles, *smallfileExisting)
+		return
+	}
 	if critestDirs != "" {
 		must(critestSummary(strings.Split(critestDirs, ",")))
 		return

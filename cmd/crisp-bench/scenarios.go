@@ -32,6 +32,7 @@ func (b *bench) run(ctx context.Context) {
 		{"pull", b.coldPull},
 		{"memory", b.memory}, // also times List* with its pods present
 		{"node", b.node},
+		{"smallfile", b.smallfileScenario},
 	}
 	for _, s := range steps {
 		if b.o.scenarios[s.name] || (s.name == "memory" && b.o.scenarios["list"]) {

@@ -20,6 +20,9 @@ mkdir -p "$out"
 "$repo/hack/bench/install.sh"
 "$repo/hack/registry.sh" start >/dev/null
 (cd "$repo" && go build -o "$repo/_output/bin/crisp-bench" ./cmd/crisp-bench)
+# The smallfile scenario binds this into the containers: static, so that it
+# runs on any image.
+(cd "$repo" && CGO_ENABLED=0 go build -o "$repo/_output/bin/crisp-bench-static" ./cmd/crisp-bench)
 
 work=$(mktemp -d /tmp/crisp-bench-XXXXXX)
 chmod 711 "$work"
@@ -142,6 +145,7 @@ echo "bench: crisp pid $crisp_pid, containerd pid $ctrd_pid ($(cat "$bin/.stamp"
 	-subnet crisp="$crisp_subnet" -subnet containerd="$ctrd_subnet" \
 	-exe containerd="$bin/" \
 	-cgroup-parent /crisp-bench -log-dir "$work/logs" \
+	-smallfile-binary "$repo/_output/bin/crisp-bench-static" -smallfile-host-dir "$work/smallfile-host" \
 	-json "$out/results.json" -png "$out/latency.png" ${BENCH_ARGS:-} | tee "$out/table.txt"
 
 # The cold-pull scenario removed the big image after every pull: its layers
