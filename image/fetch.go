@@ -182,31 +182,35 @@ func (d *download) run(ctx context.Context, client *http.Client, url string) err
 	return g.Wait()
 }
 
-// fetchChunk writes chunk k from resp (or a new request for it), resuming
-// once from where a broken response stopped.
+// fetchChunk writes chunk k from resp (or a new request for it), retrying
+// once, from where a broken response stopped.
 func (d *download) fetchChunk(ctx context.Context, client *http.Client, url string, k int, resp *http.Response) error {
 	start, end := d.chunkBounds(k)
 	for attempt := 0; ; attempt++ {
-		d.mu.Lock()
-		off := start + d.filled[k]
-		d.mu.Unlock()
-		if resp == nil {
-			var err error
-			if resp, err = d.get(ctx, client, url, off, end, true); err != nil {
-				return err
-			}
-			if resp.StatusCode != http.StatusPartialContent {
-				resp.Body.Close()
-				return fmt.Errorf("GET %s: the registry answered a range request with %s after serving ranges", url, resp.Status)
-			}
-		}
-		err := d.copy(k, resp.Body, off, end)
-		resp.Body.Close()
+		err := d.fetchRest(ctx, client, url, k, start, end, resp)
 		resp = nil
 		if err == nil || ctx.Err() != nil || attempt == 1 || errors.Is(err, errDigestMismatch) {
 			return err
 		}
 	}
+}
+
+func (d *download) fetchRest(ctx context.Context, client *http.Client, url string, k int, start, end int64, resp *http.Response) error {
+	d.mu.Lock()
+	off := start + d.filled[k]
+	d.mu.Unlock()
+	if resp == nil {
+		var err error
+		if resp, err = d.get(ctx, client, url, off, end, true); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusPartialContent {
+			resp.Body.Close()
+			return fmt.Errorf("GET %s: the registry answered a range request with %s after serving ranges", url, resp.Status)
+		}
+	}
+	defer resp.Body.Close()
+	return d.copy(k, resp.Body, off, end)
 }
 
 // copy writes body, which holds [off, end) of the blob, into the file.
