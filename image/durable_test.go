@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/bootid"
 )
@@ -73,5 +75,28 @@ func TestLayersAreFlushedAndCheckedAfterReboot(t *testing.T) {
 	s2.waitSynced()
 	if li := readLayerInfo(t, s2, diffB[0]); li.Unsynced != "" {
 		t.Errorf("layer of this boot not flushed again at start-up: %+v", li)
+	}
+}
+
+// On ext2/3/4 (which share a magic number) the store's unpack directory
+// carries chattr +T (see spreadNewTrees).
+func TestUnpackDirIsATopDirectory(t *testing.T) {
+	root := t.TempDir()
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skipf("%s is not on ext2/3/4 (magic %#x): the flag means nothing elsewhere", root, st.Type)
+	}
+	s := newTestStore(t, root, nil)
+	fd, err := unix.Open(s.tmpDir(), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil || flags&fsTopdirFL == 0 {
+		t.Fatalf("%s: flags %#x, %v; want FS_TOPDIR_FL", s.tmpDir(), flags, err)
 	}
 }

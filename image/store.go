@@ -168,6 +168,7 @@ func New(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
 	}
+	spreadNewTrees(s.tmpDir())
 	if err := s.load(); err != nil {
 		return nil, err
 	}
