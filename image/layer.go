@@ -99,19 +99,8 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 		}
 		_, err := p.each(ctx, "layer "+l.blob, func(ep *endpoint) error {
 			start := time.Now()
-			guard := newStallGuard(ctx, s.opts.ProgressTimeout, "layer "+l.blob, ep.display)
-			defer guard.Stop()
-			lyr, err := ep.puller.Layer(guard.Context(), ep.repo.Digest(l.blob))
-			if err != nil {
-				return guard.Err(err)
-			}
-			rc, err := lyr.Compressed()
-			if err != nil {
-				return guard.Err(err)
-			}
-			defer rc.Close()
-			if err := s.unpackLayer(guard.Context(), guard.Reader(rc), l); err != nil {
-				return guard.Err(err)
+			if err := p.fetchLayer(ctx, ep, l); err != nil {
+				return err
 			}
 			metrics.ImageBytesPulled(l.size)
 			metrics.LayerUnpacked()
@@ -124,35 +113,85 @@ func (p *puller) ensureLayer(ctx context.Context, l layerSpec) error {
 	return err
 }
 
-// unpackLayer streams a compressed layer once: the bytes are hashed (and
-// written to blobs/ unless already there), decompressed, hashed again for
-// the diffID and extracted, all in one pass. Nothing becomes visible unless
-// both digests verify: the blob and the layer directory are renamed into
-// place only afterwards.
-func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (err error) {
-	ctx, span := tracing.Start(ctx, "image.unpack", attribute.String("image.layer.diff_id", l.diffID))
-	defer func() { tracing.End(span, err) }()
-	h := hexOf(l.diffID)
-	work, err := os.MkdirTemp(s.tmpDir(), "layer-"+h[:12]+"-")
+// fetchLayer downloads layer l from ep into a temporary file while
+// unpacking it from that file as the bytes arrive. The download holds one
+// of the pull's download slots only while it downloads, so the next
+// layer's download starts when this one's ends, not when its unpack does;
+// each layer unpacks into a directory of its own, so layers unpack in
+// parallel and their order matters only when overlayfs stacks them.
+func (p *puller) fetchLayer(ctx context.Context, ep *endpoint, l layerSpec) (err error) {
+	s := p.s
+	work, err := os.MkdirTemp(s.tmpDir(), "layer-"+hexOf(l.diffID)[:12]+"-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	fsDir := filepath.Join(work, "fs")
+	// The compressed blob is only a buffer between download and unpack:
+	// nothing reads a layer's blob again once it is unpacked (CRI-O keeps
+	// none either), and it is deleted before most of it reaches the disk.
+	f, err := os.Create(filepath.Join(work, "blob"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d := newDownload(f, l.size, nil)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		if err := p.download(dctx, ep, l, d); err != nil {
+			d.fail(err)
+		}
+	}()
+	err = s.unpackLayer(ctx, d.follow(), l, filepath.Join(work, "fs"))
+	if err != nil {
+		// A failed download is the cause of whatever the unpack tripped over.
+		if derr := d.failure(); derr != nil {
+			err = derr
+		}
+	}
+	cancel()
+	<-finished
+	return err
+}
+
+// download fetches l's blob into d once a download slot is free. The stall
+// clock starts only then and counts bytes of every range request, so a pull
+// that waits for a slot or moves slowly is never taken for stalled.
+func (p *puller) download(ctx context.Context, ep *endpoint, l layerSpec, d *download) error {
+	select {
+	case p.slots <- struct{}{}:
+		defer func() { <-p.slots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	guard := newStallGuard(ctx, p.s.opts.ProgressTimeout, "layer "+l.blob, ep.display)
+	defer guard.Stop()
+	d.onRecv = func(n int) {
+		guard.Progress()
+		p.progress.received(n)
+	}
+	client, err := ep.blobClient(guard.Context())
+	if err != nil {
+		return guard.Err(err)
+	}
+	return guard.Err(d.run(guard.Context(), client, ep.blobURL(l.blob)))
+}
+
+// unpackLayer unpacks a compressed layer stream into fsDir in one pass: the
+// bytes are hashed, decompressed, hashed again for the diffID and
+// extracted. Nothing becomes visible unless both digests verify: the layer
+// directory is renamed into place only afterwards.
+func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec, fsDir string) (err error) {
+	ctx, span := tracing.Start(ctx, "image.unpack", attribute.String("image.layer.diff_id", l.diffID))
+	defer func() { tracing.End(span, err) }()
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return err
 	}
-
 	compressed := newVerifier(body, l.blob, l.size)
 	var src io.Reader = compressed
-	var blobFile *os.File
-	if !s.hasBlob(hexOf(l.blob)) {
-		if blobFile, err = os.Create(filepath.Join(work, "blob")); err != nil {
-			return err
-		}
-		defer blobFile.Close()
-		src = io.TeeReader(compressed, blobFile)
-	}
 	dec, err := unpack.Decompress(src)
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", l.blob, s.blame(compressed, src, err))
@@ -166,7 +205,7 @@ func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (e
 		}
 		return fmt.Errorf("unpack layer %s: %w", l.blob, s.blame(compressed, src, err))
 	}
-	// Extracted into tmp/, blob partly written, nothing verified yet.
+	// Extracted into tmp/, nothing verified yet.
 	if err := failpoint.Hit("image-pull/mid-layer"); err != nil {
 		return err
 	}
@@ -184,19 +223,11 @@ func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec) (e
 	if got := "sha256:" + hex.EncodeToString(diff.Sum(nil)); got != l.diffID {
 		return fmt.Errorf("layer %s: uncompressed content hashes to %s, image config says %s: %w", l.blob, got, l.diffID, errDigestMismatch)
 	}
-	if blobFile != nil {
-		if err := s.finishBlob(blobFile, nil, l.blob); err != nil {
-			return err
-		}
-	}
-	if err := unpack.SyncDir(fsDir); err != nil {
-		return err
-	}
 	info, err := measure(fsDir)
 	if err != nil {
 		return err
 	}
-	return s.commitLayer(h, fsDir, info)
+	return s.commitLayer(hexOf(l.diffID), fsDir, info)
 }
 
 // blame explains a decompression or extraction failure: if the compressed
@@ -218,10 +249,17 @@ func (s *Store) blame(v *verifier, src io.Reader, err error) error {
 	return err
 }
 
-// commitLayer renames an unpacked, synced, verified directory into place.
-// Its bookkeeping file is written first, so New() can treat a layer
-// directory without one as incomplete.
+// commitLayer renames an unpacked, verified directory into place. Its
+// bookkeeping file is written first, so New() can treat a layer directory
+// without one as incomplete; it marks the layer unflushed, and the syncer
+// flushes it after the pull (durable.go).
 func (s *Store) commitLayer(h, dir string, info layerInfo) error {
+	var ok bool
+	if info.Unsynced, ok = deferSync(); !ok {
+		if err := unpack.SyncDir(dir); err != nil {
+			return err
+		}
+	}
 	data, err := json.Marshal(info)
 	if err != nil {
 		return err
@@ -232,6 +270,9 @@ func (s *Store) commitLayer(h, dir string, info layerInfo) error {
 	s.mu.Lock()
 	if _, ok := s.layers[h]; ok {
 		s.mu.Unlock()
+		if info.Unsynced != "" {
+			s.queueSync(h, info) // its info was just marked again
+		}
 		return nil
 	}
 	if err := os.Rename(dir, s.layerPath(h)); err != nil {
@@ -242,6 +283,9 @@ func (s *Store) commitLayer(h, dir string, info layerInfo) error {
 	s.used.UsedBytes += info.Bytes
 	s.used.InodesUsed += info.Inodes + 1
 	s.mu.Unlock()
+	if info.Unsynced != "" {
+		s.queueSync(h, info)
+	}
 	return atomicfile.SyncDir(s.layerDir())
 }
 

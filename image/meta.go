@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/crisp-runtime/crisp/internal/atomicfile"
+	"github.com/crisp-runtime/crisp/internal/bootid"
 )
 
 // layerInfo is the bookkeeping of one unpacked layer, layers/info/<hex>.json.
@@ -20,6 +21,9 @@ import (
 type layerInfo struct {
 	Bytes  uint64 `json:"bytes"`
 	Inodes uint64 `json:"inodes"`
+	// Unsynced is the boot id the layer was committed in until it is known
+	// to be on disk (see durable.go).
+	Unsynced string `json:"unsynced,omitempty"`
 }
 
 // removeDurably deletes path (if present) and makes the deletion durable.
@@ -110,6 +114,18 @@ func (s *Store) loadLayers() error {
 			klog.InfoS("Image store: removing an incomplete layer", "layer", h)
 			s.removeTree(filepath.Join(s.layerDir(), h))
 			continue
+		}
+		if li.Unsynced != "" && li.Unsynced != bootid.Current() {
+			// Committed before a reboot that may have lost what was not
+			// yet flushed (durable.go).
+			klog.InfoS("Image store: removing a layer not flushed to disk before the node rebooted", "layer", h)
+			os.Remove(s.layerInfoPath(h))
+			s.removeTree(filepath.Join(s.layerDir(), h))
+			delete(infos, h)
+			continue
+		}
+		if li.Unsynced != "" {
+			s.queueSync(h, li)
 		}
 		s.layers[h] = li
 		s.used.UsedBytes += li.Bytes

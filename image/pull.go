@@ -28,6 +28,9 @@ type puller struct {
 	eps   []*endpoint
 	first int // endpoint that resolved the reference; tried first for blobs
 	pins  *pins
+	// slots bounds the layer downloads in flight (max_concurrent_downloads).
+	slots    chan struct{}
+	progress pullProgress
 }
 
 // Pull fetches ref (tag, digest, or both) and returns the stored image. The
@@ -43,7 +46,7 @@ func (s *Store) Pull(ctx context.Context, rawRef string, auth *Auth) (*Image, er
 	}
 	defer done()
 	start := time.Now()
-	p := &puller{s: s, ref: ref, pins: &pins{s: s}}
+	p := &puller{s: s, ref: ref, pins: &pins{s: s}, slots: make(chan struct{}, s.opts.MaxConcurrentDownloads)}
 	defer p.pins.release()
 
 	img, err := p.pull(ctx, auth)
@@ -152,12 +155,29 @@ func (p *puller) pull(ctx context.Context, auth *Auth) (*Image, error) {
 	}
 
 	t0 = time.Now()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(s.opts.MaxConcurrentDownloads)
+	p.progress.layers = len(specs)
 	for _, l := range specs {
-		g.Go(func() error { return p.ensureLayer(gctx, l) })
+		if !s.hasLayer(hexOf(l.diffID)) {
+			p.progress.want.Add(l.size)
+		}
 	}
-	if err := g.Wait(); err != nil {
+	stop := make(chan struct{})
+	go p.progress.report(ctx, ref, t0, stop)
+	// Every layer gets its goroutine at once: downloads wait for a slot,
+	// each unpack follows its download.
+	g, gctx := errgroup.WithContext(ctx)
+	for _, l := range specs {
+		g.Go(func() error {
+			err := p.ensureLayer(gctx, l)
+			if err == nil {
+				p.progress.layersDone.Add(1)
+			}
+			return err
+		})
+	}
+	err = g.Wait()
+	close(stop)
+	if err != nil {
 		return nil, err
 	}
 	klog.FromContext(ctx).V(2).Info("Pull: layers ready", "ref", ref, "layers", len(specs), "duration", time.Since(t0).Round(time.Millisecond))

@@ -53,14 +53,20 @@ func TestPullAndGet(t *testing.T) {
 		t.Errorf("Size = %d, want %d", got.Size, want)
 	}
 
-	// Everything in place, nothing left in tmp/.
+	// Everything in place, nothing left in tmp/. Layer blobs are not kept:
+	// nothing reads them once they are unpacked.
 	bl, ls, tmp := storeContent(t, root)
-	if len(bl) != 5 || len(ls) != 3 || len(tmp) != 0 {
+	if len(bl) != 2 || len(ls) != 3 || len(tmp) != 0 {
 		t.Errorf("store has blobs %v layers %v tmp %v", bl, ls, tmp)
 	}
-	for _, b := range append(blobs, id, md) {
+	for _, b := range []string{id, md} {
 		if !slices.Contains(bl, hexOf(b)) {
 			t.Errorf("blob %s missing", b)
+		}
+	}
+	for _, b := range blobs {
+		if slices.Contains(bl, hexOf(b)) {
+			t.Errorf("layer blob %s kept", b)
 		}
 	}
 	dirs, err := s.LayerDirs(id)

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/crisp-runtime/crisp/config"
 	"github.com/crisp-runtime/crisp/errdefs"
@@ -33,6 +35,35 @@ type endpoint struct {
 	display string // "http://127.0.0.1:5000" for messages
 	repo    name.Repository
 	puller  *remote.Puller
+
+	// Blobs are fetched with crisp's own requests (ranges, see download)
+	// through a transport that authenticates as the puller does.
+	base http.RoundTripper
+	auth authn.Authenticator
+	mu   sync.Mutex
+	blob *http.Client
+}
+
+// blobClient returns the endpoint's authenticated client for blob GETs,
+// made on first use (a ping and, for token auth, a token for pull scope).
+func (ep *endpoint) blobClient(ctx context.Context) (*http.Client, error) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	if ep.blob != nil {
+		return ep.blob, nil
+	}
+	rt, err := transport.NewWithContext(ctx, ep.repo.Registry, ep.auth, transport.NewUserAgent(ep.base, "crisp"),
+		[]string{ep.repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	ep.blob = &http.Client{Transport: rt}
+	return ep.blob, nil
+}
+
+// blobURL is where the endpoint serves a blob of its repository.
+func (ep *endpoint) blobURL(digest string) string {
+	return fmt.Sprintf("%s://%s/v2/%s/blobs/%s", ep.repo.Scheme(), ep.repo.RegistryStr(), ep.repo.RepositoryStr(), digest)
 }
 
 // transportKey identifies an http.Transport configuration; endpoints with the
@@ -232,7 +263,7 @@ func (s *Store) newEndpoint(ref Reference, auth *Auth, spec endpointSpec) (*endp
 	if err != nil {
 		return nil, err
 	}
-	return &endpoint{repo: repo, puller: p}, nil
+	return &endpoint{repo: repo, puller: p, base: guard, auth: authenticator}, nil
 }
 
 // authenticatorFor decides which credentials an endpoint receives. Like

@@ -89,6 +89,8 @@ type Store struct {
 	quarantined []string
 	inflight    map[string]int // pin key -> pulls using it (see pins)
 	used        Usage
+
+	syncer syncer // flushes committed layers (durable.go)
 }
 
 // record is one image: its persisted metadata and the snapshot handed out.
@@ -138,6 +140,8 @@ func New(opts Options) (*Store, error) {
 		flights:  map[string]*flight{},
 	}
 	s.used.Mountpoint = s.root
+	s.syncer.pending = map[string]layerInfo{}
+	s.syncer.idle.L = &s.syncer.mu
 	for _, p := range opts.PinnedImages {
 		ref, err := ParseReference(p)
 		if err != nil {
@@ -164,6 +168,7 @@ func New(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("image store: %w", err)
 		}
 	}
+	spreadNewTrees(s.tmpDir())
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -185,6 +190,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.pulls.Wait()
+	s.waitSynced()
 	s.trash.Wait()
 	s.transports.close()
 	return nil

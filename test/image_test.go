@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -285,32 +283,14 @@ func TestKillDuringPullLeavesConsistentStore(t *testing.T) {
 // corruptingProxy forwards to the test registry but flips a byte in every
 // layer blob, like a broken mirror or a tampered cache would.
 func corruptingProxy(t *testing.T) string {
-	t.Helper()
-	target, _ := url.Parse("http://" + harness.RegistryAddr())
-	rp := httputil.NewSingleHostReverseProxy(target)
-	rp.ModifyResponse = func(resp *http.Response) error {
-		if !strings.Contains(resp.Request.URL.Path, "/blobs/") || resp.StatusCode != http.StatusOK {
-			return nil
-		}
+	return blobProxy(t, func(_ *http.Request, resp *http.Response) io.ReadCloser {
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if len(body) > 100 && !bytes.HasPrefix(body, []byte("{")) {
+		if err == nil && resp.StatusCode == http.StatusOK && len(body) > 100 && !bytes.HasPrefix(body, []byte("{")) {
 			body[len(body)/2] ^= 0xff
 		}
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		return nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: rp}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
-	return l.Addr().String()
+		return io.NopCloser(bytes.NewReader(body))
+	})
 }
 
 func TestCorruptedBlobRejected(t *testing.T) {

@@ -35,18 +35,21 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 type options struct {
-	iterations int
-	parallel   int
-	pullIters  int
-	memPods    int
-	cycles     int
-	listCount  int
-	image      string
-	bigImage   string
-	scenarios  map[string]bool
-	logRoot    string
-	cgroup     string
-	smallfiles int
+	iterations  int
+	parallel    int
+	pullIters   int
+	dsPullIters int
+	dsImage     string
+	dsBigImage  string
+	memPods     int
+	cycles      int
+	listCount   int
+	image       string
+	bigImage    string
+	scenarios   map[string]bool
+	logRoot     string
+	cgroup      string
+	smallfiles  int
 	// smallfileBinary is a static crisp-bench to bind into containers;
 	// smallfileHostDir is on the filesystem of the runtimes' roots.
 	smallfileBinary, smallfileHostDir string
@@ -62,12 +65,15 @@ func main() {
 	flag.IntVar(&o.iterations, "iterations", 30, "iterations of each latency scenario per runtime")
 	flag.IntVar(&o.parallel, "parallel", 8, "pods started at once in the parallel scenario")
 	flag.IntVar(&o.pullIters, "pull-iterations", 10, "cold pulls of the big image per runtime")
+	flag.IntVar(&o.dsPullIters, "ds-pull-iterations", 3, "cold pulls of each data-science image per runtime (pull-ds)")
+	flag.StringVar(&o.dsImage, "ds-image", "docker.io/crisp-test/python-numpy:bookworm", "data-science image, ~100 MB (pull-ds, python; hack/images-datascience.sh)")
+	flag.StringVar(&o.dsBigImage, "ds-big-image", "docker.io/crisp-test/python-numpy:bookworm-1g", "data-science image over 1 GiB (pull-ds)")
 	flag.IntVar(&o.memPods, "mem-pods", 20, "running pods for the per-pod memory measurement")
 	flag.IntVar(&o.cycles, "cycles", 500, "pod run/stop/remove cycles before the leak check")
 	flag.IntVar(&o.listCount, "list-containers", 100, "containers present while timing List*")
 	flag.StringVar(&o.image, "image", "docker.io/library/busybox:1.36", "container image")
 	flag.StringVar(&o.bigImage, "big-image", "127.0.0.1:5000/crisp-test/big:1", "image for the cold-pull scenario")
-	flag.StringVar(&only, "scenarios", "pod,container,full,parallel,exec,pull,memory,list,node,smallfile", "scenarios to run, comma-separated")
+	flag.StringVar(&only, "scenarios", "pod,container,full,parallel,exec,pull,pull-ds,python,memory,list,node,smallfile", "scenarios to run, comma-separated")
 	flag.StringVar(&o.cgroup, "cgroup-parent", "/crisp-bench", "pods get cgroup parent <this>-<runtime>/<pod> (cgroupfs)")
 	flag.StringVar(&o.logRoot, "log-dir", "/tmp/crisp-bench-logs", "pod log directories")
 	flag.StringVar(&jsonOut, "json", "", "write every sample and summary as JSON here")

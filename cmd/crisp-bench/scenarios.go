@@ -30,6 +30,8 @@ func (b *bench) run(ctx context.Context) {
 		{"parallel", b.fullParallel},
 		{"exec", b.execSync},
 		{"pull", b.coldPull},
+		{"pull-ds", b.dsPull},
+		{"python", b.pythonStart},
 		{"memory", b.memory}, // also times List* with its pods present
 		{"node", b.node},
 		{"smallfile", b.smallfileScenario},

@@ -19,6 +19,11 @@ mkdir -p "$out"
 
 "$repo/hack/bench/install.sh"
 "$repo/hack/registry.sh" start >/dev/null
+# The data-science images only when a scenario uses them (pull-ds, python):
+# a cold build takes minutes (hack/images-datascience.sh).
+if [[ ! ${BENCH_ARGS:-} =~ -scenarios ]] || [[ ${BENCH_ARGS} =~ -scenarios[=\ ]+[^\ ]*(pull-ds|python) ]]; then
+	"$repo/hack/images-datascience.sh"
+fi
 (cd "$repo" && go build -o "$repo/_output/bin/crisp-bench" ./cmd/crisp-bench)
 # The smallfile scenario binds this into the containers: static, so that it
 # runs on any image.
