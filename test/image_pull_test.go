@@ -36,7 +36,6 @@ import (
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
-const whiteoutImage = "crisp-test/whiteout:1" // see hack/images/README.md
 
 // blobProxy forwards to the test registry and lets a test reshape the body
 // of every blob GET (throttle, stall, corrupt); shape also sees the request
