@@ -36,7 +36,6 @@ import (
 	"github.com/crisp-runtime/crisp/test/harness"
 )
 
-
 // blobProxy forwards to the test registry and lets a test reshape the body
 // of every blob GET (throttle, stall, corrupt); shape also sees the request
 // for its digest and Range header. It returns the proxy's host:port.
