@@ -45,8 +45,22 @@ func (s *Store) queueSync(h string, info layerInfo) {
 	y.mu.Lock()
 	defer y.mu.Unlock()
 	y.pending[h] = info
-	if !y.running {
-		y.running = true
+	s.startSyncLocked()
+}
+
+// resumeSync starts the syncer on the layers load found unflushed; load
+// only queues them, as the syncer reads the layer map load is filling.
+func (s *Store) resumeSync() {
+	s.syncer.mu.Lock()
+	defer s.syncer.mu.Unlock()
+	if len(s.syncer.pending) > 0 {
+		s.startSyncLocked()
+	}
+}
+
+func (s *Store) startSyncLocked() {
+	if !s.syncer.running {
+		s.syncer.running = true
 		go s.syncLoop()
 	}
 }

@@ -125,7 +125,7 @@ func (s *Store) loadLayers() error {
 			continue
 		}
 		if li.Unsynced != "" {
-			s.queueSync(h, li)
+			s.syncer.pending[h] = li // resumeSync, once loaded
 		}
 		s.layers[h] = li
 		s.used.UsedBytes += li.Bytes

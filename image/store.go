@@ -174,6 +174,7 @@ func New(opts Options) (*Store, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.removeTrash(s.gcLocked())
+	s.resumeSync() // after everything above that writes the maps unlocked
 	klog.V(2).InfoS("Image store loaded", "root", s.root, "images", len(s.images), "layers", len(s.layers), "blobs", len(s.blobs))
 	return s, nil
 }
