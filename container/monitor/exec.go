@@ -14,6 +14,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/thp"
+	"github.com/crisp-runtime/crisp/internal/phase"
 
 	// nsenter's constructor runs before the Go runtime in the `init`
 	// re-exec that libcontainer's Run (Exec) starts.
@@ -54,6 +55,8 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	if err := sio.setup(proc, stdin, stdout, stderr, tty); err != nil {
 		return -1, err
 	}
+	pt := phase.From(ctx)
+	pt.Mark("setup")
 	unlock, err := proto.LockBundle(c.cfg.Bundle)
 	if err != nil {
 		return -1, err
@@ -63,6 +66,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	if err != nil {
 		return -1, err
 	}
+	pt.Mark("libct-run")
 	pid, _ := proc.Pid()
 	if err := sio.started(stdin, stdout, resize); err != nil {
 		c.killExec(lc, pid, sio)
@@ -95,6 +99,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 		sio.drain(0)
 		return -1, err
 	}
+	pt.Mark("wait")
 	// Deliver all output: wait until every holder of the streams is gone,
 	// but not for one that detached and keeps them (`setsid daemon &`):
 	// like containerd's drain_exec_sync_io_timeout, the exec is done when
@@ -103,6 +108,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	defer drain.Stop()
 	select {
 	case <-sio.outputDone():
+		pt.Mark("drain")
 	case <-drain.C:
 		sio.drain(0)
 	case <-ctx.Done():

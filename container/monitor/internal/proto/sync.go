@@ -7,4 +7,13 @@ const SyncFd = 3
 // SyncResult is the single JSON message sent over the sync pipe.
 type SyncResult struct {
 	Error string `json:"error,omitempty"`
+	// Marks are the ends of the create's steps, when Config.Phases asked.
+	Marks []Mark `json:"marks,omitempty"`
+}
+
+// Mark is when a step ended, in Unix nanoseconds (the wall clock both
+// processes share).
+type Mark struct {
+	Name string `json:"name"`
+	At   int64  `json:"at"`
 }
