@@ -18,6 +18,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
+	"github.com/crisp-runtime/crisp/internal/phase"
 )
 
 func bundlePath(bundle, name string) string { return filepath.Join(bundle, name) }
@@ -35,6 +36,8 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 	pc := cfg.persisted()
+	pt := phase.From(ctx)
+	pc.Phases = pt != nil
 	for _, d := range []string{cfg.Bundle, cfg.StateDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -44,12 +47,15 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		os.Remove(pc.Path(name)) // leftovers of an earlier attempt
 		os.Remove(pc.VolatilePath(name))
 	}
-	if err := proto.WriteJSONAtomic(pc.Path(proto.SpecFile), cfg.Spec); err != nil {
+	// Made durable while the monitor creates the container (see synced
+	// below): the monitor only needs them in the page cache.
+	if err := proto.ReplaceJSON(pc.Path(proto.SpecFile), cfg.Spec); err != nil {
 		return nil, err
 	}
-	if err := proto.WriteJSONAtomic(pc.Path(proto.ConfigFile), &pc); err != nil {
+	if err := proto.ReplaceJSON(pc.Path(proto.ConfigFile), &pc); err != nil {
 		return nil, err
 	}
+	pt.Mark("bundle")
 	defer func() {
 		if retErr != nil {
 			removeState(&pc)
@@ -88,6 +94,12 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
+	pt.Mark("fork")
+	// fsync costs milliseconds and the monitor's create tens of them, on
+	// another process: overlapped, the bundle is durable by the time the
+	// container is, as when the files were synced before the spawn.
+	synced := make(chan error, 1)
+	go func() { synced <- proto.SyncFiles(pc.Bundle, proto.SpecFile, proto.ConfigFile) }()
 	pid := cmd.Process.Pid
 	// Our own pidfd: the monitor is our child and unreaped, so its pid
 	// cannot have been reused yet. We reap it ourselves in watch.
@@ -103,6 +115,12 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 	res, err := readSync(ctx, syncR)
 	if err == nil && res.Error != "" {
 		err = errors.New(res.Error)
+	}
+	if res != nil {
+		for _, mk := range res.Marks {
+			pt.MarkAt("monitor."+mk.Name, time.Unix(0, mk.At))
+		}
+		pt.Mark("monitor.report")
 	}
 	if err != nil {
 		// The monitor cleans up after a failure it reports; if it did not
@@ -121,15 +139,25 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 
-	c := &Container{cfg: pc, done: make(chan struct{})}
-	if err := proto.ReadJSON(pc.Path(proto.StatusFile), &c.rec); err != nil {
+	// The monitor created the container: undone by killing it and
+	// cleaning up after it.
+	abandon := func(err error) (*Container, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		reapChild(pid)
 		pidfd.Close()
 		cleanupLibcontainer(&pc)
 		return nil, err
 	}
+	c := &Container{cfg: pc, done: make(chan struct{})}
+	if err := proto.ReadJSON(pc.Path(proto.StatusFile), &c.rec); err != nil {
+		return abandon(err)
+	}
 	c.status = statusOf(&c.rec)
+	pt.Mark("status")
+	if err := <-synced; err != nil {
+		return abandon(err)
+	}
+	pt.Mark("bundle-sync-wait")
 	c.watching.Store(true)
 	go c.watch(pidfd)
 	return c, nil

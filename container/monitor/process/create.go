@@ -32,12 +32,10 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err := proto.ReadJSON(filepath.Join(bundle, proto.ConfigFile), &m.cfg); err != nil {
 		return err
 	}
-	// Before anything is forked: children start in their parent's cgroup.
-	if !m.cfg.MonitorCgroup.IsZero() {
-		if err := m.cfg.MonitorCgroup.Join(os.Getpid()); err != nil {
-			return err
-		}
+	if !m.cfg.Phases {
+		m.marks = nil
 	}
+	m.mark("config")
 	spec := new(specs.Spec)
 	if err := proto.ReadJSON(m.cfg.Path(proto.SpecFile), spec); err != nil {
 		return err
@@ -55,6 +53,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 		return err
 	}
 	defer unlock()
+	m.mark("spec+log+lock")
 
 	lc, err := m.startContainer(spec)
 	if err != nil {
@@ -88,7 +87,10 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err := failpoint.Hit("monitor/before-status"); err != nil {
 		return err
 	}
-	return proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status)
+	m.mark("oom+listen")
+	err = proto.ReplaceJSON(m.cfg.Path(proto.StatusFile), &m.status) // see record
+	m.mark("status")
+	return err
 }
 
 // startContainer runs libcontainer Create and Start with our stdio.
@@ -147,14 +149,37 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 	}
 
 	hugetlb := libct.TakeHybridHugetlb(lcfg.Cgroups.Resources)
+	m.mark("libct-config")
 	lc, err := libcontainer.Create(m.cfg.LibcontainerRoot(), m.cfg.ID, lcfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := lc.Start(p); err != nil {
+	m.mark("libct-create")
+	// The monitor leaves the daemon's cgroup before anything is forked
+	// (children start in their parent's cgroup), and as late as that: on
+	// cgroup v1 moving a process waits for an RCU grace period (several
+	// ms), unless another move happened within about one, and the init's
+	// move into the container's cgroup follows within a millisecond or two
+	// here, so the two share one wait instead of paying one each.
+	if !m.cfg.MonitorCgroup.IsZero() {
+		if err := m.cfg.MonitorCgroup.Join(os.Getpid()); err != nil {
+			m.destroy(lc)
+			return nil, err
+		}
+		m.mark("cgroup-join")
+	}
+	if m.cfg.Phases {
+		marks := traceLibcontainer()
+		err = lc.Start(p)
+		m.marks = append(m.marks, marks()...)
+	} else {
+		err = lc.Start(p)
+	}
+	if err != nil {
 		m.destroy(lc)
 		return nil, err
 	}
+	m.mark("libct.return")
 	if m.initPid, err = p.Pid(); err != nil {
 		m.destroy(lc)
 		return nil, err
