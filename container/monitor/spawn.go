@@ -72,6 +72,12 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 	defer syncR.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		syncW.Close()
+		return nil, err
+	}
+	defer goW.Close()
 
 	cmd := &exec.Cmd{
 		Path: cfg.MonitorBinary,
@@ -81,16 +87,17 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		Env:    append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}, failpoint.Env()...),
 		Dir:    "/", // do not pin the daemon's cwd mount
 		Stderr: mlog,
-		// Only fds 0-2 (/dev/null, /dev/null, log) and the sync pipe
-		// (fd 3, proto.SyncFd) are inherited: everything Go opens is
-		// close-on-exec.
-		ExtraFiles: []*os.File{syncW},
+		// Only fds 0-2 (/dev/null, /dev/null, log), the sync pipe (fd 3,
+		// proto.SyncFd) and the go-ahead pipe (fd 4, proto.GoFd) are
+		// inherited: everything Go opens is close-on-exec.
+		ExtraFiles: []*os.File{syncW, goR},
 		// Own session: no terminal signals, not killed with the daemon's
 		// process group. No Pdeathsig: it must outlive the daemon.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
 	syncW.Close()
+	goR.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
@@ -111,6 +118,22 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 	}
 	pidfd := os.NewFile(uintptr(pfd), "pidfd")
 	cmd.Process.Release()
+	// We move the monitor out of our cgroup while it starts up, rather
+	// than it itself once started: on cgroup v1 the move waits for an RCU
+	// grace period (several ms), which this overlaps with the monitor's
+	// exec and set-up; the init's move into the container's cgroup then
+	// follows within about one grace period and does not wait again.
+	if !pc.MonitorCgroup.IsZero() {
+		if err := pc.MonitorCgroup.Join(pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			reapChild(pid)
+			pidfd.Close()
+			return nil, err
+		}
+		pt.Mark("cgroup-join")
+	}
+	goW.Write([]byte{1}) // a dead monitor is found out by readSync
+	goW.Close()
 
 	res, err := readSync(ctx, syncR)
 	if err == nil && res.Error != "" {

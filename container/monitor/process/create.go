@@ -155,23 +155,18 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		return nil, err
 	}
 	m.mark("libct-create")
-	// The monitor leaves the daemon's cgroup before anything is forked
-	// (children start in their parent's cgroup), and as late as that: on
-	// cgroup v1 moving a process waits for an RCU grace period (several
-	// ms), unless another move happened within about one, and the init's
-	// move into the container's cgroup follows within a millisecond or two
-	// here, so the two share one wait instead of paying one each.
-	if !m.cfg.MonitorCgroup.IsZero() {
-		if err := m.cfg.MonitorCgroup.Join(os.Getpid()); err != nil {
-			m.destroy(lc)
-			return nil, err
-		}
-		m.mark("cgroup-join")
+	// Nothing is forked before the daemon has moved us out of its cgroup
+	// (children start in their parent's cgroup); it does that while we
+	// start up (see monitor.Create).
+	if err := awaitGoAhead(); err != nil {
+		m.destroy(lc)
+		return nil, err
 	}
+	m.mark("go-ahead")
 	if m.cfg.Phases {
-		marks := traceLibcontainer()
+		stop := m.traceStart()
 		err = lc.Start(p)
-		m.marks = append(m.marks, marks()...)
+		stop()
 	} else {
 		err = lc.Start(p)
 	}
@@ -202,6 +197,17 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		m.outputs = append(m.outputs, output{f: m.console, frame: proto.FrameStdout, log: m.logw.NewStream(crilog.Stdout, 0)})
 	}
 	return lc, nil
+}
+
+// awaitGoAhead waits for the daemon's byte on proto.GoFd.
+func awaitGoAhead() error {
+	f := os.NewFile(proto.GoFd, "go-ahead")
+	defer f.Close()
+	var b [1]byte
+	if n, err := f.Read(b[:]); n != 1 {
+		return fmt.Errorf("the daemon gave no go-ahead (it did not move the monitor into its cgroup, or it is gone): %v", err)
+	}
+	return nil
 }
 
 func setHybridHugetlb(lc *libcontainer.Container, limits []*cgroups.HugepageLimit) error {

@@ -100,6 +100,7 @@ func Main(args []string) int {
 	}
 	// Never pass the sync pipe on to the container.
 	unix.CloseOnExec(proto.SyncFd)
+	unix.CloseOnExec(proto.GoFd)
 	syncPipe := os.NewFile(proto.SyncFd, "sync")
 
 	m := &monitor{}
