@@ -119,9 +119,16 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		}
 		os.RemoveAll(m.store.dir(id))
 	})
-	if err := m.images.Lease(id, img.ID); err != nil {
+	// Durable by the time the container is (waited for before the
+	// created record): the fsyncs run alongside the rootfs mount and the
+	// monitor's create rather than before them, and outside the image
+	// store's lock, which parallel creates would queue on.
+	syncLease, err := m.images.LeaseDeferred(id, img.ID)
+	if err != nil {
 		return "", err
 	}
+	leaseSynced := make(chan error, 1)
+	go func() { leaseSynced <- syncLease() }()
 	rollback.add(func() {
 		if err := m.images.Unlease(id); err != nil {
 			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
@@ -217,6 +224,10 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err := failpoint.Hit("ctr-create/after-monitor-spawn"); err != nil {
 		return "", err
 	}
+	if err := <-leaseSynced; err != nil {
+		return "", fmt.Errorf("image lease: %w", err)
+	}
+	pt.Mark("lease-sync-wait")
 	c = c.clone()
 	c.Phase = PhaseCreated
 	if err := m.commit(e, c); err != nil {

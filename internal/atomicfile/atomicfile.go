@@ -63,6 +63,21 @@ func Remove(path string) error {
 	return SyncDir(filepath.Dir(path))
 }
 
+// Sync makes a file written by Replace durable: its content, then its name
+// in its directory.
+func Sync(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	f.Close()
+	if err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
 // SyncDir makes completed renames, creations and removals in dir durable.
 func SyncDir(dir string) error {
 	d, err := os.Open(dir)
