@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -28,7 +27,7 @@ type lease struct {
 }
 
 // Owners become file names.
-var ownerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+var ownerRE = charRun{first: isAlnum, rest: isOwnerChar, min: 1, max: 255} // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$
 
 // Lease records that owner uses the layers of the image named by ref (ID or
 // any reference Get accepts). A second Lease by the same owner replaces the
