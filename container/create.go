@@ -20,6 +20,7 @@ import (
 	"github.com/crisp-runtime/crisp/image"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/phase"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
@@ -40,6 +41,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err := validateCreate(podID, cfg); err != nil {
 		return "", err
 	}
+	pt := phase.From(ctx)
 	cdiDevices, err := cdi.Requested(cfg.CDIDevices, cfg.Annotations)
 	if err != nil {
 		return "", err
@@ -92,6 +94,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err != nil {
 		return "", err
 	}
+	pt.Mark("lookup")
 	c := &Container{
 		ID: id, PodID: podID, Name: cfg.Name, Attempt: cfg.Attempt,
 		Phase:        PhaseCreating,
@@ -109,15 +112,23 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err := m.commit(e, c); err != nil {
 		return "", err
 	}
+	pt.Mark("record")
 	rollback.add(func() {
 		if err := m.store.deleteRecord(id); err != nil {
 			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 		os.RemoveAll(m.store.dir(id))
 	})
-	if err := m.images.Lease(id, img.ID); err != nil {
+	// Durable by the time the container is (waited for before the
+	// created record): the fsyncs run alongside the rootfs mount and the
+	// monitor's create rather than before them, and outside the image
+	// store's lock, which parallel creates would queue on.
+	syncLease, err := m.images.LeaseDeferred(id, img.ID)
+	if err != nil {
 		return "", err
 	}
+	leaseSynced := make(chan error, 1)
+	go func() { leaseSynced <- syncLease() }()
 	rollback.add(func() {
 		if err := m.images.Unlease(id); err != nil {
 			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
@@ -133,9 +144,11 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		}
 	})
 	c.IDMap = rootfsIDMap(sb)
+	pt.Mark("lease")
 	if err := m.mountRootfs(id, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
 		return "", err
 	}
+	pt.Mark("rootfs")
 	if err := failpoint.Hit("ctr-create/after-rootfs-mount"); err != nil {
 		return "", err
 	}
@@ -149,10 +162,12 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		return "", err
 	}
 
+	pt.Mark("volumes")
 	s, err := m.generateSpec(c, sb, img, volSrcs)
 	if err != nil {
 		return "", err
 	}
+	pt.Mark("spec")
 	// CDI devices are part of what the request asked for, so plugins see
 	// them in the spec (as with containerd and CRI-O).
 	if err := m.cdi.Inject(s, cdiDevices); err != nil {
@@ -173,6 +188,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 			return "", err
 		}
 	}
+	pt.Mark("hooks+logdir")
 
 	// Follows the client's deadline and rolls back when it passes: kubelet
 	// would not start a container it has no ID for (the cancellation policy
@@ -208,11 +224,16 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err := failpoint.Hit("ctr-create/after-monitor-spawn"); err != nil {
 		return "", err
 	}
+	if err := <-leaseSynced; err != nil {
+		return "", fmt.Errorf("image lease: %w", err)
+	}
+	pt.Mark("lease-sync-wait")
 	c = c.clone()
 	c.Phase = PhaseCreated
 	if err := m.commit(e, c); err != nil {
 		return "", err
 	}
+	pt.Mark("record-created")
 	e.proc = proc
 	m.containers.Show(e)
 	m.watchExit(e)

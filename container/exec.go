@@ -13,6 +13,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor"
 	"github.com/crisp-runtime/crisp/errdefs"
+	"github.com/crisp-runtime/crisp/internal/phase"
 )
 
 // MaxExecSyncOutput caps ExecSync's two streams together: a chatty probe
@@ -55,6 +56,7 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 	}
 	budget := &outputBudget{left: MaxExecSyncOutput}
 	stdout, stderr := &cappedBuffer{budget: budget}, &cappedBuffer{budget: budget}
+	phase.From(ctx).Mark("lookup")
 	code, err := e.proc.Exec(ctx, p, nil, stdout, stderr, false, nil)
 	if err != nil {
 		if context.Cause(ctx) == errExecTimeout {

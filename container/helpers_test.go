@@ -166,6 +166,9 @@ func (f *fakeImages) Lease(owner, ref string) error {
 	return nil
 }
 func (f *fakeImages) LeaseMounted(owner, ref string) error { return f.Lease(owner, ref) }
+func (f *fakeImages) LeaseDeferred(owner, ref string) (func() error, error) {
+	return func() error { return nil }, f.Lease(owner, ref)
+}
 func (f *fakeImages) Unlease(owner string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

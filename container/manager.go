@@ -23,6 +23,7 @@ type Images interface {
 	Get(ref string) (*image.Image, error)
 	LayerDirs(ref string) ([]string, error)
 	Lease(owner, ref string) error
+	LeaseDeferred(owner, ref string) (sync func() error, err error)
 	LeaseMounted(owner, ref string) error
 	Unlease(owner string) error
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/metrics"
+	"github.com/crisp-runtime/crisp/internal/phase"
 	"github.com/crisp-runtime/crisp/sandbox"
 )
 
@@ -35,9 +36,12 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err := hooks.StartContainer(ctx, pod, e.snapshot()); err != nil {
 		return err
 	}
+	pt := phase.From(ctx)
+	pt.Mark("lookup")
 	if err := e.proc.Start(); err != nil {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	pt.Mark("monitor-start")
 	if err := failpoint.Hit("ctr-start/after-start"); err != nil {
 		return err
 	}

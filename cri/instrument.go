@@ -18,6 +18,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/metrics"
+	"github.com/crisp-runtime/crisp/internal/phase"
 	"github.com/crisp-runtime/crisp/internal/tracing"
 )
 
@@ -41,16 +42,27 @@ func unaryInstrument(ctx context.Context, req any, info *grpc.UnaryServerInfo, h
 	logger := klog.FromContext(ctx).WithValues(append([]any{"method", method}, ids...)...)
 	ctx, span := startSpan(ctx, info.FullMethod, ids)
 	ctx = klog.NewContext(ctx, logger)
+	var pt *phase.Timer
+	if phased[method] && phase.Enabled(logger) {
+		pt = phase.Start()
+		ctx = phase.With(ctx, pt)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			logger.Error(fmt.Errorf("panic: %v", r), "RPC handler panicked", "stack", string(debug.Stack()))
 			resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", method, r)
 		}
 		err = toStatus(ctx, errdefs.NoSpace(whatDidNotFit(method, req), err))
+		pt.Mark("rest")
+		pt.Log(logger)
 		finish(span, logger, method, start, err)
 	}()
 	return handler(ctx, req)
 }
+
+// phased are the RPCs of the start path whose steps (internal/phase) are
+// logged at -v=4.
+var phased = map[string]bool{"RunPodSandbox": true, "CreateContainer": true, "StartContainer": true, "ExecSync": true}
 
 func streamInstrument(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	start := time.Now()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -28,21 +27,38 @@ type lease struct {
 }
 
 // Owners become file names.
-var ownerRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$`)
+var ownerRE = charRun{first: isAlnum, rest: isOwnerChar, min: 1, max: 255} // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$
 
 // Lease records that owner uses the layers of the image named by ref (ID or
 // any reference Get accepts). A second Lease by the same owner replaces the
 // first. The layers survive Remove of the image until Unlease.
-func (s *Store) Lease(owner, ref string) error { return s.lease(owner, ref, false) }
+func (s *Store) Lease(owner, ref string) error {
+	_, err := s.lease(owner, ref, false, true)
+	return err
+}
+
+// LeaseDeferred is Lease without waiting for the lease to be durable: sync
+// makes it so (an fsync of the file and of its directory), and the caller
+// runs it alongside other work and waits for it before anything depends on
+// the lease surviving a crash of the node. Readers of the store see the
+// lease at once.
+func (s *Store) LeaseDeferred(owner, ref string) (sync func() error, err error) {
+	return s.lease(owner, ref, false, false)
+}
 
 // LeaseMounted is Lease for an owner that mounts the image as it is (an
 // image volume): until Unlease, Remove of the whole image fails with
 // ErrFailedPrecondition naming the owner.
-func (s *Store) LeaseMounted(owner, ref string) error { return s.lease(owner, ref, true) }
+func (s *Store) LeaseMounted(owner, ref string) error {
+	_, err := s.lease(owner, ref, true, true)
+	return err
+}
 
-func (s *Store) lease(owner, ref string, mounted bool) error {
+// lease records the lease, durably or, if !durable, leaving that to the
+// returned sync.
+func (s *Store) lease(owner, ref string, mounted, durable bool) (sync func() error, err error) {
 	if !ownerRE.MatchString(owner) {
-		return errdefs.InvalidArgument("invalid lease owner %q", owner)
+		return nil, errdefs.InvalidArgument("invalid lease owner %q", owner)
 	}
 	var trash []string
 	defer func() { s.emptyTrash(trash) }()
@@ -62,14 +78,19 @@ func (s *Store) lease(owner, ref string, mounted bool) error {
 	}
 	s.mu.RUnlock()
 	if err != nil {
-		return fmt.Errorf("lease for %s: %w", owner, err)
+		return nil, fmt.Errorf("lease for %s: %w", owner, err)
 	}
 	data, err := json.Marshal(l)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(s.leaseDir(), owner), data, 0o600); err != nil {
-		return err
+	path := filepath.Join(s.leaseDir(), owner)
+	write := atomicfile.WriteFile
+	if !durable {
+		write = atomicfile.Replace
+	}
+	if err := write(path, data, 0o600); err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	s.leases[owner] = l
@@ -77,7 +98,10 @@ func (s *Store) lease(owner, ref string, mounted bool) error {
 	if replaced {
 		trash = s.gcLocked()
 	}
-	return nil
+	if durable {
+		return func() error { return nil }, nil
+	}
+	return func() error { return atomicfile.Sync(path) }, nil
 }
 
 // Unlease drops owner's lease and collects the layers nothing else uses.

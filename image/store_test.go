@@ -284,7 +284,12 @@ func TestLeaseKeepsLayers(t *testing.T) {
 	img := pull(t, s, reg.host+"/app:v1")
 	dirs, _ := s.LayerDirs(img.ID)
 
-	if err := s.Lease("ctr-1", reg.host+"/app:v1"); err != nil {
+	// A deferred lease holds the layers before its sync, as a lease does.
+	sync, err := s.LeaseDeferred("ctr-1", reg.host+"/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sync(); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Lease("../evil", img.ID); !errors.Is(err, errdefs.ErrInvalidArgument) {

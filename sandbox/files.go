@@ -90,8 +90,12 @@ func writeHosts(sb *Sandbox) error {
 // writePodFile writes one of the pod's files. In a pod with its own user
 // namespace the file belongs to the pod's root, as it would to root in any
 // other pod: owned by the node's root it would show up as nobody:nogroup.
+//
+// Not synced (atomicfile.Replace): the files are made from the pod's
+// record, and only its containers read them, which a crash of the node
+// ends along with the pod's namespaces: eight fsyncs fewer per pod.
 func writePodFile(sb *Sandbox, path string, data []byte) error {
-	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+	if err := atomicfile.Replace(path, data, 0o644); err != nil {
 		return err
 	}
 	if uid, gid, ok := sb.Config.Namespaces.RootIDs(); ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/crisp-runtime/crisp/errdefs"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
 	"github.com/crisp-runtime/crisp/internal/ids"
+	"github.com/crisp-runtime/crisp/internal/phase"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 	"github.com/crisp-runtime/crisp/sandbox/podinit"
 )
@@ -45,6 +46,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err != nil {
 		return "", errdefs.InvalidArgument("%v", err)
 	}
+	pt := phase.From(ctx)
 	// Finished even if the client gives up: kubelet's retry adopts the
 	// pod (the cancellation policy in internal/timeouts).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeouts.PodRun)
@@ -82,9 +84,11 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err := m.store.save(sb); err != nil {
 		return "", fmt.Errorf("save pod record: %w", err)
 	}
+	pt.Mark("record")
 	if err := writePodFiles(sb); err != nil {
 		return "", fmt.Errorf("pod files: %w", err)
 	}
+	pt.Mark("files")
 
 	made, err := m.cgroups.create(sb.CgroupCreated)
 	sb.CgroupCreated = made
@@ -92,6 +96,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err != nil {
 		return "", err
 	}
+	pt.Mark("cgroup")
 
 	if sb.ShmMounted {
 		undo = append(undo, func() error { return m.removeShm(id) })
@@ -99,6 +104,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 			return "", err
 		}
 	}
+	pt.Mark("shm")
 
 	var reaperExit processExit
 	if len(kinds) > 0 {
@@ -126,6 +132,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 			return "", err
 		}
 	}
+	pt.Mark("namespaces")
 
 	if podNet {
 		undo = append(undo, func() error {
@@ -145,9 +152,11 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 			return "", err
 		}
 	}
+	pt.Mark("cni")
 	if err := writeHosts(sb); err != nil {
 		return "", fmt.Errorf("pod hosts file: %w", err)
 	}
+	pt.Mark("hosts")
 
 	// Plugins see the pod complete but nobody else sees it before they
 	// agreed; until it is indexed, a connecting plugin waits for it.
@@ -168,6 +177,7 @@ func (m *Manager) Run(ctx context.Context, cfg Config) (_ string, retErr error) 
 	if err := m.pods.Commit(e, sb); err != nil {
 		return "", err
 	}
+	pt.Mark("record-ready")
 	// A failure from here on cannot roll back: the pod is recorded ready.
 	_ = failpoint.Hit("pod-run/after-record")
 	if sb.Reaper != nil {

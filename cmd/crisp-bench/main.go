@@ -56,12 +56,13 @@ type options struct {
 }
 
 func main() {
-	var endpoints, pids, exes listFlag
+	var endpoints, pids, exes, phaseLogs listFlag
 	var o options
 	var only, jsonOut, pngOut, critestDirs, smallfileDir string
 	flag.Var(&endpoints, "endpoint", "NAME=unix:///path.sock, repeated; the first is the numerator of the ratio")
 	flag.Var(&pids, "pid", "NAME=PID of the runtime's daemon (for RSS)")
 	flag.Var(&exes, "exe", "NAME=/path/prefix: per-pod processes whose executable starts with this belong to NAME even when not the daemon's children (for PSS)")
+	flag.Var(&phaseLogs, "phase-log", "NAME=/path/to/log of a crisp at -v=4: print the steps of its start-path RPCs per scenario")
 	flag.IntVar(&o.iterations, "iterations", 30, "iterations of each latency scenario per runtime")
 	flag.IntVar(&o.parallel, "parallel", 8, "pods started at once in the parallel scenario")
 	flag.IntVar(&o.pullIters, "pull-iterations", 10, "cold pulls of the big image per runtime")
@@ -129,6 +130,13 @@ func main() {
 		must(err)
 	}
 	b := &bench{o: o, rts: rts, res: res}
+	for _, pl := range phaseLogs {
+		name, path, ok := strings.Cut(pl, "=")
+		if !ok {
+			fatalf("-phase-log %q: want NAME=/path/to/log", pl)
+		}
+		b.phaseLogs = append(b.phaseLogs, &phaseLog{runtime: name, path: path})
+	}
 	b.run(ctx)
 	res.Finished = time.Now()
 

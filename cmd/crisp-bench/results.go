@@ -22,6 +22,7 @@ type results struct {
 	Values   map[string]map[string]float64   // metric -> runtime -> value
 	Units    map[string]string               `json:"Units,omitempty"` // metric -> unit of Values
 	Notes    []string
+	Phases   []*phaseStats `json:"Phases,omitempty"` // crisp's steps per scenario (-phase-log)
 }
 
 func (r *results) add(metric, runtime string, d time.Duration) {
@@ -91,4 +92,5 @@ func (r *results) printTable(w io.Writer) {
 	for _, n := range r.Notes {
 		fmt.Fprintln(w, "note:", n)
 	}
+	r.printPhases(w)
 }

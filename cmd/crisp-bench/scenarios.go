@@ -17,6 +17,9 @@ type bench struct {
 	rts []*runtime
 	res *results
 	seq atomic.Int64
+	// phaseLogs are the -v=4 logs whose Phases lines are collected per
+	// scenario.
+	phaseLogs []*phaseLog
 }
 
 func (b *bench) run(ctx context.Context) {
@@ -39,7 +42,13 @@ func (b *bench) run(ctx context.Context) {
 	for _, s := range steps {
 		if b.o.scenarios[s.name] || (s.name == "memory" && b.o.scenarios["list"]) {
 			fmt.Fprintf(os.Stderr, "crisp-bench: %s\n", s.name)
+			for _, pl := range b.phaseLogs {
+				pl.mark()
+			}
 			s.fn(ctx)
+			for _, pl := range b.phaseLogs {
+				b.res.Phases = append(b.res.Phases, pl.collect(s.name)...)
+			}
 		}
 	}
 }

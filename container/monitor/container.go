@@ -75,14 +75,24 @@ func Load(bundle, stateDir string) (*Container, error) {
 		// create is over, status.json is there, or the create was undone.
 		err = proto.ReadRecord(&c.cfg, proto.StatusFile, &c.rec)
 	}
+	_, serr := os.Stat(stateDir)
 	if err != nil {
-		return nil, err
+		if serr == nil {
+			return nil, err
+		}
+		// status.json is not synced (see process.record): after a crash
+		// of the node, which wiped the state dir, it may be missing or
+		// cut short, and the container died with the node.
+		c.otherBoot = true
+		if !c.readExit() {
+			c.monitorGone()
+		}
+		return c, nil
 	}
 	c.status = statusOf(&c.rec)
 	// A record without a boot id is of this boot if the volatile state
 	// dir, which a reboot wipes, is still there.
-	_, err = os.Stat(stateDir)
-	c.otherBoot = !bootid.Same(c.rec.BootID, err == nil)
+	c.otherBoot = !bootid.Same(c.rec.BootID, serr == nil)
 	exited := c.readExit()
 	// Watch the monitor even if the exit is already recorded: if it became
 	// our child (we are its subreaper) it must still be reaped.

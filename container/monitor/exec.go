@@ -14,6 +14,7 @@ import (
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/thp"
+	"github.com/crisp-runtime/crisp/internal/phase"
 
 	// nsenter's constructor runs before the Go runtime in the `init`
 	// re-exec that libcontainer's Run (Exec) starts.
@@ -54,15 +55,22 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	if err := sio.setup(proc, stdin, stdout, stderr, tty); err != nil {
 		return -1, err
 	}
+	pt := phase.From(ctx)
+	pt.Mark("setup")
 	unlock, err := proto.LockBundle(c.cfg.Bundle)
 	if err != nil {
 		return -1, err
 	}
-	err = lc.Run(proc)
+	if pt != nil {
+		err = tracedRun(pt, lc, proc)
+	} else {
+		err = lc.Run(proc)
+	}
 	unlock()
 	if err != nil {
 		return -1, err
 	}
+	pt.Mark("libct.return")
 	pid, _ := proc.Pid()
 	if err := sio.started(stdin, stdout, resize); err != nil {
 		c.killExec(lc, pid, sio)
@@ -95,6 +103,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 		sio.drain(0)
 		return -1, err
 	}
+	pt.Mark("wait")
 	// Deliver all output: wait until every holder of the streams is gone,
 	// but not for one that detached and keeps them (`setsid daemon &`):
 	// like containerd's drain_exec_sync_io_timeout, the exec is done when
@@ -103,6 +112,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	defer drain.Stop()
 	select {
 	case <-sio.outputDone():
+		pt.Mark("drain")
 	case <-drain.C:
 		sio.drain(0)
 	case <-ctx.Done():
@@ -111,6 +121,30 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 		return code, ctx.Err()
 	}
 	return code, nil
+}
+
+// execSteps are the steps of libcontainer's Run of an exec'd process as
+// its parent side (the daemon) sees them.
+var execSteps = []libct.Step{
+	{Prefix: "runc exeseal: ", Name: "libct.seal-exe"},
+	{Prefix: "reading sync", Name: "libct.exec-init+nsexec+cgroup-join"},
+	{Prefix: "read sync type:procReady", Name: "libct.init-setup"},
+	{Prefix: "writing sync type:procRun", Name: "libct.rlimits"},
+	{Prefix: "sync pipe closed", Name: "libct.seccomp+caps"},
+}
+
+// tracedRun is lc.Run with its steps marked on pt, unless another exec is
+// being traced at the same time (libcontainer logs through one logger).
+func tracedRun(pt *phase.Timer, lc *libcontainer.Container, proc *libcontainer.Process) error {
+	stop, ok := libct.Trace(execSteps)
+	if !ok {
+		return lc.Run(proc)
+	}
+	err := lc.Run(proc)
+	for _, mk := range stop() {
+		pt.MarkAt(mk.Name, mk.At)
+	}
+	return err
 }
 
 // ExecDrainTimeout bounds the wait for an exec's output after its process

@@ -261,3 +261,59 @@ func TestExitKeptUntilARecordFits(t *testing.T) {
 	}
 	os.RemoveAll(blocks[1])
 }
+
+// status.json is not synced: after a crash of the node (the volatile state
+// dir is gone) a bundle may have none, or a cut one. Load reports such a
+// container as exited, or with the exit exit.json (synced) recorded.
+func TestLoadAfterNodeCrash(t *testing.T) {
+	for _, tc := range []struct {
+		name, status, exit string
+		code               int
+	}{
+		{name: "no status.json", code: 255},
+		{name: "empty status.json", status: "", code: 255},
+		{name: "cut status.json", status: `{"monitor_pid": 12`, code: 255},
+		{name: "exit recorded", status: `{"monitor_pid": 12`, exit: `{"exit_code": 3, "reason": "Error"}`, code: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bundle := t.TempDir()
+			stateDir := filepath.Join(t.TempDir(), "gone")
+			pc := proto.Config{ID: "c1", Bundle: bundle, StateDir: stateDir}
+			if err := proto.WriteJSONAtomic(pc.Path(proto.ConfigFile), &pc); err != nil {
+				t.Fatal(err)
+			}
+			if tc.name != "no status.json" {
+				os.WriteFile(pc.Path(proto.StatusFile), []byte(tc.status), 0o600)
+			}
+			if tc.exit != "" {
+				os.WriteFile(pc.Path(proto.ExitFile), []byte(tc.exit), 0o600)
+			}
+			c, err := Load(bundle, stateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-c.Wait():
+			default:
+				t.Fatal("Wait not closed")
+			}
+			if st := c.Status(); st.State != StateExited || st.ExitCode != tc.code {
+				t.Fatalf("status %+v", st)
+			}
+			if c.MonitorRunning() {
+				t.Fatal("a monitor of another boot is watched")
+			}
+		})
+	}
+	// In this boot (state dir present) an unreadable status.json is an
+	// error, as before: the monitor may be alive.
+	bundle, stateDir := t.TempDir(), t.TempDir()
+	pc := proto.Config{ID: "c2", Bundle: bundle, StateDir: stateDir}
+	if err := proto.WriteJSONAtomic(pc.Path(proto.ConfigFile), &pc); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(pc.Path(proto.StatusFile), []byte(`{"monitor_pid"`), 0o600)
+	if _, err := Load(bundle, stateDir); err == nil {
+		t.Fatal("Load of a cut status.json in this boot succeeded")
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/internal/failpoint"
+	"github.com/crisp-runtime/crisp/internal/phase"
 )
 
 func bundlePath(bundle, name string) string { return filepath.Join(bundle, name) }
@@ -35,6 +36,8 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 	pc := cfg.persisted()
+	pt := phase.From(ctx)
+	pc.Phases = pt != nil
 	for _, d := range []string{cfg.Bundle, cfg.StateDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
@@ -44,12 +47,15 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		os.Remove(pc.Path(name)) // leftovers of an earlier attempt
 		os.Remove(pc.VolatilePath(name))
 	}
-	if err := proto.WriteJSONAtomic(pc.Path(proto.SpecFile), cfg.Spec); err != nil {
+	// Made durable while the monitor creates the container (see synced
+	// below): the monitor only needs them in the page cache.
+	if err := proto.ReplaceJSON(pc.Path(proto.SpecFile), cfg.Spec); err != nil {
 		return nil, err
 	}
-	if err := proto.WriteJSONAtomic(pc.Path(proto.ConfigFile), &pc); err != nil {
+	if err := proto.ReplaceJSON(pc.Path(proto.ConfigFile), &pc); err != nil {
 		return nil, err
 	}
+	pt.Mark("bundle")
 	defer func() {
 		if retErr != nil {
 			removeState(&pc)
@@ -66,6 +72,12 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 	defer syncR.Close()
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		syncW.Close()
+		return nil, err
+	}
+	defer goW.Close()
 
 	cmd := &exec.Cmd{
 		Path: cfg.MonitorBinary,
@@ -75,19 +87,26 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		Env:    append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "GOMAXPROCS=1"}, failpoint.Env()...),
 		Dir:    "/", // do not pin the daemon's cwd mount
 		Stderr: mlog,
-		// Only fds 0-2 (/dev/null, /dev/null, log) and the sync pipe
-		// (fd 3, proto.SyncFd) are inherited: everything Go opens is
-		// close-on-exec.
-		ExtraFiles: []*os.File{syncW},
+		// Only fds 0-2 (/dev/null, /dev/null, log), the sync pipe (fd 3,
+		// proto.SyncFd) and the go-ahead pipe (fd 4, proto.GoFd) are
+		// inherited: everything Go opens is close-on-exec.
+		ExtraFiles: []*os.File{syncW, goR},
 		// Own session: no terminal signals, not killed with the daemon's
 		// process group. No Pdeathsig: it must outlive the daemon.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
 	err = cmd.Start()
 	syncW.Close()
+	goR.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start monitor: %w", err)
 	}
+	pt.Mark("fork")
+	// fsync costs milliseconds and the monitor's create tens of them, on
+	// another process: overlapped, the bundle is durable by the time the
+	// container is, as when the files were synced before the spawn.
+	synced := make(chan error, 1)
+	go func() { synced <- proto.SyncFiles(pc.Bundle, proto.SpecFile, proto.ConfigFile) }()
 	pid := cmd.Process.Pid
 	// Our own pidfd: the monitor is our child and unreaped, so its pid
 	// cannot have been reused yet. We reap it ourselves in watch.
@@ -99,10 +118,32 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 	}
 	pidfd := os.NewFile(uintptr(pfd), "pidfd")
 	cmd.Process.Release()
+	// We move the monitor out of our cgroup while it starts up, rather
+	// than it itself once started: on cgroup v1 the move waits for an RCU
+	// grace period (several ms), which this overlaps with the monitor's
+	// exec and set-up; the init's move into the container's cgroup then
+	// follows within about one grace period and does not wait again.
+	if !pc.MonitorCgroup.IsZero() {
+		if err := pc.MonitorCgroup.Join(pid); err != nil {
+			unix.Kill(pid, unix.SIGKILL)
+			reapChild(pid)
+			pidfd.Close()
+			return nil, err
+		}
+		pt.Mark("cgroup-join")
+	}
+	goW.Write([]byte{1}) // a dead monitor is found out by readSync
+	goW.Close()
 
 	res, err := readSync(ctx, syncR)
 	if err == nil && res.Error != "" {
 		err = errors.New(res.Error)
+	}
+	if res != nil {
+		for _, mk := range res.Marks {
+			pt.MarkAt("monitor."+mk.Name, time.Unix(0, mk.At))
+		}
+		pt.Mark("monitor.report")
 	}
 	if err != nil {
 		// The monitor cleans up after a failure it reports; if it did not
@@ -121,15 +162,25 @@ func Create(ctx context.Context, cfg Config) (_ *Container, retErr error) {
 		return nil, err
 	}
 
-	c := &Container{cfg: pc, done: make(chan struct{})}
-	if err := proto.ReadJSON(pc.Path(proto.StatusFile), &c.rec); err != nil {
+	// The monitor created the container: undone by killing it and
+	// cleaning up after it.
+	abandon := func(err error) (*Container, error) {
 		unix.Kill(pid, unix.SIGKILL)
 		reapChild(pid)
 		pidfd.Close()
 		cleanupLibcontainer(&pc)
 		return nil, err
 	}
+	c := &Container{cfg: pc, done: make(chan struct{})}
+	if err := proto.ReadJSON(pc.Path(proto.StatusFile), &c.rec); err != nil {
+		return abandon(err)
+	}
 	c.status = statusOf(&c.rec)
+	pt.Mark("status")
+	if err := <-synced; err != nil {
+		return abandon(err)
+	}
+	pt.Mark("bundle-sync-wait")
 	c.watching.Store(true)
 	go c.watch(pidfd)
 	return c, nil

@@ -83,14 +83,15 @@ wait_socket() { # <socket> <pid> <log>
 "$repo/hack/cni-config.sh" firewall-on "$crisp_subnet"
 "$repo/hack/cni-config.sh" firewall-on "$ctrd_subnet"
 
-# crisp
+# crisp, at -v=4: its "Phases" lines (the steps of each start-path RPC) are
+# the benchmark's phase table (crisp-bench -phase-log).
 conflist "$work/crisp-cni" crisp-bench "$crisp_bridge" "$crisp_subnet"
 for host in docker.io registry.k8s.io gcr.io public.ecr.aws; do
 	printf '[registries.%s]\nmirrors = ["http://%s"]\nskip_upstream = true\n' "\"$host\"" "$registry"
 done >"$work/crisp.toml"
 "$crisp" --config "$work/crisp.toml" --listen "$work/crisp.sock" --root "$work/crisp-root" \
 	--state "$work/crisp-state" --cni-conf-dir "$work/crisp-cni" --cgroup-driver cgroupfs \
-	--logtostderr=true >"$work/crisp.log" 2>&1 &
+	--logtostderr=true -v=4 >"$work/crisp.log" 2>&1 &
 crisp_pid=$!
 pids+=("$crisp_pid")
 
@@ -148,7 +149,7 @@ echo "bench: crisp pid $crisp_pid, containerd pid $ctrd_pid ($(cat "$bin/.stamp"
 	-endpoint crisp="unix://$work/crisp.sock" -endpoint containerd="unix://$work/containerd.sock" \
 	-pid crisp="$crisp_pid" -pid containerd="$ctrd_pid" \
 	-subnet crisp="$crisp_subnet" -subnet containerd="$ctrd_subnet" \
-	-exe containerd="$bin/" \
+	-exe containerd="$bin/" -phase-log crisp="$work/crisp.log" \
 	-cgroup-parent /crisp-bench -log-dir "$work/logs" \
 	-smallfile-binary "$repo/_output/bin/crisp-bench-static" -smallfile-host-dir "$work/smallfile-host" \
 	-json "$out/results.json" -png "$out/latency.png" ${BENCH_ARGS:-} | tee "$out/table.txt"

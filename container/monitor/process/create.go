@@ -32,12 +32,10 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err := proto.ReadJSON(filepath.Join(bundle, proto.ConfigFile), &m.cfg); err != nil {
 		return err
 	}
-	// Before anything is forked: children start in their parent's cgroup.
-	if !m.cfg.MonitorCgroup.IsZero() {
-		if err := m.cfg.MonitorCgroup.Join(os.Getpid()); err != nil {
-			return err
-		}
+	if !m.cfg.Phases {
+		m.marks = nil
 	}
+	m.mark("config")
 	spec := new(specs.Spec)
 	if err := proto.ReadJSON(m.cfg.Path(proto.SpecFile), spec); err != nil {
 		return err
@@ -55,6 +53,7 @@ func (m *monitor) create(bundle string) (retErr error) {
 		return err
 	}
 	defer unlock()
+	m.mark("spec+log+lock")
 
 	lc, err := m.startContainer(spec)
 	if err != nil {
@@ -88,7 +87,10 @@ func (m *monitor) create(bundle string) (retErr error) {
 	if err := failpoint.Hit("monitor/before-status"); err != nil {
 		return err
 	}
-	return proto.WriteJSONAtomic(m.cfg.Path(proto.StatusFile), &m.status)
+	m.mark("oom+listen")
+	err = proto.ReplaceJSON(m.cfg.Path(proto.StatusFile), &m.status) // see record
+	m.mark("status")
+	return err
 }
 
 // startContainer runs libcontainer Create and Start with our stdio.
@@ -147,14 +149,32 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 	}
 
 	hugetlb := libct.TakeHybridHugetlb(lcfg.Cgroups.Resources)
+	m.mark("libct-config")
 	lc, err := libcontainer.Create(m.cfg.LibcontainerRoot(), m.cfg.ID, lcfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := lc.Start(p); err != nil {
+	m.mark("libct-create")
+	// Nothing is forked before the daemon has moved us out of its cgroup
+	// (children start in their parent's cgroup); it does that while we
+	// start up (see monitor.Create).
+	if err := awaitGoAhead(); err != nil {
 		m.destroy(lc)
 		return nil, err
 	}
+	m.mark("go-ahead")
+	if m.cfg.Phases {
+		stop := m.traceStart()
+		err = lc.Start(p)
+		stop()
+	} else {
+		err = lc.Start(p)
+	}
+	if err != nil {
+		m.destroy(lc)
+		return nil, err
+	}
+	m.mark("libct.return")
 	if m.initPid, err = p.Pid(); err != nil {
 		m.destroy(lc)
 		return nil, err
@@ -177,6 +197,17 @@ func (m *monitor) startContainer(spec *specs.Spec) (*libcontainer.Container, err
 		m.outputs = append(m.outputs, output{f: m.console, frame: proto.FrameStdout, log: m.logw.NewStream(crilog.Stdout, 0)})
 	}
 	return lc, nil
+}
+
+// awaitGoAhead waits for the daemon's byte on proto.GoFd.
+func awaitGoAhead() error {
+	f := os.NewFile(proto.GoFd, "go-ahead")
+	defer f.Close()
+	var b [1]byte
+	if n, err := f.Read(b[:]); n != 1 {
+		return fmt.Errorf("the daemon gave no go-ahead (it did not move the monitor into its cgroup, or it is gone): %v", err)
+	}
+	return nil
 }
 
 func setHybridHugetlb(lc *libcontainer.Container, limits []*cgroups.HugepageLimit) error {

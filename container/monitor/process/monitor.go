@@ -50,6 +50,10 @@ type monitor struct {
 	hub     *hub
 	sigchld chan os.Signal
 
+	// marks are the ends of the create's steps, reported to the daemon
+	// when cfg.Phases asks (see mark).
+	marks []proto.Mark
+
 	startMu    sync.Mutex
 	initExited chan struct{} // closed once the init has been reaped
 
@@ -96,29 +100,40 @@ func Main(args []string) int {
 	}
 	// Never pass the sync pipe on to the container.
 	unix.CloseOnExec(proto.SyncFd)
+	unix.CloseOnExec(proto.GoFd)
 	syncPipe := os.NewFile(proto.SyncFd, "sync")
 
 	m := &monitor{}
+	m.mark("exec") // since the daemon's fork: execve and the Go runtime's start
 	if err := m.create(args[0]); err != nil {
 		m.logf("create: %v", err)
-		report(syncPipe, err)
+		report(syncPipe, err, nil)
 		return 1
 	}
-	report(syncPipe, nil)
+	report(syncPipe, nil, m.marks)
 	err := m.reexec()
 	// Only reached if the exec failed: serve from this image instead.
 	m.logf("re-exec failed, serving from the create image: %v", err)
 	return m.run()
 }
 
-func report(f *os.File, err error) {
-	var r proto.SyncResult
+func report(f *os.File, err error, marks []proto.Mark) {
+	r := proto.SyncResult{Marks: marks}
 	if err != nil {
 		r.Error = err.Error()
 	}
 	b, _ := json.Marshal(r)
 	f.Write(b)
 	f.Close()
+}
+
+// mark records that the step name of the create ended now. Marks are
+// kept until the config is read, and reported only if it asks for them.
+func (m *monitor) mark(name string) {
+	if m.cfg.ID != "" && !m.cfg.Phases {
+		return
+	}
+	m.marks = append(m.marks, proto.Mark{Name: name, At: time.Now().UnixNano()})
 }
 
 func (m *monitor) logf(format string, args ...any) {

@@ -10,13 +10,22 @@ import (
 // record writes the record name (status.json, exit.json) to the bundle or,
 // when the bundle's filesystem refuses it (full), to the state dir, which
 // the daemon reads first (proto.ReadRecord).
+// status.json describes the monitor's and the init's processes, which a
+// crash of the node ends: it is written without fsync (proto.ReplaceJSON),
+// and the daemon takes a bundle without a readable one after a reboot for a
+// container that died with the node (Load). exit.json, the exit code, is
+// made durable.
 func (m *monitor) record(name string, v any) error {
-	err := proto.WriteJSONAtomic(m.cfg.Path(name), v)
+	write := proto.WriteJSONAtomic
+	if name == proto.StatusFile {
+		write = proto.ReplaceJSON
+	}
+	err := write(m.cfg.Path(name), v)
 	if err == nil {
 		return nil
 	}
 	m.logf("record %s in the bundle: %v; recording it in the state dir", name, err)
-	if verr := proto.WriteJSONAtomic(m.cfg.VolatilePath(name), v); verr != nil {
+	if verr := write(m.cfg.VolatilePath(name), v); verr != nil {
 		return fmt.Errorf("%w; in the state dir: %v", err, verr)
 	}
 	return nil

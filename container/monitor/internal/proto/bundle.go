@@ -52,6 +52,9 @@ type Config struct {
 	// creates the container, out of the daemon's cgroup; zero for records
 	// written before it existed.
 	MonitorCgroup helpercgroup.Leaf `json:"monitor_cgroup,omitzero"`
+	// Phases asks the monitor to report when each step of the create
+	// ended (SyncResult.Marks), for the daemon's -v=4 phase log.
+	Phases bool `json:"phases,omitempty"`
 }
 
 // Path returns the path of the bundle file name.
@@ -103,7 +106,17 @@ func ReadJSON(path string, v any) error {
 // WriteJSONAtomic replaces path with v so that a reader (or a crash at any
 // point) sees either the old or the new complete file: write a temporary
 // file, fsync it, rename it over path, fsync the directory.
-func WriteJSONAtomic(path string, v any) error {
+func WriteJSONAtomic(path string, v any) error { return writeJSON(path, v, true) }
+
+// ReplaceJSON is WriteJSONAtomic without the fsyncs, for files that either
+// are made durable later (SyncFiles) or describe only processes of this
+// boot: a reader and a crashed daemon or monitor still see the old or the
+// new complete file (the page cache outlives them); only a crash of the
+// node may lose the file or cut it short, and then its processes are gone
+// too.
+func ReplaceJSON(path string, v any) error { return writeJSON(path, v, false) }
+
+func writeJSON(path string, v any, durable bool) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -115,7 +128,7 @@ func WriteJSONAtomic(path string, v any) error {
 	}
 	tmp := f.Name()
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -128,9 +141,28 @@ func WriteJSONAtomic(path string, v any) error {
 		os.Remove(tmp)
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+	if durable {
+		if d, err := os.Open(dir); err == nil {
+			d.Sync()
+			d.Close()
+		}
+	}
+	return nil
+}
+
+// SyncFiles makes files of dir written by ReplaceJSON durable, and their
+// names in dir.
+func SyncFiles(dir string, names ...string) error {
+	for _, name := range append(names, ".") {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", f.Name(), err)
+		}
 	}
 	return nil
 }
