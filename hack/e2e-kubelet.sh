@@ -51,14 +51,9 @@ chmod 0711 "$WORK"
 source "$ROOT/hack/kubelet/lib.sh"
 started=$SECONDS
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-# fail DESC [DETAIL]: DETAIL (what the check last saw) is printed indented.
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL: $1"
-	[[ -z ${2:-} ]] || head -20 <<<"$2" | sed 's/^/    /'
-}
+# pass/fail and their counts; fail's DETAIL is what the check last saw.
+# shellcheck source=lib/checks.sh
+source "$ROOT/hack/lib/checks.sh"
 # Checks return 0 even when they fail (the failure is counted), so one failed
 # check does not hide the others; `must` stops the run when later checks
 # depend on the one it runs.

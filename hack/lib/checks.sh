@@ -1,5 +1,5 @@
-# hack/lib/checks.sh: the PASS/FAIL bookkeeping shared by the guest's check
-# scripts (hack/vm/smoke.sh, hack/vm/tests/*.sh). Each prints its own
+# hack/lib/checks.sh: the PASS/FAIL bookkeeping shared by the check scripts
+# (hack/e2e-kubelet.sh, hack/vm/smoke.sh, hack/vm/tests/*.sh). Each prints its own
 # "NAME: N passed, N failed" line from $passed and $failed.
 passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "PASS: $*"; }
