@@ -64,6 +64,11 @@ func ReadFrame(r io.Reader, buf []byte) (byte, []byte, error) {
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
 	}
+	return readPayload(r, h, buf)
+}
+
+// readPayload reads the payload of the frame whose header is h.
+func readPayload(r io.Reader, h [FrameHeaderLen]byte, buf []byte) (byte, []byte, error) {
 	n := binary.BigEndian.Uint32(h[1:])
 	if n > maxFramePayload {
 		return 0, nil, errFrameTooLarge
