@@ -33,6 +33,9 @@ type Container struct {
 	done      chan struct{} // closed once the exit is recorded in status
 	// watching is true while the monitor process is alive and watched.
 	watching atomic.Bool
+	// execHere: the monitor (of an older crisp) cannot run execs, the
+	// daemon does (see Exec).
+	execHere atomic.Bool
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()

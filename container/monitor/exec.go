@@ -2,9 +2,12 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
@@ -38,53 +41,40 @@ func InitIfRequested() {
 // Exec runs p inside the running container and returns its exit code. The
 // streams may be nil. When ctx ends, the process and everything it started
 // are killed (the container keeps running) and ctx's error is returned.
+//
+// The container's monitor starts and reaps the process (see execInMonitor);
+// the daemon holds the streams, as the process's parent did before, and
+// does the killing. A monitor of an older crisp, which cannot, gets the
+// exec run here.
 func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool, resize <-chan TermSize) (int, error) {
 	if !c.running() {
 		return -1, ErrNotRunning
 	}
-	lc, err := c.libcontainer()
-	if err != nil {
-		return -1, err
-	}
-	proc, err := libct.NewProcess(p)
-	if err != nil {
-		return -1, err
-	}
 	sio := &execIO{}
 	defer sio.closeAll()
-	if err := sio.setup(proc, stdin, stdout, stderr, tty); err != nil {
+	if err := sio.setup(stdin, stdout, stderr, tty); err != nil {
 		return -1, err
 	}
 	pt := phase.From(ctx)
 	pt.Mark("setup")
-	unlock, err := proto.LockBundle(c.cfg.Bundle)
+	run, err := c.startExec(ctx, p, sio, tty, pt)
 	if err != nil {
 		return -1, err
 	}
-	if pt != nil {
-		err = tracedRun(pt, lc, proc)
-	} else {
-		err = lc.Run(proc)
-	}
-	unlock()
-	if err != nil {
-		return -1, err
-	}
-	pt.Mark("libct.return")
-	pid, _ := proc.Pid()
+	defer run.close()
+	pid := run.pid()
 	if err := sio.started(stdin, stdout, resize); err != nil {
-		c.killExec(lc, pid, sio)
-		proc.Wait()
+		c.killExec(pid, sio)
+		run.wait()
 		return -1, err
 	}
 
 	waited := make(chan error, 1)
 	var code int
 	go func() {
-		ps, err := proc.Wait()
-		if ps != nil {
-			code = exitCode(ps.Sys().(syscall.WaitStatus))
-			err = nil
+		ws, err := run.wait()
+		if err == nil {
+			code = exitCode(ws)
 		}
 		waited <- err
 	}()
@@ -94,8 +84,8 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
-		c.killExec(lc, pid, sio)
-		<-waited
+		c.killExec(pid, sio)
+		run.waitKilled(waited)
 		sio.drain(ExecDrainTimeout)
 		return -1, ctx.Err()
 	}
@@ -116,36 +106,199 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 	case <-drain.C:
 		sio.drain(0)
 	case <-ctx.Done():
-		c.killExec(lc, pid, sio)
+		c.killExec(pid, sio)
 		sio.drain(ExecDrainTimeout)
 		return code, ctx.Err()
 	}
 	return code, nil
 }
 
-// execSteps are the steps of libcontainer's Run of an exec'd process as
-// its parent side (the daemon) sees them.
-var execSteps = []libct.Step{
-	{Prefix: "runc exeseal: ", Name: "libct.seal-exe"},
-	{Prefix: "reading sync", Name: "libct.exec-init+nsexec+cgroup-join"},
-	{Prefix: "read sync type:procReady", Name: "libct.init-setup"},
-	{Prefix: "writing sync type:procRun", Name: "libct.rlimits"},
-	{Prefix: "sync pipe closed", Name: "libct.seccomp+caps"},
+// startExec starts p through the monitor, or here if it cannot.
+func (c *Container) startExec(ctx context.Context, p *specs.Process, sio *execIO, tty bool, pt *phase.Timer) (startedExec, error) {
+	if !c.execHere.Load() {
+		run, err := c.execInMonitor(ctx, p, sio, tty, pt)
+		if !errors.Is(err, errMonitorCannotExec) {
+			return run, err
+		}
+	}
+	return c.execInDaemon(p, sio, pt)
 }
 
-// tracedRun is lc.Run with its steps marked on pt, unless another exec is
-// being traced at the same time (libcontainer logs through one logger).
-func tracedRun(pt *phase.Timer, lc *libcontainer.Container, proc *libcontainer.Process) error {
-	stop, ok := libct.Trace(execSteps)
-	if !ok {
-		return lc.Run(proc)
-	}
-	err := lc.Run(proc)
-	for _, mk := range stop() {
-		pt.MarkAt(mk.Name, mk.At)
-	}
-	return err
+// startedExec is an exec'd process that runs.
+type startedExec interface {
+	pid() int
+	// wait returns once the process has exited and was reaped.
+	wait() (syscall.WaitStatus, error)
+	// waitKilled waits for wait's result on waited after the process was
+	// killed, giving up after a while if it does not come.
+	waitKilled(waited <-chan error)
+	close()
 }
+
+// errMonitorCannotExec: the monitor does not run execs (it is of a version
+// before it could, or gone): the daemon runs the exec itself.
+var errMonitorCannotExec = errors.New("container monitor cannot run the exec")
+
+// execInMonitor asks the container's monitor to start p with the streams
+// of sio (proto.CmdExec), so that libcontainer's init for it is the small
+// crisp-monitor binary rather than the daemon's. errMonitorCannotExec
+// means nothing was started.
+func (c *Container) execInMonitor(ctx context.Context, p *specs.Process, sio *execIO, tty bool, pt *phase.Timer) (startedExec, error) {
+	conn, err := c.dialMonitor(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		// A monitor that is gone can start nothing; libcontainer
+		// still can while the init lives (state unknown).
+		return nil, errMonitorCannotExec
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			conn.Close()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	req := proto.ExecRequest{Process: p, Tty: tty, Phases: pt != nil}
+	files := sio.request(&req)
+	b, err := json.Marshal(&req)
+	if err != nil {
+		return nil, err
+	}
+	if err := proto.WriteFrame(conn, proto.FrameControl, []byte(proto.CmdExec)); err != nil {
+		return nil, fmt.Errorf("container monitor: %w", err)
+	}
+	// A monitor that does not know the command may have answered and
+	// closed already: its reply says so.
+	werr := proto.WriteFrameFiles(conn, proto.FrameExecRequest, b, files)
+	typ, reply, err := proto.ReadFrame(conn, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("container monitor: %w", errors.Join(werr, err))
+	}
+	text, err := proto.ParseReply(typ, reply)
+	if proto.IsUnknownCommand(err) {
+		c.execHere.Store(true)
+		return nil, errMonitorCannotExec
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st proto.ExecStarted
+	if err := json.Unmarshal([]byte(text), &st); err != nil || st.Pid <= 0 {
+		return nil, fmt.Errorf("container monitor: bad exec reply %q", text)
+	}
+	for _, mk := range st.Marks {
+		pt.MarkAt(mk.Name, time.Unix(0, mk.At))
+	}
+	pt.Mark("monitor.reply")
+	if !stop() {
+		// ctx ended just now: the deadline may be set; killing is
+		// Exec's part once the process is known.
+		conn.SetDeadline(time.Time{})
+	}
+	ok = true
+	return &monitorExec{conn: conn, p: st.Pid}, nil
+}
+
+// monitorExec is a process the monitor started; it reports the exit on the
+// connection, and kills the process if the connection is closed first.
+type monitorExec struct {
+	conn *net.UnixConn
+	p    int
+}
+
+func (e *monitorExec) pid() int { return e.p }
+
+func (e *monitorExec) wait() (syscall.WaitStatus, error) {
+	typ, p, err := proto.ReadFrame(e.conn, nil)
+	if err != nil {
+		return 0, fmt.Errorf("container monitor: no exit status for exec'd process %d: %w", e.p, err)
+	}
+	var x proto.ExecExit
+	if typ != proto.FrameExecExit || json.Unmarshal(p, &x) != nil {
+		return 0, fmt.Errorf("container monitor: unexpected frame %q instead of the exec's exit", typ)
+	}
+	if x.Error != "" {
+		return 0, errors.New(x.Error)
+	}
+	return syscall.WaitStatus(x.WaitStatus), nil
+}
+
+// waitKilled gives the monitor ExecDrainTimeout to report the killed
+// process's exit; past that the connection is closed, and the monitor
+// kills and reaps what is left by itself.
+func (e *monitorExec) waitKilled(waited <-chan error) {
+	t := time.NewTimer(ExecDrainTimeout)
+	defer t.Stop()
+	select {
+	case <-waited:
+	case <-t.C:
+		e.conn.Close()
+		<-waited
+	}
+}
+
+func (e *monitorExec) close() { e.conn.Close() }
+
+// execInDaemon starts p with libcontainer in the daemon: libcontainer
+// re-executes the daemon's binary as the process's init (InitIfRequested).
+func (c *Container) execInDaemon(p *specs.Process, sio *execIO, pt *phase.Timer) (startedExec, error) {
+	lc, err := c.libcontainer()
+	if err != nil {
+		return nil, err
+	}
+	proc, err := libct.NewProcess(p)
+	if err != nil {
+		return nil, err
+	}
+	sio.attach(proc)
+	unlock, err := proto.LockBundle(c.cfg.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	if pt != nil {
+		var marks []libct.Mark
+		marks, err = libct.TracedRun(lc, proc, libct.ExecSteps)
+		for _, mk := range marks {
+			pt.MarkAt(mk.Name, mk.At)
+		}
+	} else {
+		err = lc.Run(proc)
+	}
+	unlock()
+	if err != nil {
+		return nil, err
+	}
+	pt.Mark("libct.return")
+	pid, _ := proc.Pid()
+	return &daemonExec{proc: proc, p: pid}, nil
+}
+
+// daemonExec is a process the daemon started: its child.
+type daemonExec struct {
+	proc *libcontainer.Process
+	p    int
+}
+
+func (e *daemonExec) pid() int { return e.p }
+
+func (e *daemonExec) wait() (syscall.WaitStatus, error) {
+	ps, err := e.proc.Wait()
+	if ps != nil {
+		return ps.Sys().(syscall.WaitStatus), nil
+	}
+	return 0, err
+}
+
+// waitKilled: a killed child of ours is reaped at once.
+func (e *daemonExec) waitKilled(waited <-chan error) { <-waited }
+
+func (e *daemonExec) close() {}
 
 // ExecDrainTimeout bounds the wait for an exec's output after its process
 // exited or was killed. Past it the streams are closed: a process that
@@ -157,14 +310,14 @@ const ExecDrainTimeout = 2 * time.Second
 // killExec SIGKILLs every process of the container in session sid, and
 // those holding the exec's streams: what the exec started, even in a
 // session of its own.
-func (c *Container) killExec(lc *libcontainer.Container, sid int, sio *execIO) {
-	unlock, err := proto.LockBundle(c.cfg.Bundle)
+func (c *Container) killExec(sid int, sio *execIO) {
+	lc, unlock, err := c.lockedLibcontainer()
 	if err != nil {
 		return
 	}
 	defer unlock()
 	held := sio.identities()
-	signalCgroup(lc, func(pid int) bool {
+	libct.KillCgroup(lc, func(pid int) bool {
 		if pid == sid {
 			return true
 		}
@@ -173,151 +326,6 @@ func (c *Container) killExec(lc *libcontainer.Container, sid int, sio *execIO) {
 		}
 		return len(held) > 0 && holdsAny(pid, held)
 	})
-}
-
-// execIO wires an exec'd process's stdio to the caller's streams through
-// pipes (or a pty) that we own, so that waiting for the process never
-// depends on the caller's readers, unlike exec.Cmd's copying.
-type execIO struct {
-	theirs  []*os.File // given to the process, closed after start
-	ours    []*os.File
-	console *os.File
-	sock    *os.File // console socket, parent end
-	wg      sync.WaitGroup
-	stdinW  *os.File
-	outR    []*os.File
-	outW    []io.Writer
-
-	doneOnce sync.Once
-	done     chan struct{}
-}
-
-func (e *execIO) setup(p *libcontainer.Process, stdin io.Reader, stdout, stderr io.Writer, tty bool) error {
-	if tty {
-		parent, child, err := libct.NewConsoleSocketPair()
-		if err != nil {
-			return err
-		}
-		e.sock = parent
-		e.ours = append(e.ours, parent)
-		e.theirs = append(e.theirs, child)
-		p.ConsoleSocket = child
-		return nil
-	}
-	if stdin != nil {
-		r, w, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		e.theirs, e.ours = append(e.theirs, r), append(e.ours, w)
-		e.stdinW = w
-		p.Stdin = r
-	}
-	for i, w := range []io.Writer{stdout, stderr} {
-		if w == nil {
-			continue
-		}
-		r, pw, err := os.Pipe()
-		if err != nil {
-			return err
-		}
-		e.theirs, e.ours = append(e.theirs, pw), append(e.ours, r)
-		e.outR, e.outW = append(e.outR, r), append(e.outW, w)
-		if i == 0 {
-			p.Stdout = pw
-		} else {
-			p.Stderr = pw
-		}
-	}
-	return nil
-}
-
-// started closes the process's ends and starts copying.
-func (e *execIO) started(stdin io.Reader, stdout io.Writer, resize <-chan TermSize) error {
-	for _, f := range e.theirs {
-		f.Close()
-	}
-	e.theirs = nil
-	if e.sock != nil {
-		con, err := libct.RecvConsole(e.sock)
-		if err != nil {
-			return err
-		}
-		e.console = con
-		e.ours = append(e.ours, con)
-		e.stdinW = con
-		if stdout != nil {
-			e.outR, e.outW = []*os.File{con}, []io.Writer{stdout}
-		}
-		if resize != nil {
-			go func() {
-				for s := range resize {
-					if libct.SetWinsize(con, s.Width, s.Height) != nil {
-						return
-					}
-				}
-			}()
-		}
-	}
-	for i := range e.outR {
-		e.wg.Add(1)
-		go func(r *os.File, w io.Writer) {
-			defer e.wg.Done()
-			// A pty master reports EIO once the last slave is closed;
-			// that is the end of the stream, not an error.
-			io.Copy(w, r)
-		}(e.outR[i], e.outW[i])
-	}
-	if stdin != nil && e.stdinW != nil {
-		// This goroutine may stay blocked on the caller's reader after
-		// the process exited; it ends when that reader returns.
-		w := e.stdinW
-		go func() {
-			io.Copy(w, stdin)
-			if e.console == nil {
-				w.Close()
-			}
-		}()
-	}
-	return nil
-}
-
-func (e *execIO) outputDone() <-chan struct{} {
-	e.doneOnce.Do(func() {
-		e.done = make(chan struct{})
-		go func() { e.wg.Wait(); close(e.done) }()
-	})
-	return e.done
-}
-
-// drain waits up to d for the output to end, then closes our ends of the
-// streams and waits for the copiers, which then stop at once: the caller's
-// writers must not be written after Exec returned.
-func (e *execIO) drain(d time.Duration) {
-	if d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-e.outputDone():
-			return
-		case <-t.C:
-		}
-	}
-	for _, f := range e.outR {
-		f.Close()
-	}
-	<-e.outputDone()
-}
-
-func (e *execIO) closeAll() {
-	for _, f := range e.theirs {
-		f.Close()
-	}
-	// Closing the stdin pipe also ends a stdin copier still blocked on
-	// the caller's reader at its next write.
-	for _, f := range e.ours {
-		f.Close()
-	}
 }
 
 // exitCode converts a wait status to a shell-style exit code.

@@ -27,8 +27,33 @@ func execProcess(c *testContainer, args ...string) *specs.Process {
 	return &p
 }
 
-func TestExec(t *testing.T) {
-	c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
+// execPaths runs f for an exec started by the container's monitor and for
+// one started by the daemon itself (a monitor of an older crisp).
+func execPaths(t *testing.T, f func(t *testing.T, c *testContainer)) {
+	for _, here := range []bool{false, true} {
+		name := map[bool]string{false: "monitor", true: "daemon"}[here]
+		t.Run(name, func(t *testing.T) {
+			c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
+			c.execHere.Store(here)
+			f(t, c)
+			if got := c.execHere.Load(); got != here {
+				t.Errorf("exec in the daemon: %v after the test, want %v", got, here)
+			}
+		})
+	}
+}
+
+// execParent is the process that starts and reaps execs.
+func execParent(c *testContainer) int {
+	if c.execHere.Load() {
+		return os.Getpid()
+	}
+	return c.rec.MonitorPid
+}
+
+func TestExec(t *testing.T) { execPaths(t, testExec) }
+
+func testExec(t *testing.T, c *testContainer) {
 	var out, errb bytes.Buffer
 	code, err := c.Exec(context.Background(), execProcess(c, "print", "hello", "world", "5"), nil, &out, &errb, false, nil)
 	if err != nil {
@@ -58,8 +83,9 @@ func TestExec(t *testing.T) {
 
 // Cancelling an exec kills the exec'd process and its children, not the
 // container.
-func TestExecCancel(t *testing.T) {
-	c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
+func TestExecCancel(t *testing.T) { execPaths(t, testExecCancel) }
+
+func testExecCancel(t *testing.T, c *testContainer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out testutil.SyncBuffer
@@ -69,8 +95,18 @@ func TestExecCancel(t *testing.T) {
 		done <- err
 	}()
 	testutil.WaitFor(t, "exec output", 10*time.Second, func() bool { return strings.Contains(out.String(), "\n") })
-	if n := len(cgroupProcs(t, c.cfg.ID)); n != 3 {
-		t.Fatalf("%d processes in cgroup, want init + exec + child", n)
+	procs := cgroupProcs(t, c.cfg.ID)
+	if len(procs) != 3 {
+		t.Fatalf("%d processes in cgroup, want init + exec + child", len(procs))
+	}
+	parents := map[int]int{}
+	for _, pid := range procs {
+		if st, err := proto.ReadProcStat(pid); err == nil {
+			parents[st.PPid]++
+		}
+	}
+	if parents[execParent(c)] != 1 {
+		t.Fatalf("no exec'd process is a child of %d: parents %v", execParent(c), parents)
 	}
 	cancel()
 	select {
@@ -89,13 +125,14 @@ func TestExecCancel(t *testing.T) {
 	if st := c.Status(); st.State != StateRunning {
 		t.Fatalf("container state %v", st.State)
 	}
-	if z := zombiesOf(map[int]bool{os.Getpid(): true}); len(z) > 0 {
+	if z := zombiesOf(map[int]bool{os.Getpid(): true, c.rec.MonitorPid: true}); len(z) > 0 {
 		t.Errorf("zombies: %v", z)
 	}
 }
 
-func TestExecTTY(t *testing.T) {
-	c := run(t, testOpts{args: []string{"sleep"}, noLog: true})
+func TestExecTTY(t *testing.T) { execPaths(t, testExecTTY) }
+
+func testExecTTY(t *testing.T, c *testContainer) {
 	p := execProcess(c, "tty")
 	p.Terminal = true
 	var out testutil.SyncBuffer

@@ -9,13 +9,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
@@ -116,49 +116,12 @@ func (c *Container) killAll() error {
 		return err
 	}
 	defer unlock()
-	err = signalCgroup(lc, func(int) bool { return true })
+	err = libct.KillCgroup(lc, func(int) bool { return true })
 	// The cgroup kill above usually got the init already.
 	if err2 := lc.Signal(unix.SIGKILL); err == nil && err2 != nil && !initGone(err2) {
 		err = err2
 	}
 	return err
-}
-
-// signalCgroup SIGKILLs the processes of the container's cgroup selected by
-// match, with the cgroup frozen.
-func signalCgroup(lc *libcontainer.Container, match func(pid int) bool) error {
-	st, err := lc.State()
-	if err != nil {
-		return err
-	}
-	m, err := manager.NewWithPaths(st.Config.Cgroups, st.CgroupPaths)
-	if err != nil {
-		return err
-	}
-	if !m.Exists() {
-		return nil
-	}
-	frozen := m.Freeze(cgroups.Frozen) == nil
-	defer func() {
-		if frozen {
-			m.Freeze(cgroups.Thawed)
-		}
-	}()
-	pids, err := m.GetAllPids()
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("list container processes: %w", err)
-	}
-	for _, pid := range pids {
-		if match(pid) {
-			if err := unix.Kill(pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
-				return fmt.Errorf("kill %d: %w", pid, err)
-			}
-		}
-	}
-	return nil
 }
 
 // Destroy removes a container: it kills it if still running, removes its
@@ -218,7 +181,7 @@ func cleanupLibcontainer(pc *proto.Config) error {
 		}
 		return err
 	}
-	signalCgroup(lc, func(int) bool { return true })
+	libct.KillCgroup(lc, func(int) bool { return true })
 	lc.Signal(unix.SIGKILL)
 	// Destroy refuses a container whose init still runs; the SIGKILL
 	// takes a moment.

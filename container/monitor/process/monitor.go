@@ -57,9 +57,18 @@ type monitor struct {
 	startMu    sync.Mutex
 	initExited chan struct{} // closed once the init has been reaped
 
-	// controlMu is read-held by each control command being served and
-	// write-held by the exit path.
+	// controlMu is read-held by each control command being served (for
+	// an exec: while it starts) and write-held by the exit path.
 	controlMu sync.RWMutex
+
+	// reapMu is write-held while the reaper collects children and
+	// read-held while libcontainer starts an exec'd process: it waits
+	// for its helper processes by pid itself.
+	reapMu sync.RWMutex
+	execs  execs
+
+	lcMu sync.Mutex
+	lc   *libcontainer.Container // loaded for the first exec, see libcontainer()
 }
 
 // InitIfRequested runs libcontainer's container init when the program was

@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -54,6 +55,8 @@ func (m *monitor) run() int {
 	m.ln.Close()
 	m.controlMu.Lock()
 	os.Remove(m.cfg.SocketPath())
+	m.killExecs()
+	m.waitExecConns(drainTimeout)
 	m.hub.close(time.Second)
 	for _, o := range m.outputs {
 		o.f.Close()
@@ -68,38 +71,68 @@ func (m *monitor) run() int {
 // orphan re-parented to it.
 func (m *monitor) waitInit() unix.WaitStatus {
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		ws, exited, err := m.reap()
 		switch {
-		case err == unix.EINTR:
-			continue
+		case exited:
+			return ws
 		case errors.Is(err, unix.ECHILD):
 			// Cannot happen while the init lives; do not spin if it does.
 			m.logf("container init %d is not our child", m.initPid)
 			return ws
 		case err != nil:
 			m.logf("wait: %v", err)
-		case pid == m.initPid:
-			return ws
-		case pid > 0:
-			continue // an orphan; keep reaping
 		}
 		<-m.sigchld
 	}
 }
 
 // reapAll collects remaining zombies without blocking.
-func (m *monitor) reapAll() {
+func (m *monitor) reapAll() { m.reap() }
+
+// reap collects the exited children, without blocking, and reports the
+// init's wait status if it was among them. An exec'd process is left to
+// its waiter (libcontainer's Process.Wait reaps it by pidfd): it is only
+// looked at (WNOWAIT), and reaping goes on once its waiter has it.
+func (m *monitor) reap() (initStatus unix.WaitStatus, initExited bool, err error) {
+	m.reapMu.Lock()
+	defer m.reapMu.Unlock()
 	for {
-		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		var si unix.Siginfo
+		err := unix.Waitid(unix.P_ALL, 0, &si, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil || pid <= 0 {
-			return
+		if err != nil {
+			return initStatus, initExited, err
+		}
+		pid := siginfoPid(&si)
+		if pid == 0 {
+			return initStatus, initExited, nil // none has exited
+		}
+		if e := m.execs.get(pid); e != nil {
+			<-e.reaped
+			continue
+		}
+		var ws unix.WaitStatus
+		for {
+			if _, err = unix.Wait4(pid, &ws, unix.WNOHANG, nil); err != unix.EINTR {
+				break
+			}
+		}
+		if pid == m.initPid && err == nil {
+			initStatus, initExited = ws, true
 		}
 	}
+}
+
+// siginfoPid is si_pid of a child's siginfo: it follows si_signo, si_errno,
+// si_code and, on 64-bit systems, the padding that aligns the union.
+func siginfoPid(si *unix.Siginfo) int {
+	off := uintptr(3 * 4)
+	if unsafe.Sizeof(uintptr(0)) == 8 {
+		off = 4 * 4
+	}
+	return int(*(*int32)(unsafe.Add(unsafe.Pointer(si), off)))
 }
 
 // exitFromWaitStatus converts the init's wait status the way shells and

@@ -9,6 +9,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
+	"github.com/crisp-runtime/crisp/internal/failpoint"
 )
 
 // clientQueueMax bounds the output queued for one attached client. A client
@@ -184,29 +185,40 @@ func (m *monitor) handle(conn *net.UnixConn) {
 	conn.SetReadDeadline(time.Time{})
 	switch typ {
 	case proto.FrameControl:
-		// The exit path waits for in-flight commands, so that e.g. the
-		// reply to a start is not lost when the container exits at once.
-		m.controlMu.RLock()
-		defer m.controlMu.RUnlock()
-		var text string
-		switch cmd := string(p); cmd {
-		case proto.CmdStart:
-			var t time.Time
-			if t, err = m.start(); err == nil {
-				text = t.Format(time.RFC3339Nano)
-			}
-		case proto.CmdReopenLog:
-			err = m.logw.Reopen()
-		default:
-			err = errors.New("unknown command " + cmd)
+		// "error": answer as a monitor of a version without exec does.
+		if cmd := string(p); cmd == proto.CmdExec && failpoint.Hit("monitor/exec-unknown") == nil {
+			m.serveExec(conn) // holds controlMu while it starts the process
+		} else {
+			m.control(conn, cmd)
 		}
-		proto.WriteFrame(conn, proto.FrameReply, proto.ReplyPayload(err, text))
-		conn.Close()
 	case proto.FrameHello:
 		m.attach(conn, len(p) > 0 && p[0]&proto.HelloStdin != 0)
 	default:
 		conn.Close()
 	}
+}
+
+// control serves a one-shot command.
+func (m *monitor) control(conn *net.UnixConn, cmd string) {
+	defer conn.Close()
+	// The exit path waits for in-flight commands, so that e.g. the
+	// reply to a start is not lost when the container exits at once.
+	m.controlMu.RLock()
+	defer m.controlMu.RUnlock()
+	var text string
+	var err error
+	switch cmd {
+	case proto.CmdStart:
+		var t time.Time
+		if t, err = m.start(); err == nil {
+			text = t.Format(time.RFC3339Nano)
+		}
+	case proto.CmdReopenLog:
+		err = m.logw.Reopen()
+	default:
+		err = proto.UnknownCommand(cmd)
+	}
+	proto.WriteFrame(conn, proto.FrameReply, proto.ReplyPayload(err, text))
 }
 
 // stdinOnce makes StdinOnce close the container's stdin only once.

@@ -3,13 +3,17 @@ package libct
 import (
 	"bufio"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/manager"
 	"github.com/opencontainers/runc/libcontainer"
+	"golang.org/x/sys/unix"
 )
 
 // MemoryEventsPath is the file holding the cgroup's oom_kill counter.
@@ -44,4 +48,41 @@ func ReadEventCounts(file string) (map[string]uint64, error) {
 		}
 	}
 	return ev, s.Err()
+}
+
+// KillCgroup SIGKILLs the processes of the container's cgroup selected by
+// match, with the cgroup frozen.
+func KillCgroup(lc *libcontainer.Container, match func(pid int) bool) error {
+	st, err := lc.State()
+	if err != nil {
+		return err
+	}
+	m, err := manager.NewWithPaths(st.Config.Cgroups, st.CgroupPaths)
+	if err != nil {
+		return err
+	}
+	if !m.Exists() {
+		return nil
+	}
+	frozen := m.Freeze(cgroups.Frozen) == nil
+	defer func() {
+		if frozen {
+			m.Freeze(cgroups.Thawed)
+		}
+	}()
+	pids, err := m.GetAllPids()
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("list container processes: %w", err)
+	}
+	for _, pid := range pids {
+		if match(pid) {
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil && err != unix.ESRCH {
+				return fmt.Errorf("kill %d: %w", pid, err)
+			}
+		}
+	}
+	return nil
 }

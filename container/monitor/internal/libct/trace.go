@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/runc/libcontainer"
 	"github.com/sirupsen/logrus"
 )
 
@@ -17,6 +18,16 @@ type Step struct{ Prefix, Name string }
 type Mark struct {
 	Name string
 	At   time.Time
+}
+
+// ExecSteps are the steps of libcontainer's Run of an exec'd process as
+// its parent side sees them.
+var ExecSteps = []Step{
+	{Prefix: "runc exeseal: ", Name: "libct.seal-exe"},
+	{Prefix: "reading sync", Name: "libct.exec-init+nsexec+cgroup-join"},
+	{Prefix: "read sync type:procReady", Name: "libct.init-setup"},
+	{Prefix: "writing sync type:procRun", Name: "libct.rlimits"},
+	{Prefix: "sync pipe closed", Name: "libct.seccomp+caps"},
 }
 
 // tracing is held while a trace runs: logrus is one logger per process.
@@ -78,4 +89,15 @@ func (h *traceHook) Fire(e *logrus.Entry) error {
 		}
 	}
 	return nil
+}
+
+// TracedRun is lc.Run(proc) with the ends of steps recorded, unless another
+// trace runs at the same time in this process (then marks is empty).
+func TracedRun(lc *libcontainer.Container, proc *libcontainer.Process, steps []Step) (marks []Mark, err error) {
+	stop, ok := Trace(steps)
+	if !ok {
+		return nil, lc.Run(proc)
+	}
+	err = lc.Run(proc)
+	return stop(), err
 }
