@@ -136,7 +136,8 @@ type startedExec interface {
 }
 
 // errMonitorCannotExec: the monitor does not run execs (it is of a version
-// before it could, or gone): the daemon runs the exec itself.
+// before it could, or gone) or could not fork for this one (the pod's
+// pids.max): the daemon runs the exec itself.
 var errMonitorCannotExec = errors.New("container monitor cannot run the exec")
 
 // execInMonitor asks the container's monitor to start p with the streams
@@ -183,6 +184,12 @@ func (c *Container) execInMonitor(ctx context.Context, p *specs.Process, sio *ex
 	text, err := proto.ParseReply(typ, reply)
 	if proto.IsUnknownCommand(err) {
 		c.execHere.Store(true)
+		return nil, errMonitorCannotExec
+	}
+	if proto.IsForkRefused(err) {
+		// The pod is at its pids.max: the daemon's fork is not the
+		// pod's, and the exec'd process joins the container's cgroup
+		// as it always did.
 		return nil, errMonitorCannotExec
 	}
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,7 +29,7 @@ import (
 type execs struct {
 	mu    sync.Mutex
 	procs map[int]*execProc
-	wg    sync.WaitGroup // exec connections being served
+	wg    sync.WaitGroup // started execs whose exit is not reported yet
 }
 
 type execProc struct {
@@ -75,8 +76,6 @@ const execRequestTimeout = 10 * time.Second
 
 // serveExec runs one exec for the daemon on conn (see proto.CmdExec).
 func (m *monitor) serveExec(conn *net.UnixConn) {
-	m.execs.wg.Add(1)
-	defer m.execs.wg.Done()
 	defer conn.Close()
 	conn.SetReadDeadline(time.Now().Add(execRequestTimeout))
 	typ, p, files, err := proto.ReadFrameFiles(conn)
@@ -92,6 +91,7 @@ func (m *monitor) serveExec(conn *net.UnixConn) {
 		proto.WriteFrame(conn, proto.FrameReply, proto.ReplyPayload(err, ""))
 		return
 	}
+	defer m.execs.wg.Done() // added by startExec
 	b, _ := json.Marshal(started)
 	proto.WriteFrame(conn, proto.FrameReply, proto.ReplyPayload(nil, string(b)))
 
@@ -155,13 +155,15 @@ func (m *monitor) startExec(typ byte, p []byte, files []*os.File) (*libcontainer
 		}
 	}
 	// The exit path waits for starts in flight so that their processes
-	// are known when it kills the execs.
+	// are known when it kills the execs; one that comes after the init's
+	// exit is refused (before the exit path holds controlMu for good).
+	if m.initDead() {
+		return nil, nil, errInitDead
+	}
 	m.controlMu.RLock()
 	defer m.controlMu.RUnlock()
-	select {
-	case <-m.initExited:
+	if m.initDead() {
 		return nil, nil, errInitDead
-	default:
 	}
 	var marks []proto.Mark
 	mark := func(name string, at time.Time) {
@@ -197,14 +199,37 @@ func (m *monitor) startExec(typ byte, p []byte, files []*os.File) (*libcontainer
 		pid, err = proc.Pid()
 		if err == nil {
 			m.execs.add(pid)
+			// Under controlMu: the exit path, once it holds it,
+			// waits for exactly the execs that started.
+			m.execs.wg.Add(1)
 		}
 	}
 	m.reapMu.RUnlock()
 	if err != nil {
+		if forkRefused(err) {
+			return nil, nil, proto.ForkRefused(err)
+		}
 		return nil, nil, err
 	}
 	mark("libct.return", time.Now())
 	return proc, &proto.ExecStarted{Pid: pid, Marks: marks}, nil
+}
+
+// forkRefused reports a start that failed because a fork was refused:
+// EAGAIN from Go's fork of the init, or in the message of nsexec's clone
+// of its stages (C's strerror), the only forks, both in the monitor's
+// cgroup.
+func forkRefused(err error) bool {
+	return errors.Is(err, unix.EAGAIN) || strings.Contains(strings.ToLower(err.Error()), unix.EAGAIN.Error())
+}
+
+func (m *monitor) initDead() bool {
+	select {
+	case <-m.initExited:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitExec reaps the exec'd process and returns how it ended.

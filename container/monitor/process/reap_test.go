@@ -1,6 +1,9 @@
 package process
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -66,5 +69,23 @@ func TestReapLeavesExecsToTheirWaiters(t *testing.T) {
 	}
 	if _, ok, err := m.reap(); ok || err != unix.ECHILD {
 		t.Fatalf("reap with no children: %v %v", ok, err)
+	}
+}
+
+// A start fails for a refused fork in Go (EAGAIN, wrapped by libcontainer)
+// or in nsexec (only its message); nothing else is taken for one.
+func TestForkRefused(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("unable to start container process: error starting setns process: %w", &os.PathError{Op: "fork/exec", Path: "/proc/self/fd/7", Err: unix.EAGAIN}), true},
+		{errors.New("unable to start container process: error executing setns process: exit status 1; runc init error(s): nsexec-0[12]: unable to spawn stage-1: Resource temporarily unavailable"), true},
+		{errors.New(`exec: "nosuch": executable file not found in $PATH`), false},
+		{fmt.Errorf("start: %w", unix.ENOMEM), false},
+	} {
+		if got := forkRefused(c.err); got != c.want {
+			t.Errorf("forkRefused(%v) = %v", c.err, got)
+		}
 	}
 }

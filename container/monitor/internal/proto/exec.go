@@ -46,6 +46,19 @@ func IsUnknownCommand(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), unknownCommand)
 }
 
+// forkRefused starts the monitor's reply when the limits of the cgroup it
+// lives in (the pod's pids.max) refused the forks that start the exec's
+// init: the daemon, which lives outside the pod, starts it instead.
+const forkRefused = "exec: the pod's limits refused the monitor's fork: "
+
+// ForkRefused is the monitor's error for such a start.
+func ForkRefused(err error) error { return errors.New(forkRefused + err.Error()) }
+
+// IsForkRefused reports whether a reply error is ForkRefused's.
+func IsForkRefused(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), forkRefused)
+}
+
 // ExecRequest is the process to run. Its fds follow in the same message:
 // with Tty only the console socket (libcontainer's init sends the pty
 // master over it to the daemon), else the streams flagged, in the order

@@ -170,3 +170,13 @@ func TestUnknownCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestForkRefused(t *testing.T) {
+	_, err := ParseReply(FrameReply, ReplyPayload(ForkRefused(errors.New("fork/exec /proc/self/fd/7: resource temporarily unavailable")), ""))
+	if !IsForkRefused(err) || IsUnknownCommand(err) {
+		t.Fatalf("%v: fork refused %v, unknown command %v", err, IsForkRefused(err), IsUnknownCommand(err))
+	}
+	if IsForkRefused(errors.New("exec: \"nosuch\": executable file not found in $PATH")) || IsForkRefused(nil) {
+		t.Fatal("another error taken for a refused fork")
+	}
+}
