@@ -204,9 +204,9 @@ func (c *Container) execInMonitor(ctx context.Context, p *specs.Process, sio *ex
 	}
 	pt.Mark("monitor.reply")
 	if !stop() {
-		// ctx ended just now: the deadline may be set; killing is
-		// Exec's part once the process is known.
-		conn.SetDeadline(time.Time{})
+		// ctx ended just now (the connection's deadline is being set):
+		// closing the connection makes the monitor kill the process.
+		return nil, ctx.Err()
 	}
 	ok = true
 	return &monitorExec{conn: conn, p: st.Pid}, nil
