@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
@@ -238,7 +239,7 @@ func (m *monitor) waitExec(proc *libcontainer.Process, pid int) proto.ExecExit {
 	defer m.execs.done(e)
 	ps, err := proc.Wait()
 	if ps != nil {
-		if ws, ok := ps.Sys().(unix.WaitStatus); ok {
+		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
 			return proto.ExecExit{WaitStatus: uint32(ws)}
 		}
 	}
