@@ -101,7 +101,7 @@ func testExecCancel(t *testing.T, c *testContainer) {
 	}
 	parents := map[int]int{}
 	for _, pid := range procs {
-		if st, err := proto.ReadProcStat(pid); err == nil {
+		if st, err := proto.ReadProcStat(pid); err == nil && pid != c.Status().Pid {
 			parents[st.PPid]++
 		}
 	}
