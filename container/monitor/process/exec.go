@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +32,31 @@ type execs struct {
 	mu    sync.Mutex
 	procs map[int]*execProc
 	wg    sync.WaitGroup // started execs whose exit is not reported yet
+	gen   int            // execs ended, for trim
+}
+
+// trimDelay is how long the monitor waits, after the last exec ended, to
+// give the memory the execs used back to the system.
+const trimDelay = time.Second
+
+// trim returns the memory the execs used to the system once none has run
+// for trimDelay. libcontainer's start of a process builds its whole config
+// (as JSON for the init) and more: the Go heap grows to a few MiB, which
+// the runtime would keep for the next exec, in every monitor that ever
+// served one (an exec probe's container).
+func (x *execs) trim() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.gen++
+	gen := x.gen
+	time.AfterFunc(trimDelay, func() {
+		x.mu.Lock()
+		idle := x.gen == gen && len(x.procs) == 0
+		x.mu.Unlock()
+		if idle {
+			debug.FreeOSMemory()
+		}
+	})
 }
 
 type execProc struct {
@@ -117,6 +143,7 @@ func (m *monitor) serveExec(conn *net.UnixConn) {
 	}
 	b, _ = json.Marshal(&res)
 	proto.WriteFrame(conn, proto.FrameExecExit, b)
+	m.execs.trim()
 }
 
 // startExec starts the requested process in the container.
