@@ -26,8 +26,9 @@ import (
 
 // InitIfRequested runs libcontainer's container init when the program was
 // re-executed for it (args "init"): libcontainer starts exec'd processes by
-// re-executing the calling binary: the daemon. main must call it first
-// thing. It does not return in that case.
+// re-executing the calling binary, the daemon for the execs it runs itself
+// (see Exec). main must call it first thing. It does not return in that
+// case.
 func InitIfRequested() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		// Whatever THP opt-out the daemon inherited is not the exec'd
