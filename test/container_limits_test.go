@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,8 +49,21 @@ func TestContainerPidsLimit(t *testing.T) {
 	// A probe still gets in: the exec'd process joins the container
 	// beyond the limit (the kernel limits forks, not moves), started by
 	// the daemon when the pod refuses its monitor the fork.
-	if r := execSync(t, d, id, 30, "echo", "in"); string(r.Stdout) != "in\n" || r.ExitCode != 0 {
-		t.Errorf("exec in a pod at its pids.max: %q, exit %d", r.Stdout, r.ExitCode)
+	for i := range 5 {
+		if r := execSync(t, d, id, 30, "echo", "in"); string(r.Stdout) != "in\n" || r.ExitCode != 0 {
+			t.Errorf("exec %d in a pod at its pids.max: %q, exit %d", i, r.Stdout, r.ExitCode)
+		}
+	}
+	// Started by the daemon: the pod refused its monitor the fork.
+	pid, done := startExec(t, d, id, "sleep", "705.5")
+	if ppid := ppidOf(t, pid); ppid != d.PID() {
+		t.Errorf("exec'd process %d in a full pod is a child of %d (%s), not of crisp %d", pid, ppid, exeOf(ppid), d.PID())
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	<-done
+	// The monitor, whose threads count in the pod's pids, is still there.
+	if st := ctrStatus(t, d, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container after the execs: %v %s", st.State, st.Message)
 	}
 
 	start := time.Now()

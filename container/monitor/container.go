@@ -42,6 +42,8 @@ type Container struct {
 	// eventsFile is memoryEventsPath's answer, kept: cgroup paths never change.
 	eventsFile string
 	usage      *usageCgroup // usageReader's answer, kept likewise
+	// pidsRoot, pidsDir: the monitor's pids cgroup (monitorHasPidsRoom).
+	pidsRoot, pidsDir string
 }
 
 // ID returns the container id.

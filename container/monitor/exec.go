@@ -116,7 +116,7 @@ func (c *Container) Exec(ctx context.Context, p *specs.Process, stdin io.Reader,
 
 // startExec starts p through the monitor, or here if it cannot.
 func (c *Container) startExec(ctx context.Context, p *specs.Process, sio *execIO, tty bool, pt *phase.Timer) (startedExec, error) {
-	if !c.execHere.Load() {
+	if !c.execHere.Load() && c.monitorHasPidsRoom() {
 		run, err := c.execInMonitor(ctx, p, sio, tty, pt)
 		if !errors.Is(err, errMonitorCannotExec) {
 			return run, err
