@@ -3,6 +3,7 @@ package process
 import (
 	"errors"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -35,6 +36,11 @@ type oomCounter struct {
 	pressure atomic.Bool
 	// byParent records that killedBy decided on the parent's counter.
 	byParent bool
+
+	mu       sync.Mutex // guards the watch's fd: the watch and killedBy drain it
+	fd       int
+	watching bool // fd is open
+	ended    bool
 }
 
 // open finds the container's counter and takes its value at create.
@@ -103,6 +109,7 @@ func (c *oomCounter) killed() bool {
 // sibling's OOM kill within that window, while this container was also at
 // its limit and SIGKILLed, is the only case it gets wrong.
 func (c *oomCounter) killedBy(sigkill bool) bool {
+	c.drain()
 	if c.seen.Load() {
 		return true
 	}
@@ -129,7 +136,7 @@ func (c *oomCounter) watch(logf func(string, ...any)) {
 	if c.file == "" {
 		return
 	}
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		logf("OOM watch: %v", err)
 		return
@@ -139,36 +146,75 @@ func (c *oomCounter) watch(logf func(string, ...any)) {
 		logf("OOM watch of %s: %v", c.file, err)
 		return
 	}
+	c.mu.Lock()
+	c.fd, c.watching = fd, true
+	c.mu.Unlock()
 	// Checked once after the watch is set: a kill before it is not missed.
 	c.check()
 	go func() {
-		defer unix.Close(fd)
-		buf := make([]byte, 4096)
 		for {
-			n, err := unix.Read(fd, buf)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || n <= 0 {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if _, err := unix.Poll(pfd, -1); err != nil && err != unix.EINTR {
+				logf("OOM watch: %v", err)
+				c.stop()
 				return
 			}
-			gone := false
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-				gone = gone || ev.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0
-				if ev.Mask&unix.IN_MODIFY != 0 {
-					c.pressure.Store(true)
-				}
-				off += unix.SizeofInotifyEvent + int(ev.Len)
-			}
-			if gone {
-				return
-			}
-			if c.check() {
+			if c.drain() {
+				c.stop()
 				return
 			}
 		}
 	}()
+}
+
+// drain handles the events queued on the watch; true once watching is
+// over (the file is gone or the kill was seen). killedBy drains too: the
+// init's exit can be reaped before this goroutine ran for the events
+// that came before it.
+func (c *oomCounter) drain() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.watching || c.ended {
+		return true
+	}
+	var buf [4096]byte
+	for {
+		n, err := unix.Read(c.fd, buf[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return false
+		}
+		if err != nil || n <= 0 {
+			c.ended = true
+			return true
+		}
+		gone := false
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			gone = gone || ev.Mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0
+			if ev.Mask&unix.IN_MODIFY != 0 {
+				c.pressure.Store(true)
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+		if gone || c.check() {
+			c.ended = true
+			return true
+		}
+	}
+}
+
+// stop closes the watch.
+func (c *oomCounter) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watching {
+		unix.Close(c.fd)
+		c.watching = false
+	}
+	c.ended = true
 }
 
 // check records a rise of the counter; true once one was seen.

@@ -111,6 +111,23 @@ func TestOOMCounterParentWitness(t *testing.T) {
 		}
 	})
 
+	t.Run("exit reaped before the watch ran", func(t *testing.T) {
+		// killedBy drains the events queued so far itself: the max event
+		// is counted even if the watch's goroutine has not woken yet.
+		c, own, parent := setup(t)
+		c.watch(t.Logf)
+		writeInPlace(t, own, "max 2\noom 1\noom_kill 0\n")
+		// The kill itself reaches the parent's count but, its notification
+		// lost, only the removal reaches the watch.
+		if err := os.Remove(own); err != nil {
+			t.Fatal(err)
+		}
+		writeInPlace(t, parent, "max 12\noom 4\noom_kill 4\n")
+		if !c.killedBy(true) {
+			t.Fatal("the kill the parent counted was not reported")
+		}
+	})
+
 	t.Run("no kill in the parent", func(t *testing.T) {
 		c, own, _ := setup(t)
 		c.watch(t.Logf)
