@@ -67,7 +67,7 @@ func (m *Manager) copyNativeRoot(ctx context.Context, c *Container, layers []str
 		return errdefs.NoSpace(fmt.Sprintf("a native root (a copy of image %s)", c.Image.ID),
 			fmt.Errorf("copying image %s into the container's native root: %w", c.Image.ID, err))
 	}
-	klog.V(1).InfoS("Copied the image into a native root", "container", c.ID, "name", c.Name, "image", c.Image.ID,
+	klog.FromContext(ctx).V(1).Info("Copied the image into a native root", "container", c.ID, "name", c.Name, "image", c.Image.ID,
 		"duration", st.Duration, "files", st.Files, "bytes", st.Bytes, "dirs", st.Dirs, "hardLinks", st.HardLinks, "method", st.Method)
 	return nil
 }

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -37,6 +38,14 @@ func nativeEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	if err := unix.Mknod(filepath.Join(top, "etc", "gone"), unix.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB under two names: counted once in the writable layer.
+	big := filepath.Join(bottom, "etc", "big")
+	if err := os.WriteFile(big, bytes.Repeat([]byte{7}, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(big, filepath.Join(bottom, "etc", "big-link")); err != nil {
 		t.Fatal(err)
 	}
 	e.images.layers = []string{top, bottom}
@@ -95,8 +104,8 @@ func TestNativeRootLifecycle(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.m.nativeDir(id), "etc", "new")); err != nil {
 		t.Fatalf("a write through the rootfs is not in the copy: %v", err)
 	}
-	if u := e.m.stats.writable(s.Container); u.Mountpoint != e.m.nativeDir(id) || u.Inodes < 4 {
-		t.Fatalf("writable layer usage %+v, want the copy's", u)
+	if u := e.m.stats.writable(s.Container); u.Mountpoint != e.m.nativeDir(id) || u.Inodes != 5 || u.Bytes < 1<<20 || u.Bytes > 3<<19 {
+		t.Fatalf("writable layer usage %+v, want the copy's: 5 inodes (/, etc, keep, big under two names, new), 1 MiB and a few blocks", u)
 	}
 	// Start-up mounts it again (here: unmounted behind crisp's back).
 	e.m.Close()
