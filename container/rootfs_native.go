@@ -29,7 +29,13 @@ import (
 // RootfsNative is Container.RootfsKind of a native root; "" is an overlay.
 const RootfsNative = sandbox.RootfsNative
 
-func (m *Manager) nativeDir(id string) string { return filepath.Join(m.store.dir(id), "fs", "native") }
+// nativeDir is where a container's copy is. Its name is the container's
+// own: ext4 picks the block group of a directory made in a top directory
+// (below) starting from a hash of its name alone, so every copy named
+// alike would land in the group the last one was just deleted from.
+func (m *Manager) nativeDir(id string) string {
+	return filepath.Join(m.store.dir(id), "fs", "native-"+id)
+}
 
 // rootfsKind is what the container's annotations ask for, else the pod's
 // ("" for an overlay).
@@ -55,7 +61,7 @@ func (m *Manager) copyNativeRoot(ctx context.Context, c *Container, layers []str
 	}
 	// Copies are made and removed again and again: each in a block group
 	// of its own, or ext4 without a journal skips the inodes the last
-	// one freed (10x slower; package topdir).
+	// one freed (package topdir).
 	if err := topdir.Mark(filepath.Dir(dir)); err != nil {
 		klog.V(2).InfoS("Cannot mark a native root's directory as a top directory (chattr +T); fine outside ext4", "container", c.ID, "err", err)
 	}

@@ -80,7 +80,7 @@ func TestRootfsNative(t *testing.T) {
 		}
 	}
 	rootfs := func(id string) string { return filepath.Join(d.State, "containers", id, "rootfs") }
-	copyOf := func(id string) string { return filepath.Join(d.Root, "containers", id, "fs", "native") }
+	copyOf := func(id string) string { return filepath.Join(d.Root, "containers", id, "fs", "native-"+id) }
 
 	ov := runCtr(t, d, ovPod, ovPodCfg, rootfsCtr("overlay"))
 	n := runCtr(t, d, pod, podCfg, rootfsCtr("native"))
@@ -239,7 +239,7 @@ func requireNativeRoot(t *testing.T, p string) {
 		if len(f) < 5 || f[4] != p {
 			continue
 		}
-		if !strings.HasSuffix(f[3], "/fs/native") || strings.Contains(line, " - overlay ") {
+		if !strings.Contains(f[3], "/fs/native-") || strings.Contains(line, " - overlay ") {
 			t.Fatalf("%s is mounted %q, want a bind mount of the container's native root", p, line)
 		}
 		return
@@ -358,7 +358,7 @@ func TestRootfsNativeUserNamespace(t *testing.T) {
 	}
 	in("echo x >/new-in-root && echo more >>/data/keep.txt && chown 1234 /data/keep.txt")
 	root := fmt.Sprintf("/proc/%d/root", ctrPid(t, d, id))
-	copyDir := filepath.Join(d.Root, "containers", id, "fs", "native")
+	copyDir := filepath.Join(d.Root, "containers", id, "fs", "native-"+id)
 	for _, f := range []struct {
 		path      string
 		host, raw uint32

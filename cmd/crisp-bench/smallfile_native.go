@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -17,9 +18,9 @@ const rootfsAnnotation = "crisp-runtime.io/rootfs"
 
 // smallfileNative (scenario smallfile-native, crisp only) runs the
 // small-file workload of the smallfile scenario in a crisp container with
-// a native root, in one with an overlay root and on the host, in rotating
-// order, and reports both containers as % of the host run of the same
-// round (rows R1, and R2 for the overlay of the same runs). Then it times
+// a native root, in one with an overlay root and on the host beside each,
+// in rotating order, and reports both containers as % of the host run
+// beside them in the same round (rows R1, and R2 for the overlay). Then it times
 // what the copy costs: CreateContainer with an overlay and with a native
 // root, alternately, for busybox (R3) and the numpy image (R4), and the
 // import of numpy in each (R5), warm.
@@ -49,22 +50,35 @@ func (b *bench) smallfileNative(ctx context.Context) {
 		must(err)
 		ids[kind] = resp.ContainerId
 	}
-	// Beside the overlay container's writable layer, as in smallfile.
-	hostDir := b.smallfileHostDir(ctx, r, ids["overlay"])
-	must(os.MkdirAll(hostDir, 0o755))
+	// Each container's host run beside its root, so that ext4 places
+	// both in the same block group (see smallfileHostDir): the overlay's
+	// beside its upper directory, the native root's beside the copy, in
+	// the container's fs directory (crisp's layout: <root>/containers/
+	// <id>/fs/{upper,native-<id>}), which crisp marks chattr +T as it
+	// does for the copy.
+	hostDirs := map[string]string{"overlay": b.smallfileHostDir(ctx, r, ids["overlay"])}
+	must(os.MkdirAll(hostDirs["overlay"], 0o755))
+	fsDir := filepath.Dir(hostDirs["overlay"])
+	if filepath.Base(fsDir) != "fs" {
+		fatalf("smallfile-native: %s is not beside an overlay's upper directory in crisp's layout", hostDirs["overlay"])
+	}
+	nativeHost, err := os.MkdirTemp(filepath.Join(filepath.Dir(filepath.Dir(fsDir)), ids["native"], "fs"), "smallfile-host-")
+	must(err)
+	hostDirs["native"] = nativeHost
 	ratios := map[string]map[string][]float64{"native": {}, "overlay": {}}
 	for i := 0; i < b.o.iterations; i++ {
-		runs := map[string]smallfileRun{}
-		steps := []func(){
-			func() { runs["native"] = b.smallfileInCtr(ctx, r, ids["native"]) },
-			func() { runs["overlay"] = b.smallfileInCtr(ctx, r, ids["overlay"]) },
-			func() { runs["host"] = b.smallfileOnHost(hostDir) },
+		ctr, host := map[string]smallfileRun{}, map[string]smallfileRun{}
+		var steps []func()
+		for _, kind := range kinds {
+			steps = append(steps,
+				func() { ctr[kind] = b.smallfileInCtr(ctx, r, ids[kind]) },
+				func() { host[kind] = b.smallfileOnHost(hostDirs[kind]) })
 		}
 		for k := range steps {
 			steps[(i+k)%len(steps)]()
 		}
 		for _, kind := range kinds {
-			for row, v := range smallfileRows(runs[kind], runs["host"]) {
+			for row, v := range smallfileRows(ctr[kind], host[kind]) {
 				ratios[kind][row] = append(ratios[kind][row], v)
 			}
 		}
@@ -83,8 +97,10 @@ func (b *bench) smallfileNative(ctx context.Context) {
 			b.res.set(prefix+letter+" small files, crisp "+kind+" root"+rest, "%", r.name, percentile(ratios[kind][row], 50))
 		}
 	}
-	b.res.note("smallfile-native: %d × 4 KiB, %d rounds of native root, overlay root and host in rotating order; R1 native, R2 overlay (same rounds), %% of the host run of the round, median", b.o.smallfiles, b.o.iterations)
-	must(os.RemoveAll(hostDir))
+	b.res.note("smallfile-native: %d × 4 KiB, %d rounds of native root, host beside it, overlay root, host beside its upper dir, in rotating order; R1 native, R2 overlay (same rounds), %% of the host run beside it in the round, median", b.o.smallfiles, b.o.iterations)
+	for _, d := range hostDirs {
+		must(os.RemoveAll(d))
+	}
 	for _, kind := range kinds {
 		_, err := r.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: ids[kind], Cmd: []string{"sh", "-c", "rm -rf /smallfile-*"}, Timeout: 300})
 		must(err)
