@@ -32,7 +32,9 @@ const RootfsNative = sandbox.RootfsNative
 // nativeDir is where a container's copy is. Its name is the container's
 // own: ext4 picks the block group of a directory made in a top directory
 // (below) starting from a hash of its name alone, so every copy named
-// alike would land in the group the last one was just deleted from.
+// alike landed in the group the last one was just deleted from, whose
+// freed inodes ext4 without a journal then skips one by one: a copy of
+// the numpy image took 11.7 s so, 0.7 s named apart (benchmark R4).
 func (m *Manager) nativeDir(id string) string {
 	return filepath.Join(m.store.dir(id), "fs", "native-"+id)
 }
