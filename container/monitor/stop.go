@@ -57,8 +57,13 @@ func (c *Container) Stop(ctx context.Context, sig syscall.Signal, timeout time.D
 		return c.stopOrphan(ctx)
 	}
 	if timeout > 0 && sig != unix.SIGKILL {
-		pid := c.Status().Pid
-		awaitExec(pid, time.Now().Add(min(timeout, time.Second)), c.done)
+		st := c.Status()
+		pid := st.Pid
+		if st.State == StateRunning {
+			// A created container's init waits for a start that
+			// will not come: no exec to wait for.
+			awaitExec(pid, time.Now().Add(min(timeout, time.Second)), c.done)
+		}
 		before, _ := readSignalState(pid, sig)
 		if err := c.Signal(sig); err != nil && !errors.Is(err, ErrNotRunning) {
 			return err
