@@ -1,12 +1,13 @@
 package container
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/opencontainers/cgroups"
 
 	"github.com/crisp-runtime/crisp/errdefs"
 )
@@ -52,31 +53,19 @@ func pidsCgroupOf(pid int) (root, dir string) {
 	if pid <= 0 {
 		return "", ""
 	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	paths, err := cgroups.ParseCgroupFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 	if err != nil {
 		return "", ""
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		// hierarchy-ID:controller-list:path
-		fs := strings.SplitN(s.Text(), ":", 3)
-		if len(fs) != 3 {
-			continue
-		}
-		if fs[0] == "0" && fs[1] == "" {
-			if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-				return "/sys/fs/cgroup", filepath.Join("/sys/fs/cgroup", fs[2])
-			}
-			continue
-		}
-		for _, c := range strings.Split(fs[1], ",") {
-			if c == "pids" {
-				return "/sys/fs/cgroup/pids", filepath.Join("/sys/fs/cgroup/pids", fs[2])
-			}
-		}
+	root, key := "/sys/fs/cgroup/pids", "pids"
+	if cgroups.IsCgroup2UnifiedMode() {
+		root, key = "/sys/fs/cgroup", ""
 	}
-	return "", ""
+	p, ok := paths[key]
+	if !ok {
+		return "", ""
+	}
+	return root, filepath.Join(root, p)
 }
 
 func readCount(p string) (int, bool) {
