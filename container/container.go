@@ -84,11 +84,16 @@ type Container struct {
 	Image     ImageInfo `json:"image"`
 	// LogPath is absolute; "" when the pod has no log directory.
 	LogPath string `json:"logPath,omitempty"`
-	// Rootfs is the overlay mountpoint; LowerDirs its layers, top first,
-	// recorded so the rootfs can be re-mounted even after the image was
-	// removed (the lease keeps the layers).
+	// Rootfs is the root's mountpoint; LowerDirs an overlay's layers, top
+	// first, recorded so the rootfs can be re-mounted even after the image
+	// was removed (the lease keeps the layers).
 	Rootfs    string   `json:"rootfs"`
 	LowerDirs []string `json:"lowerDirs,omitempty"`
+	// RootfsKind is RootfsNative for a native root (a copy of the image,
+	// bind-mounted at Rootfs; no LowerDirs), "" for an overlay. A crisp
+	// without native roots reads such a record as an overlay without
+	// layers, whose mount fails: such a container must be removed first.
+	RootfsKind string `json:"rootfsKind,omitempty"`
 	// IDMap is set in a pod with its own user namespace.
 	IDMap *RootfsIDMap `json:"idmap,omitempty"`
 	// ImageVolumes are the images mounted into the container, in the order

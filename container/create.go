@@ -41,6 +41,9 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err := validateCreate(podID, cfg); err != nil {
 		return "", err
 	}
+	if _, _, err := sandbox.RootfsKind(cfg.Annotations); err != nil {
+		return "", err
+	}
 	pt := phase.From(ctx)
 	cdiDevices, err := cdi.Requested(cfg.CDIDevices, cfg.Annotations)
 	if err != nil {
@@ -94,6 +97,10 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	if err != nil {
 		return "", err
 	}
+	rootKind, err := rootfsKind(sb, cfg)
+	if err != nil {
+		return "", err
+	}
 	pt.Mark("lookup")
 	c := &Container{
 		ID: id, PodID: podID, Name: cfg.Name, Attempt: cfg.Attempt,
@@ -102,6 +109,7 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 		Image:        imageInfo(cfg.Image, img),
 		LogPath:      logPath,
 		Rootfs:       m.rootfsDir(id),
+		RootfsKind:   rootKind,
 		ImageVolumes: vols,
 		StopSignal:   int(stopSig),
 		Config:       *cfg,
@@ -134,7 +142,8 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 			klog.FromContext(ctx).Info("Rolling back a failed CreateContainer", "container", id, "err", err)
 		}
 	})
-	if c.LowerDirs, err = m.images.LayerDirs(img.ID); err != nil {
+	layers, err := m.images.LayerDirs(img.ID)
+	if err != nil {
 		return "", err
 	}
 	// Registered first: a failed mount has already made the mountpoint.
@@ -145,7 +154,17 @@ func (m *Manager) Create(ctx context.Context, podID string, cfg *Config) (_ stri
 	})
 	c.IDMap = rootfsIDMap(sb)
 	pt.Mark("lease")
-	if err := m.mountRootfs(id, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
+	if c.RootfsKind == RootfsNative {
+		// The copy is in the container's directory, which the rollback
+		// removes: a failed or interrupted copy leaves nothing.
+		if err := m.copyNativeRoot(ctx, c, layers); err != nil {
+			return "", err
+		}
+		pt.Mark("rootfs-copy")
+	} else {
+		c.LowerDirs = layers
+	}
+	if err := m.mountRoot(c); err != nil {
 		return "", err
 	}
 	pt.Mark("rootfs")

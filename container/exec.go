@@ -65,6 +65,9 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 		if errors.Is(err, monitor.ErrNotRunning) {
 			return nil, errdefs.FailedPrecondition("container %s: %w", s.ID, err)
 		}
+		if err2 := pidsFullError(s.ID, s.Status.Pid, err); err2 != err {
+			return nil, err2
+		}
 		return nil, fmt.Errorf("exec in container %s: %w", s.ID, err)
 	}
 	return &ExecResult{Stdout: stdout.b, Stderr: stderr.b, ExitCode: code}, nil
@@ -122,6 +125,9 @@ func (m *Manager) Exec(ctx context.Context, id string, cmd []string, stdin io.Re
 	code, err := e.proc.Exec(ctx, p, stdin, stdout, stderr, tty, resize)
 	if errors.Is(err, monitor.ErrNotRunning) {
 		return -1, errdefs.FailedPrecondition("container %s: %w", id, err)
+	}
+	if err != nil && ctx.Err() == nil {
+		err = pidsFullError(id, e.snapshot().Status.Pid, err)
 	}
 	return code, err
 }

@@ -144,6 +144,9 @@ func (r *fakeRuntime) Load(bundle, _ string) (Process, error) {
 type fakeImages struct {
 	mu     sync.Mutex
 	leases map[string]string
+	// layers are the test image's layer directories; none exist unless
+	// a test sets them.
+	layers []string
 }
 
 var testImage = &image.Image{
@@ -158,7 +161,12 @@ func (f *fakeImages) Get(ref string) (*image.Image, error) {
 	}
 	return nil, errdefs.NotFound("image %q", ref)
 }
-func (f *fakeImages) LayerDirs(string) ([]string, error) { return []string{"/nonexistent"}, nil }
+func (f *fakeImages) LayerDirs(string) ([]string, error) {
+	if f.layers == nil {
+		return []string{"/nonexistent"}, nil
+	}
+	return f.layers, nil
+}
 func (f *fakeImages) Lease(owner, ref string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

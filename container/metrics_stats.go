@@ -37,7 +37,7 @@ func (m *Manager) sampled(snap *Snapshot, read func(*Snapshot) *Stats) *Stats {
 	if ok && snap.Status.State == StateRunning && time.Since(st.Timestamp) < maxAge {
 		// The writable layer has its own, slower, cache.
 		c := *st
-		c.WritableLayer = s.writable(snap.ID)
+		c.WritableLayer = s.writable(snap.Container)
 		return &c
 	}
 	return read(snap)

@@ -59,7 +59,7 @@ func (m *Manager) recover(ctx context.Context) error {
 		if st := statusOf(c, e.proc); st.State == StateRunning || st.State == StateCreated {
 			// Still needed by the live container (and by exec); after a
 			// reboot the container is dead and needs no rootfs.
-			if err := m.mountRootfs(c.ID, c.LowerDirs, c.Rootfs, c.IDMap); err != nil {
+			if err := m.mountRoot(c); err != nil {
 				klog.ErrorS(err, "Re-mounting the container's rootfs failed", "container", c.ID)
 			}
 			m.remountImageVolumes(c)

@@ -128,9 +128,14 @@ func (m *Manager) unmountRootfs(id, target string) error {
 	return nil
 }
 
-// mounted reports whether p is a mountpoint: its device differs from its
-// parent's. Overlay mounts always get a device of their own.
+// mounted reports whether p is a mountpoint: statx says so (Linux 5.8+),
+// which also sees a bind mount from the same filesystem (a native root);
+// else its device differs from its parent's, as an overlay's always does.
 func mounted(p string) bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, 0, &stx); err == nil && stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT != 0 {
+		return stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT != 0
+	}
 	var st, parent unix.Stat_t
 	if unix.Lstat(p, &st) != nil || unix.Lstat(filepath.Dir(p), &parent) != nil {
 		return false

@@ -134,7 +134,7 @@ func (s *sampler) run(interval time.Duration, stop <-chan struct{}) {
 				s.m.containerStats(snap) // records the CPU sample
 			}
 			if n%fsEvery == 0 {
-				s.measureFS(snap.ID)
+				s.measureFS(snap.Container)
 			}
 			if _, ok := net[snap.PodID]; !ok && snap.Status.State == StateRunning && snap.Status.Pid > 0 {
 				if ns, err := readNetDev(snap.Status.Pid); err == nil {
@@ -176,19 +176,26 @@ func (s *sampler) rate(id string, now time.Time, usage uint64) *uint64 {
 
 // writable returns the cached writable layer usage, measuring once if the
 // container has none yet (a new container's upper dir is nearly empty).
-func (s *sampler) writable(id string) FSUsage {
+func (s *sampler) writable(c *Container) FSUsage {
 	s.mu.Lock()
-	u, ok := s.fs[id]
+	u, ok := s.fs[c.ID]
 	s.mu.Unlock()
 	if ok {
 		return u
 	}
-	return s.measureFS(id)
+	return s.measureFS(c)
 }
 
-func (s *sampler) measureFS(id string) FSUsage {
-	dir := s.m.upperDir(id)
+// measureFS walks what the container has written: its upper directory, or
+// a native root's whole copy (the image included: any of it may have been
+// changed, and nothing else holds it).
+func (s *sampler) measureFS(c *Container) FSUsage {
+	id, dir := c.ID, s.m.writableDir(c)
 	u := FSUsage{Timestamp: time.Now(), Mountpoint: dir}
+	// Each inode once, as containerd's snapshotter usage counts: an image
+	// links many names to one file (busybox's 260 applets: a native
+	// root's copy of 7 MB counted by name was 207 MB).
+	linked := map[uint64]bool{}
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return nil // vanished while walking: the container writes
@@ -197,8 +204,15 @@ func (s *sampler) measureFS(id string) FSUsage {
 		if err != nil {
 			return nil
 		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if ok && !d.IsDir() && st.Nlink > 1 {
+			if linked[st.Ino] {
+				return nil
+			}
+			linked[st.Ino] = true
+		}
 		u.Inodes++
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		if ok {
 			u.Bytes += uint64(st.Blocks) * 512
 		}
 		return nil
@@ -268,7 +282,7 @@ func (m *Manager) containerStats(snap *Snapshot) *Stats {
 // readStats reads a container's cgroup with read and records the CPU
 // sample its rate is computed against.
 func (m *Manager) readStats(snap *Snapshot, read func(Process) (*monitor.Stats, error)) *Stats {
-	st := &Stats{WritableLayer: m.stats.writable(snap.ID)}
+	st := &Stats{WritableLayer: m.stats.writable(snap.Container)}
 	st.Timestamp = time.Now()
 	e, ok := m.entryOf(snap.ID)
 	if !ok || e.proc == nil || snap.Status.State == StateExited {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/crisp-runtime/crisp/internal/testutil"
@@ -72,6 +74,46 @@ func TestContainerPidsLimit(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the pod's tasks to be gone", 30*time.Second, func() bool { return readInt(t, filepath.Join(dir, "pids.current")) == 0 })
 	t.Logf("bomb stopped and its %d-task pod emptied in %v", limit, time.Since(start))
+}
+
+// TestExecIntoFullCgroup: an exec cannot start in a container whose cgroup
+// has no room left under pids.max (libcontainer moves the exec's first
+// process in, and nsexec's clones are refused there); the answer is
+// ResourceExhausted naming the limit, not libcontainer's "procReady not
+// received". With the limit lifted the same exec runs.
+func TestExecIntoFullCgroup(t *testing.T) {
+	d, pod, podCfg := busyboxPod(t, "pids-full")
+	id := runCtr(t, d, pod, podCfg, ctrConfig("full", "sleep 3600"))
+	key := "pids"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		key = ""
+	}
+	cg, ok := procCgroups(t, int(ctrPid(t, d, id)))[key]
+	if !ok {
+		t.Fatalf("no pids cgroup for the container's init")
+	}
+	dir := pidsCgroupDir(cg)
+	cur, err := os.ReadFile(filepath.Join(dir, "pids.current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), cur, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exec := func() (*runtimeapi.ExecSyncResponse, error) {
+		return d.Runtime.ExecSync(harness.Ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"echo", "in"}, Timeout: 30})
+	}
+	_, err = exec()
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "pids.max") {
+		t.Errorf("exec into a container at its pids.max: %v, want ResourceExhausted naming pids.max", err)
+	}
+	t.Logf("exec into a container at its pids.max: %v", err)
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte("max"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := exec(); err != nil || string(r.Stdout) != "in\n" {
+		t.Errorf("exec with the limit lifted: %v %v", r, err)
+	}
 }
 
 // pidsCgroupDir is the pod cgroup's directory holding pids.max.

@@ -135,6 +135,27 @@ func TestContainerStopSignalAndGrace(t *testing.T) {
 	}
 }
 
+// TestContainerStopRightAfterStart: a stop signal that reaches a
+// container's pid 1 before it handles the signal is discarded by the
+// kernel; crisp sends it again once the handler is there, rather than
+// waiting out the grace period and killing (critest stops `sh -c top` right
+// after its start).
+func TestContainerStopRightAfterStart(t *testing.T) {
+	d, pod, podCfg := busyboxPod(t, "stop-early")
+	// sh is pid 1 of the container and has SIGTERM's default disposition
+	// until the trap, a second in.
+	cfg := ctrConfig("late-trap", "sleep 1; trap 'exit 0' TERM; touch /trapped; while true; do sleep 0.1; done")
+	id := runCtr(t, d, pod, podCfg, cfg)
+	if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 60}); err != nil {
+		t.Fatal(err)
+	}
+	// Exit 0 is the trap's: the signal reached it. A SIGKILL after the
+	// grace period would be 137.
+	if st := ctrStatus(t, d, id); st.ExitCode != 0 {
+		t.Errorf("exit %d (%s), want 0 from the TERM trap; its log: %q", st.ExitCode, st.Reason, readCRILog(t, logPathOf(podCfg, cfg)))
+	}
+}
+
 // TestContainerResourcesAndSecurity: memory limit OOM kill, CPU quota,
 // read-only rootfs, dropped capabilities, RuntimeDefault seccomp.
 func TestContainerResourcesAndSecurity(t *testing.T) {

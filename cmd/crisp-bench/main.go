@@ -74,7 +74,7 @@ func main() {
 	flag.IntVar(&o.listCount, "list-containers", 100, "containers present while timing List*")
 	flag.StringVar(&o.image, "image", "docker.io/library/busybox:1.36", "container image")
 	flag.StringVar(&o.bigImage, "big-image", "127.0.0.1:5000/crisp-test/big:1", "image for the cold-pull scenario")
-	flag.StringVar(&only, "scenarios", "pod,container,full,parallel,exec,pull,pull-ds,python,memory,list,node,smallfile", "scenarios to run, comma-separated")
+	flag.StringVar(&only, "scenarios", "pod,container,full,parallel,exec,pull,pull-ds,python,memory,list,node,smallfile,smallfile-native", "scenarios to run, comma-separated")
 	flag.StringVar(&o.cgroup, "cgroup-parent", "/crisp-bench", "pods get cgroup parent <this>-<runtime>/<pod> (cgroupfs)")
 	flag.StringVar(&o.logRoot, "log-dir", "/tmp/crisp-bench-logs", "pod log directories")
 	flag.StringVar(&jsonOut, "json", "", "write every sample and summary as JSON here")

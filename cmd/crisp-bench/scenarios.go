@@ -38,6 +38,7 @@ func (b *bench) run(ctx context.Context) {
 		{"memory", b.memory}, // also times List* with its pods present
 		{"node", b.node},
 		{"smallfile", b.smallfileScenario},
+		{"smallfile-native", b.smallfileNative},
 	}
 	for _, s := range steps {
 		if b.o.scenarios[s.name] || (s.name == "memory" && b.o.scenarios["list"]) {

@@ -302,6 +302,10 @@ func TestReopenLog(t *testing.T) {
 
 func TestStatsAndUpdate(t *testing.T) {
 	c := run(t, testOpts{args: []string{"sleep"}, noLog: true, memLimit: 128 << 20})
+	// Start returns once the init may exec; until it has, the init is
+	// libcontainer's, whose Go runtime has several threads, and the task
+	// count below would change under the test.
+	awaitExec(c.Status().Pid, time.Now().Add(10*time.Second), c.done)
 	s, err := c.Stats()
 	if err != nil {
 		t.Fatal(err)

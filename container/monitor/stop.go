@@ -57,8 +57,25 @@ func (c *Container) Stop(ctx context.Context, sig syscall.Signal, timeout time.D
 		return c.stopOrphan(ctx)
 	}
 	if timeout > 0 && sig != unix.SIGKILL {
+		st := c.Status()
+		pid := st.Pid
+		if st.State == StateRunning {
+			// A created container's init waits for a start that
+			// will not come: no exec to wait for.
+			awaitExec(pid, time.Now().Add(min(timeout, time.Second)), c.done)
+		}
+		before, _ := readSignalState(pid, sig)
 		if err := c.Signal(sig); err != nil && !errors.Is(err, ErrNotRunning) {
 			return err
+		}
+		// The kernel decides at the send, between the two reads.
+		after, _ := readSignalState(pid, sig)
+		if before.discarded() || after.discarded() {
+			// Lost on arrival (stop_signal.go): send it again once
+			// the init can take it.
+			stop := make(chan struct{})
+			defer close(stop)
+			go c.redeliver(pid, sig, stop)
 		}
 		t := time.NewTimer(timeout)
 		defer t.Stop()
@@ -118,10 +135,18 @@ func (c *Container) killAll() error {
 	defer unlock()
 	err = libct.KillCgroup(lc, func(int) bool { return true })
 	// The cgroup kill above usually got the init already.
-	if err2 := lc.Signal(unix.SIGKILL); err == nil && err2 != nil && !initGone(err2) {
+	if err2 := lc.Signal(unix.SIGKILL); err == nil && err2 != nil && !initGone(err2) && !cgroupGone(err2) {
 		err = err2
 	}
 	return err
+}
+
+// cgroupGone reports a kill through cgroup.kill that found the cgroup
+// removed: with the systemd driver the container's scope goes as soon as
+// its last process has exited (ENODEV while it is being removed, ENOENT
+// after), and with nothing left in it there is nothing to kill.
+func cgroupGone(err error) bool {
+	return errors.Is(err, unix.ENODEV) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, libcontainer.ErrCgroupNotExist)
 }
 
 // Destroy removes a container: it kills it if still running, removes its

@@ -99,7 +99,7 @@ smoke() {
 integration() {
 	local rc p f s
 	[[ -x $BIN/integration.test ]] || { say "no $BIN/integration.test"; record integration 1 0 0 0; return; }
-	local args=(-test.v -test.count=1 -test.timeout "$((30 * scale))m")
+	local args=(-test.v -test.count="${VM_TEST_COUNT:-1}" -test.timeout "$((30 * scale))m")
 	[[ -z $VM_TEST_RUN ]] || args+=(-test.run "$VM_TEST_RUN")
 	[[ -z $VM_TEST_SKIP ]] || args+=(-test.skip "$VM_TEST_SKIP")
 	# The soak compares the daemon's fds, goroutines, threads, mounts,

@@ -41,6 +41,8 @@
 #                     instead of them with VM_SUITES=none; its exit status
 #                     counts like a suite's
 #   VM_TEST_RUN       -test.run regex for the integration tests (default all)
+#   VM_TEST_COUNT     -test.count for the integration tests (default 1):
+#                     repeat chosen tests to chase an intermittent failure
 #   VM_TEST_SKIP      -test.skip regex (default 'Latency$': the latency
 #                     tests, which measure the host's speed, not
 #                     emulated CPUs; empty to run them)
@@ -157,6 +159,7 @@ mkdir -p "$RUN"
 	printf 'VM_CGROUP_DRIVER=%q\n' "$DRIVER"
 	printf 'VM_SCRIPT=%q\n' "$SCRIPT"
 	printf 'VM_TEST_RUN=%q\n' "${VM_TEST_RUN:-}"
+	printf 'VM_TEST_COUNT=%q\n' "${VM_TEST_COUNT:-1}"
 	printf 'VM_TEST_SKIP=%q\n' "${VM_TEST_SKIP-Latency\$}"
 	printf 'VM_CRITEST_FOCUS=%q\n' "${VM_CRITEST_FOCUS:-}"
 	printf 'VM_CRITEST_SKIP=%q\n' "${VM_CRITEST_SKIP:-}"

@@ -178,6 +178,9 @@ type handoff struct {
 	Listener int    `json:"listener"`
 	OOMFile  string `json:"oom_file,omitempty"`
 	OOMStart uint64 `json:"oom_start,omitempty"`
+	// The parent's counter (oomCounter.parentFile), when there is one.
+	OOMParentFile  string `json:"oom_parent_file,omitempty"`
+	OOMParentStart uint64 `json:"oom_parent_start,omitempty"`
 }
 
 // reexec replaces the monitor's image with a fresh one of the same binary
@@ -186,7 +189,8 @@ type handoff struct {
 // and JSON caches, grown stacks, about 1 MiB) is gone. It returns only on
 // failure.
 func (m *monitor) reexec() error {
-	h := handoff{Stdin: -1, Console: m.console != nil, OOMFile: m.oom.file, OOMStart: m.oom.start}
+	h := handoff{Stdin: -1, Console: m.console != nil, OOMFile: m.oom.file, OOMStart: m.oom.start,
+		OOMParentFile: m.oom.parentFile, OOMParentStart: m.oom.parentStart.Load()}
 	var files []*os.File
 	for _, o := range m.outputs {
 		files = append(files, o.f)
@@ -251,7 +255,8 @@ func restore(bundle, handoffArg string) (*monitor, error) {
 		return nil, err
 	}
 	m.initPid = m.status.InitPid
-	m.oom = oomCounter{file: h.OOMFile, start: h.OOMStart}
+	m.oom = oomCounter{file: h.OOMFile, start: h.OOMStart, parentFile: h.OOMParentFile}
+	m.oom.parentStart.Store(h.OOMParentStart)
 	if err := m.setupProcess(); err != nil {
 		return nil, err
 	}

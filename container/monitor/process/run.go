@@ -48,7 +48,10 @@ func (m *monitor) run() int {
 
 	e := exitFromWaitStatus(ws.Exited(), ws.ExitStatus(), ws.Signaled(), int(ws.Signal()))
 	e.FinishedAt = finished
-	setReason(&e, m.oom.killed())
+	setReason(&e, m.oom.killedBy(ws.Signaled() && ws.Signal() == unix.SIGKILL))
+	if m.oom.byParent {
+		m.logf("OOM kill counted by the parent cgroup: %s was gone before its own count was read", m.oom.file)
+	}
 	m.recordExit(&e)
 	// Clients learn about the exit by the end of their stream, after
 	// the last output was delivered.

@@ -29,6 +29,10 @@ type entry struct {
 	data     []byte // regular file content, or nil when src is set
 	src      string // host file to read the content from
 	link     string // symlink target or hard-link target (layer path)
+	// xattrs become PAX SCHILY.xattr records; major and minor are a
+	// device node's numbers.
+	xattrs       map[string]string
+	major, minor int64
 }
 
 // layerFS describes the content of one layer. Paths are absolute inside the
@@ -76,6 +80,25 @@ func (l *layerFS) Symlink(p, target string) {
 // Hardlink adds p as a hard link to target (a path in this same layer).
 func (l *layerFS) Hardlink(p, target string) {
 	l.put(p, &entry{typ: tar.TypeLink, mode: 0o755, link: clean(target)})
+}
+
+// FileOwned adds a regular file with an owner other than root.
+func (l *layerFS) FileOwned(p string, mode int64, uid, gid int, data string) {
+	l.put(p, &entry{typ: tar.TypeReg, mode: mode, uid: uid, gid: gid, data: []byte(data)})
+}
+
+// Node adds a device node or fifo (typ tar.TypeChar, TypeBlock, TypeFifo).
+func (l *layerFS) Node(p string, typ byte, mode, major, minor int64) {
+	l.put(p, &entry{typ: typ, mode: mode, major: major, minor: minor})
+}
+
+// Xattr sets an extended attribute on the entry p, which must exist.
+func (l *layerFS) Xattr(p, name, value string) {
+	e := l.entries[clean(p)]
+	if e.xattrs == nil {
+		e.xattrs = map[string]string{}
+	}
+	e.xattrs[name] = value
 }
 
 // Whiteout deletes p (from lower layers).
@@ -180,6 +203,14 @@ func (l *layerFS) Tar() ([]byte, error) {
 			Gid:      e.gid,
 			ModTime:  epoch,
 			Format:   tar.FormatPAX,
+			Devmajor: e.major,
+			Devminor: e.minor,
+		}
+		for k, v := range e.xattrs {
+			if h.PAXRecords == nil {
+				h.PAXRecords = map[string]string{}
+			}
+			h.PAXRecords["SCHILY.xattr."+k] = v
 		}
 		var data []byte
 		switch e.typ {

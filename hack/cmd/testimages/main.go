@@ -23,6 +23,8 @@
 package main
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -655,6 +657,44 @@ func buildAll(cacheDir string) ([]*artifact, error) {
 	w3.Symlink("/data/links/symlink-abs", "/data/keep.txt")
 	whiteout := busybox.with(mk(w2), mk(w3))
 
+	// --- crisp-test/rootfs: the whiteout image plus a layer of what a
+	// root filesystem must keep (native-root tests):
+	//
+	// layer 4: /data/plain/.wh..wh..opq       (opaque: hides a.txt and b.txt)
+	//          /data/plain/c.txt         "c\n"
+	//          /data/links/.wh.symlink-abs    (whiteout of a layer-3 symlink)
+	//          /data/attrs/               user.crisp="dir"
+	//          /data/attrs/ping           security.capability (cap_net_raw+ep),
+	//                                     user.crisp="file"
+	//          /data/attrs/ping-link      hard link -> ping
+	//          /data/dev/fifo             fifo 0620
+	//          /data/dev/null             char 1:3 0666
+	//          /data/owned                1234:5678 0640
+	//          /data/private/secret       in a 1000:1000 0700 directory
+	//          /data/suid                 04755
+	//          /data/sparse               1 MiB, 4 KiB of "x" at 512 KiB
+	//                                     (unpacked with holes)
+	w4 := newLayer("rootfs test: xattrs, devices, owners, setuid, sparse")
+	w4.Opaque("/data/plain")
+	w4.File("/data/plain/c.txt", 0o644, "c\n")
+	w4.Whiteout("/data/links/symlink-abs")
+	w4.Dir("/data/attrs", 0o755)
+	w4.Xattr("/data/attrs", "user.crisp", "dir")
+	w4.File("/data/attrs/ping", 0o755, "ping\n")
+	w4.Xattr("/data/attrs/ping", "security.capability", string([]byte{1, 0, 0, 2, 0, 32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}))
+	w4.Xattr("/data/attrs/ping", "user.crisp", "file")
+	w4.Hardlink("/data/attrs/ping-link", "/data/attrs/ping")
+	w4.Node("/data/dev/fifo", tar.TypeFifo, 0o620, 0, 0)
+	w4.Node("/data/dev/null", tar.TypeChar, 0o666, 1, 3)
+	w4.FileOwned("/data/owned", 0o640, 1234, 5678, "owned\n")
+	w4.DirOwned("/data/private", 0o700, 1000, 1000)
+	w4.FileOwned("/data/private/secret", 0o600, 1000, 1000, "secret\n")
+	w4.File("/data/suid", 0o4755, "#!/bin/sh\n")
+	sparse := make([]byte, 1<<20)
+	copy(sparse[512<<10:], bytes.Repeat([]byte("x"), 4096))
+	w4.FileBytes("/data/sparse", 0o644, sparse)
+	rootfsImg := whiteout.with(mk(w4))
+
 	if buildErr != nil {
 		return nil, buildErr
 	}
@@ -742,6 +782,7 @@ func buildAll(cacheDir string) ([]*artifact, error) {
 	addImg(big, ociFormat, "busybox + 5 x 10 MiB incompressible layers (pull benchmarks)", "crisp-test/big:1")
 	addImg(hugepages, ociFormat, "busybox + /usr/local/bin/hugemap N (maps N 2 MiB huge pages)", "crisp-test/hugepages:1")
 	addImg(whiteout, ociFormat, "busybox + whiteout/opaque/hard link/symlink layers (unpack tests)", "crisp-test/whiteout:1")
+	addImg(rootfsImg, ociFormat, "crisp-test/whiteout + a layer of xattrs, devices, owners, setuid, a sparse file (native-root tests)", "crisp-test/rootfs:1")
 
 	if err2 != nil {
 		return nil, err2

@@ -72,7 +72,9 @@ func KillCgroup(lc *libcontainer.Container, match func(pid int) bool) error {
 	}()
 	pids, err := m.GetAllPids()
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		// Removed meanwhile (systemd removes an emptied scope): ENODEV
+		// while it goes, ENOENT after.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENODEV) {
 			return nil
 		}
 		return fmt.Errorf("list container processes: %w", err)
