@@ -1,4 +1,4 @@
-package monitor
+package pidsroom
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 // The smallest room of the monitor's cgroup and its ancestors counts; a
 // cgroup without a limit ("max") or without the files does not; the root
 // is not read.
-func TestPidsHeadroom(t *testing.T) {
+func TestTightest(t *testing.T) {
 	root := t.TempDir()
 	write := func(dir, max, cur string) {
 		t.Helper()
@@ -30,14 +30,14 @@ func TestPidsHeadroom(t *testing.T) {
 	write("kubepods/pod1", "100", "60")
 	write("kubepods/pod1/crisp-monitor-c1", "max", "7")
 	leaf := filepath.Join(root, "kubepods/pod1/crisp-monitor-c1")
-	if room, limited := pidsHeadroom(root, leaf); !limited || room != 40 {
-		t.Fatalf("room %d limited %v, want the pod's 40", room, limited)
+	if l, limited := Tightest(root, leaf); !limited || l.Room() != 40 || l.Dir != filepath.Join(root, "kubepods/pod1") {
+		t.Fatalf("%+v limited %v, want the pod's 40", l, limited)
 	}
 	write("kubepods", "1000", "990")
-	if room, _ := pidsHeadroom(root, leaf); room != 10 {
-		t.Fatalf("room %d, want kubepods' 10", room)
+	if l, _ := Tightest(root, leaf); l.Room() != 10 {
+		t.Fatalf("%+v, want kubepods' room of 10", l)
 	}
-	if _, limited := pidsHeadroom(root, filepath.Join(root, "nowhere/deep")); limited {
+	if _, limited := Tightest(root, filepath.Join(root, "nowhere/deep")); limited {
 		t.Fatal("a cgroup without files is limited")
 	}
 }
