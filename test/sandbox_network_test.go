@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,7 +173,41 @@ func TestSandboxDNSAndSysctls(t *testing.T) {
 	if got := nsenter(t, []string{"--uts=" + info.Namespaces["uts"]}, "hostname"); got != node {
 		t.Errorf("default hostname = %q, want the node's %q", got, node)
 	}
+	named := podConfig("dns-named")
+	named.Hostname = "named-pod"
+	named.Linux.Sysctls = map[string]string{"net.ipv4.ping_group_range": "0 0"}
+	_, namedInfo := podStatus(t, d, runPod(t, d, named))
+	if got := nsenter(t, []string{"--uts=" + namedInfo.Namespaces["uts"]}, "hostname"); got != "named-pod" {
+		t.Errorf("hostname = %q, want named-pod", got)
+	}
+	// crisp makes these namespaces on a thread of its own that exits
+	// afterwards: none of its threads may be left in a pod's namespaces.
+	for _, kind := range []string{"net", "uts", "ipc"} {
+		host := nsInode(t, "/proc/self/ns/"+kind)
+		if pod := nsInode(t, namedInfo.Namespaces[kind]); pod == host {
+			t.Errorf("the pod's %s namespace is the host's", kind)
+		}
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/ns/%s", d.PID(), kind))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("crisp's threads: %v %v", tasks, err)
+		}
+		for _, task := range tasks {
+			if got := nsInode(t, task); got != host {
+				t.Errorf("crisp thread %s is in %s namespace %d, not the host's %d", task, kind, got, host)
+			}
+		}
+	}
 	removePod(t, d, id)
+}
+
+// nsInode identifies the namespace a /proc/<pid>/ns file or a pin refers to.
+func nsInode(t *testing.T, path string) uint64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
 }
 
 func TestSandboxesSurviveRestartAndKill9(t *testing.T) {

@@ -17,8 +17,10 @@ import (
 )
 
 // Command is the hidden subcommand, of both crisp and crisp-monitor, that
-// the daemon starts in new namespaces (sandbox's pinner), so no namespace
-// work ever runs on the daemon's threads.
+// the daemon starts in new namespaces (sandbox's pinner) when a pod needs a
+// process for them: a PID namespace's reaper, or a user namespace, which a
+// thread of a multi-threaded process cannot enter. The network, IPC and
+// UTS namespaces alone are made on a thread of the daemon that exits.
 const Command = "pod-init"
 
 // Env carries the Spec to the child as JSON.
@@ -57,7 +59,7 @@ func Main() {
 	var spec Spec
 	err := json.Unmarshal([]byte(os.Getenv(Env)), &spec)
 	if err == nil {
-		err = spec.apply()
+		err = spec.Apply()
 	}
 	if err != nil {
 		fmt.Fprintf(status, "error: %v\n", err)
@@ -78,10 +80,11 @@ func Main() {
 	os.Exit(0)
 }
 
-// apply runs in the child's namespaces. /proc/sys resolves net, IPC and UTS
-// sysctls against the namespaces of the process that opens the file, so
-// writing them here configures the pod's namespaces, not the host's.
-func (s *Spec) apply() error {
+// Apply runs in the pod's new namespaces: in the child, or on the daemon's
+// thread that made them. /proc/sys resolves net, IPC and UTS sysctls
+// against the namespaces of the task (thread) that opens the file, so
+// writing them there configures the pod's namespaces, not the host's.
+func (s *Spec) Apply() error {
 	if s.Hostname != "" {
 		if err := unix.Sethostname([]byte(s.Hostname)); err != nil {
 			return fmt.Errorf("sethostname %q: %w", s.Hostname, err)
