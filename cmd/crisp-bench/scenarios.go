@@ -66,6 +66,13 @@ func seccomp() *runtimeapi.SecurityProfile {
 	return &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
 }
 
+// kubeletNamespaces is what kubelet sends for a pod without hostNetwork or
+// shareProcessNamespace: the pod's network and IPC, a PID namespace per
+// container.
+func kubeletNamespaces() *runtimeapi.NamespaceOption {
+	return &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}
+}
+
 func (b *bench) podConfig(r *runtime) *runtimeapi.PodSandboxConfig {
 	n := b.seq.Add(1)
 	name := fmt.Sprintf("bench-%d-%d", os.Getpid(), n)
@@ -77,7 +84,7 @@ func (b *bench) podConfig(r *runtime) *runtimeapi.PodSandboxConfig {
 		LogDirectory: dir,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			CgroupParent:    fmt.Sprintf("%s-%s/%s", b.o.cgroup, r.name, name),
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Seccomp: seccomp()},
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{Seccomp: seccomp(), NamespaceOptions: kubeletNamespaces()},
 		},
 	}
 }
@@ -89,7 +96,7 @@ func (b *bench) ctrConfig(name string) *runtimeapi.ContainerConfig {
 		Command:  []string{"sleep", "3600"},
 		LogPath:  name + ".log",
 		Linux: &runtimeapi.LinuxContainerConfig{
-			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Seccomp: seccomp()},
+			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Seccomp: seccomp(), NamespaceOptions: kubeletNamespaces()},
 		},
 	}
 }
