@@ -77,21 +77,14 @@ func (p *pinner) create(ctx context.Context, id string, kinds []string, ns Names
 	}()
 	pid := c.cmd.Process.Pid
 
-	res := &pinned{pins: map[string]string{}}
+	res := &pinned{}
 	defer func() {
 		if retErr != nil {
 			_ = p.remove(id)
 		}
 	}()
-	if err := os.MkdirAll(p.podDir(id), 0o711); err != nil {
+	if res.pins, err = p.pin(id, kinds, fmt.Sprintf("/proc/%d/ns", pid)); err != nil {
 		return nil, err
-	}
-	for _, k := range kinds {
-		pin := filepath.Join(p.podDir(id), k)
-		if err := bindNS(fmt.Sprintf("/proc/%d/ns/%s", pid, k), pin); err != nil {
-			return nil, err
-		}
-		res.pins[k] = pin
 	}
 
 	if !spec.Reaper {
@@ -128,40 +121,47 @@ const threadCloneFlags = unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWU
 
 // createOnThread makes the namespaces of a pod that needs no process in
 // them (the usual kubelet pod: network, IPC and UTS) on a thread of the
-// daemon that exits afterwards, instead of starting a pod-init process:
-// 0.6 ms instead of a process's start-up, 12 to 18 ms on a machine where page
-// faults are dear.
+// daemon that exits afterwards, instead of starting a pod-init process
+// (0.85 ms p50 against 13.4 for the process's start-up, where page faults
+// are dear).
 func (p *pinner) createOnThread(id string, kinds []string, flags uintptr, spec podinit.Spec) (_ *pinned, retErr error) {
-	res := &pinned{pins: map[string]string{}}
 	defer func() {
 		if retErr != nil {
 			_ = p.remove(id)
 		}
 	}()
-	if err := os.MkdirAll(p.podDir(id), 0o711); err != nil {
-		return nil, err
-	}
-	err := onDisposableThread(func() error {
+	res := &pinned{}
+	err := onDisposableThread(func() (err error) {
 		if err := unix.Unshare(int(flags)); err != nil {
 			return fmt.Errorf("pod namespaces: unshare: %w", err)
 		}
 		if err := spec.Apply(); err != nil {
 			return fmt.Errorf("pod namespaces: %w", err)
 		}
-		tid := unix.Gettid()
-		for _, k := range kinds {
-			pin := filepath.Join(p.podDir(id), k)
-			if err := bindNS(fmt.Sprintf("/proc/self/task/%d/ns/%s", tid, k), pin); err != nil {
-				return err
-			}
-			res.pins[k] = pin
-		}
-		return nil
+		res.pins, err = p.pin(id, kinds, fmt.Sprintf("/proc/self/task/%d/ns", unix.Gettid()))
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// pin bind-mounts the namespaces of the given kinds from nsDir (a
+// /proc/.../ns directory) onto the pod's pin files.
+func (p *pinner) pin(id string, kinds []string, nsDir string) (map[string]string, error) {
+	if err := os.MkdirAll(p.podDir(id), 0o711); err != nil {
+		return nil, err
+	}
+	pins := map[string]string{}
+	for _, k := range kinds {
+		pin := filepath.Join(p.podDir(id), k)
+		if err := bindNS(filepath.Join(nsDir, k), pin); err != nil {
+			return nil, err
+		}
+		pins[k] = pin
+	}
+	return pins, nil
 }
 
 // onDisposableThread runs fn on an OS thread that exits when fn returns, so
