@@ -280,6 +280,7 @@ func (c *Container) execInDaemon(p *specs.Process, sio *execIO, pt *phase.Timer)
 	}
 	unlock()
 	if err != nil {
+		reapStrayStages()
 		return nil, err
 	}
 	pt.Mark("libct.return")
