@@ -3,6 +3,7 @@
 package test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,12 +65,22 @@ func TestContainerPidsLimit(t *testing.T) {
 	if st := ctrStatus(t, d, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Fatalf("container after the execs: %v %s", st.State, st.Message)
 	}
+	// A start that failed leaves nothing with crisp: nsexec's stage 1 is
+	// crisp's child (CLONE_PARENT), and a zombie of it would stay charged
+	// to the container's pids for as long as crisp runs.
+	testutil.WaitFor(t, "crisp to have no zombie children", 10*time.Second, func() bool { return len(zombieChildren(d.PID())) == 0 })
 
 	start := time.Now()
 	if _, err := d.Runtime.StopContainer(harness.Ctx(t), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 0}); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, "the pod's tasks to be gone", 30*time.Second, func() bool { return readInt(t, filepath.Join(dir, "pids.current")) == 0 })
+	deadline := time.Now().Add(testutil.Scaled(30 * time.Second))
+	for readInt(t, filepath.Join(dir, "pids.current")) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pod's tasks are not gone after the stop: pids.current %d; left:\n%s", readInt(t, filepath.Join(dir, "pids.current")), cgroupTasks(dir))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	t.Logf("bomb stopped and its %d-task pod emptied in %v", limit, time.Since(start))
 }
 
@@ -90,21 +101,23 @@ func TestExecIntoFullCgroup(t *testing.T) {
 		t.Fatalf("no pids cgroup for the container's init")
 	}
 	dir := pidsCgroupDir(cg)
-	cur, err := os.ReadFile(filepath.Join(dir, "pids.current"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pids.max"), cur, 0o644); err != nil {
+	// Right after the start the threads of libcontainer's init may still
+	// be counted while they are released; then only sleep is left.
+	testutil.WaitFor(t, "sleep alone in the container's cgroup", 30*time.Second, func() bool { return readInt(t, filepath.Join(dir, "pids.current")) == 1 })
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte("1"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	exec := func() (*runtimeapi.ExecSyncResponse, error) {
 		return d.Runtime.ExecSync(harness.Ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"echo", "in"}, Timeout: 30})
 	}
-	_, err = exec()
+	_, err := exec()
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "pids.max") {
 		t.Errorf("exec into a container at its pids.max: %v, want ResourceExhausted naming pids.max", err)
 	}
 	t.Logf("exec into a container at its pids.max: %v", err)
+	// The monitor ran it: nothing of the failed start is left with it.
+	mon := ppidOf(t, int(ctrPid(t, d, id)))
+	testutil.WaitFor(t, "the monitor to have no zombie children", 10*time.Second, func() bool { return len(zombieChildren(mon)) == 0 })
 	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte("max"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +160,48 @@ func TestExecNearPodPidsMax(t *testing.T) {
 	if p := parentOfExec(); exeOf(p) != "crisp-monitor" {
 		t.Errorf("with the limit lifted the exec'd process is a child of %d (%s), not of the monitor", p, exeOf(p))
 	}
+}
+
+// zombieChildren are the exited, unreaped children of pid, as "pid comm".
+func zombieChildren(pid int) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(pid) {
+			out = append(out, e.Name()+" "+string(b[strings.IndexByte(string(b), '(')+1:i]))
+		}
+	}
+	return out
+}
+
+// cgroupTasks lists the tasks of dir and the cgroups below it, one line each
+// with its cgroup, state, parent and command, for a failure message.
+func cgroupTasks(dir string) string {
+	var b strings.Builder
+	filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil || !e.IsDir() {
+			return nil
+		}
+		for _, file := range []string{"cgroup.threads", "tasks"} {
+			data, err := os.ReadFile(filepath.Join(p, file))
+			if err != nil {
+				continue
+			}
+			for _, tid := range strings.Fields(string(data)) {
+				stat, _ := os.ReadFile("/proc/" + tid + "/stat")
+				fmt.Fprintf(&b, "%s: %s %s\n", strings.TrimPrefix(p, dir), tid, strings.TrimSpace(string(stat)))
+			}
+			break
+		}
+		return nil
+	})
+	return b.String()
 }
 
 // pidsCgroupDir is the pod cgroup's directory holding pids.max.
