@@ -84,11 +84,15 @@ func TestContainerPidsLimit(t *testing.T) {
 	t.Logf("bomb stopped and its %d-task pod emptied in %v", limit, time.Since(start))
 }
 
-// TestExecIntoFullCgroup: an exec cannot start in a container whose cgroup
-// has no room left under pids.max (libcontainer moves the exec's first
-// process in, and nsexec's clones are refused there); the answer is
-// ResourceExhausted naming the limit, not libcontainer's "procReady not
-// received". With the limit lifted the same exec runs.
+// TestExecIntoFullCgroup: an exec into a container whose cgroup has no room
+// left under pids.max is refused as ResourceExhausted naming the limit, not
+// libcontainer's "procReady not received". Or it runs: libcontainer starts
+// the exec's init outside the container (on cgroup v2 once CLONE_INTO_CGROUP
+// is refused) and moves it in, and the kernel limits forks, not moves, so
+// an init whose Go runtime made its threads before the move gets in beyond
+// pids.max (runc exec alike; in the v2 guest 1 exec in 5). Either is fine,
+// anything else is not, and one in ten must be refused. With the limit
+// lifted the same exec runs.
 func TestExecIntoFullCgroup(t *testing.T) {
 	d, pod, podCfg := busyboxPod(t, "pids-full")
 	id := runCtr(t, d, pod, podCfg, ctrConfig("full", "sleep 3600"))
@@ -110,11 +114,22 @@ func TestExecIntoFullCgroup(t *testing.T) {
 	exec := func() (*runtimeapi.ExecSyncResponse, error) {
 		return d.Runtime.ExecSync(harness.Ctx(t), &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: []string{"echo", "in"}, Timeout: 30})
 	}
-	_, err := exec()
-	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(status.Convert(err).Message(), "pids.max") {
-		t.Errorf("exec into a container at its pids.max: %v, want ResourceExhausted naming pids.max", err)
+	refused := false
+	for i := 0; i < 10 && !refused; i++ {
+		r, err := exec()
+		switch {
+		case status.Code(err) == codes.ResourceExhausted && strings.Contains(status.Convert(err).Message(), "pids.max"):
+			refused = true
+			t.Logf("exec %d into a container at its pids.max: %v", i, err)
+		case err == nil && string(r.Stdout) == "in\n" && r.ExitCode == 0:
+			t.Logf("exec %d into a container at its pids.max ran", i)
+		default:
+			t.Errorf("exec %d into a container at its pids.max: %v %v, want it refused as ResourceExhausted naming pids.max, or run", i, r, err)
+		}
 	}
-	t.Logf("exec into a container at its pids.max: %v", err)
+	if !refused {
+		t.Errorf("none of 10 execs into a container at its pids.max was refused")
+	}
 	// The monitor ran it: nothing of the failed start is left with it.
 	mon := ppidOf(t, int(ctrPid(t, d, id)))
 	testutil.WaitFor(t, "the monitor to have no zombie children", 10*time.Second, func() bool { return len(zombieChildren(mon)) == 0 })
