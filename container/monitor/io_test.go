@@ -313,13 +313,14 @@ func TestStatsAndUpdate(t *testing.T) {
 	if s.Pids == 0 || s.CPUUsageNanos == 0 || s.MemoryUsageBytes == 0 || s.MemoryWorkingSetBytes > s.MemoryUsageBytes {
 		t.Fatalf("stats %+v", s)
 	}
-	// Usage, read after Stats, agrees on what both read: the container
-	// sleeps, so its task count stays and its counters only grow.
+	// Usage, read after Stats, agrees on what both read: its counters
+	// only grow, and so does the task count, as the container's program
+	// (the Go test app) may still be starting its runtime's threads.
 	u, err := c.Usage()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Pids != s.Pids || u.CPUUsageNanos < s.CPUUsageNanos || u.PageFaults < s.PageFaults ||
+	if u.Pids < s.Pids || u.CPUUsageNanos < s.CPUUsageNanos || u.PageFaults < s.PageFaults ||
 		u.MemoryUsageBytes == 0 || u.MemoryWorkingSetBytes > u.MemoryUsageBytes || u.MemoryRSSBytes == 0 ||
 		(s.Swap == nil) != (u.Swap == nil) || (s.Pressure == nil) != (u.Pressure == nil) {
 		t.Fatalf("usage %+v\nafter stats %+v", u, s)
