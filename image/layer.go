@@ -198,11 +198,14 @@ func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec, fs
 	}
 	defer dec.Close()
 	diff := sha256.New()
-	tarStream := io.TeeReader(dec, diff)
+	tarStream := readAhead(dec, diff)
+	// Stopped before anything else reads src, sums diff or closes dec.
+	defer tarStream.Close()
 	if _, err := unpack.Apply(ctx, tarStream, fsDir, s.opts.LayerLimits); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		tarStream.Close()
 		return fmt.Errorf("unpack layer %s: %w", l.blob, s.blame(compressed, src, err))
 	}
 	// Extracted into tmp/, nothing verified yet.
@@ -212,8 +215,10 @@ func (s *Store) unpackLayer(ctx context.Context, body io.Reader, l layerSpec, fs
 	// Apply stops at the tar end marker; the padding after it is part of
 	// both digests, so read the streams to their ends.
 	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		tarStream.Close()
 		return fmt.Errorf("layer %s: %w", l.blob, s.blame(compressed, src, err))
 	}
+	tarStream.Close()
 	if _, err := io.Copy(io.Discard, src); err != nil {
 		return fmt.Errorf("layer %s: %w", l.blob, err)
 	}
