@@ -3,8 +3,10 @@ SHELL   := /bin/bash
 GO      ?= go
 BIN     := $(CURDIR)/_output/bin
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
-# libcontainer needs cgo; seccomp needs libseccomp-dev (installed by hack/deps.sh).
-TAGS    := seccomp
+# libcontainer needs cgo; seccomp needs libseccomp-dev, isal ISA-L's header
+# from libisal-dev (both installed by hack/deps.sh; libisal2 is loaded at run
+# time if present, image/unpack/isal.go).
+TAGS    := seccomp isal
 # -s -w: runc re-executes (and seals a copy of) these binaries on every
 # container start and exec; stack traces keep working without the tables.
 LDFLAGS := -s -w -X main.version=$(VERSION)

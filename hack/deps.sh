@@ -34,9 +34,10 @@ die() { echo "deps: error: $*" >&2; exit 1; }
 
 # Debian packages crisp needs to be built and run.
 RUN_PACKAGES=(
-	# build (cgo: libseccomp via pkg-config); ca-certificates for the Go
-	# module proxy
-	gcc libc6-dev pkg-config libseccomp-dev ca-certificates
+	# build (cgo: libseccomp via pkg-config; ISA-L's igzip_lib.h, whose
+	# libisal2 crisp loads at run time when present); ca-certificates for
+	# the Go module proxy
+	gcc libc6-dev pkg-config libseccomp-dev libisal-dev ca-certificates
 	# run: CNI plugins (/usr/lib/cni), hostport/masquerade rules, netns and
 	# namespace tools
 	containernetworking-plugins iptables iproute2 util-linux procps

@@ -58,6 +58,7 @@ func TestCheckThisNode(t *testing.T) {
 		"ok    idmapped mounts",
 		`ok    CNI network          network "crisp"`,
 		"ok    seccomp",
+		"ok    gzip inflater        ISA-L",
 		"ok    iptables",
 	} {
 		if !strings.Contains(out, want) {

@@ -162,7 +162,8 @@ func serve(cfg *config.Config) error {
 			done <- fmt.Errorf("streaming server: %w", err)
 		}
 	}()
-	klog.InfoS("crisp serving CRI", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+	inflater, _ := unpack.Inflater()
+	klog.InfoS("crisp serving CRI", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State, "gzip", inflater)
 
 	select {
 	case sig := <-sigs:

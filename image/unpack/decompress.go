@@ -10,6 +10,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// goInflater is the gzip decoder when ISA-L is not loaded (isal.go).
+const goInflater = "Go (klauspost/compress)"
+
 var (
 	gzipMagic = []byte{0x1f, 0x8b}
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
@@ -26,6 +29,9 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	magic, _ := br.Peek(len(zstdMagic))
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
+		if zr := newISALReader(br); zr != nil {
+			return zr, nil
+		}
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("gzip layer: %w", err)

@@ -56,7 +56,7 @@ func New(cfg *config.Config) *Node {
 func (n *Node) Run(ctx context.Context) []Result {
 	rs := []Result{n.root()}
 	rs = append(rs, n.cgroups()...)
-	rs = append(rs, n.overlay(), n.idmapped(), n.cni(ctx), n.seccomp(), n.iptables(), n.socketDir(), n.freeSpace())
+	rs = append(rs, n.overlay(), n.idmapped(), n.cni(ctx), n.seccomp(), n.inflater(), n.iptables(), n.socketDir(), n.freeSpace())
 	return rs
 }
 

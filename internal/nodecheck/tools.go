@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer/seccomp"
 
+	"github.com/crisp-runtime/crisp/image/unpack"
 	"github.com/crisp-runtime/crisp/network"
 )
 
@@ -51,6 +52,17 @@ func (n *Node) seccomp() Result {
 	}
 	a, b, c := seccomp.Version()
 	return ok(name, fmt.Sprintf("kernel filters, libseccomp %d.%d.%d", a, b, c))
+}
+
+// inflater: without ISA-L, gzip layers inflate on Go's inflater, about 3×
+// slower; pulls still work.
+func (n *Node) inflater() Result {
+	const name = "gzip inflater"
+	inflater, isal := unpack.Inflater()
+	if !isal {
+		return Result{Name: name, Status: Warn, Detail: inflater + ": gzip layers inflate about 3× slower than with ISA-L", Fix: unpack.ISALFix}
+	}
+	return ok(name, inflater)
 }
 
 // kernelSeccomp reads /proc/self/status (a Seccomp: line exists with
