@@ -3,6 +3,7 @@ package unpack
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"testing"
 
@@ -37,35 +38,39 @@ func TestDecompress(t *testing.T) {
 		{"short", []byte{0x1f}, []byte{0x1f}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rc, err := Decompress(bytes.NewReader(tt.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := io.ReadAll(rc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := rc.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, tt.want) {
-				t.Errorf("got %d bytes, want %d", len(got), len(tt.want))
-			}
-		})
+		for _, isal := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/isal=%v", tt.name, isal), func(t *testing.T) {
+				rc, err := decompress(bytes.NewReader(tt.in), isal)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(rc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := rc.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, tt.want) {
+					t.Errorf("got %d bytes, want %d", len(got), len(tt.want))
+				}
+			})
+		}
 	}
 }
 
 // A bad header fails Decompress (Go's inflater reads it at once) or the
 // first Read (ISA-L reads it with the data).
 func TestDecompressCorruptGzip(t *testing.T) {
-	rc, err := Decompress(bytes.NewReader([]byte{0x1f, 0x8b, 0xff, 0xff}))
-	if err != nil {
-		return
-	}
-	defer rc.Close()
-	if _, err := io.ReadAll(rc); err == nil {
-		t.Fatalf("corrupt gzip header accepted by %s", inflaterName())
+	for _, isal := range []bool{true, false} {
+		rc, err := decompress(bytes.NewReader([]byte{0x1f, 0x8b, 0xff, 0xff}), isal)
+		if err != nil {
+			continue
+		}
+		if _, err := io.ReadAll(rc); err == nil {
+			t.Errorf("corrupt gzip header accepted (isal=%v, %s)", isal, inflaterName())
+		}
+		rc.Close()
 	}
 }
 
