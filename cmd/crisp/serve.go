@@ -162,8 +162,7 @@ func serve(cfg *config.Config) error {
 			done <- fmt.Errorf("streaming server: %w", err)
 		}
 	}()
-	inflater, _ := unpack.Inflater()
-	klog.InfoS("crisp serving CRI", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State, "gzip", inflater)
+	klog.InfoS("crisp serving CRI", "version", version, "listen", cfg.Listen, "root", cfg.Root, "state", cfg.State)
 
 	select {
 	case sig := <-sigs:
