@@ -91,6 +91,11 @@ func TestExecRunByMonitor(t *testing.T) {
 	if r := execSync(t, d, id, 10, "true"); r.ExitCode != 0 {
 		t.Fatalf("first exec: %d", r.ExitCode)
 	}
+	// The monitor starts execs through its C init; it logs why if it
+	// cannot (container/monitor/internal/cinit).
+	if log := monitorLog(t, d, id); strings.Contains(log, "libcontainer's init") {
+		t.Fatalf("the monitor fell back to libcontainer's init for RuntimeDefault busybox:\n%s", log)
+	}
 
 	pid, done := startExec(t, d, id, "sleep", "701.5")
 	mon := ppidOf(t, pid)
@@ -164,4 +169,21 @@ func TestExecOldMonitorFallback(t *testing.T) {
 		return execdProcess("sleep", "703") == 0 && execdProcess("sleep", "704") == 0
 	})
 	checkNoZombies(t, d)
+}
+
+// monitorLog is the container's monitor's own log (its stderr).
+func monitorLog(t *testing.T, d *harness.Daemon, id string) string {
+	t.Helper()
+	for _, dir := range []string{d.Root, d.State} {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*", id, "bundle", "monitor.log"))
+		for _, l := range logs {
+			b, err := os.ReadFile(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(b)
+		}
+	}
+	t.Fatalf("no monitor log for container %s under %s or %s", id, d.Root, d.State)
+	return ""
 }

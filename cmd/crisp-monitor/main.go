@@ -9,7 +9,9 @@
 //	crisp-monitor BUNDLE
 //
 // and is re-executed by libcontainer as `crisp-monitor init` inside the
-// container. The daemon also starts it as `crisp-monitor pod-init` to create
+// container, and by the monitor itself for an exec's C init (a constructor
+// that runs before the Go runtime, container/monitor/internal/cinit) and
+// to compile a container's seccomp filter once. The daemon also starts it as `crisp-monitor pod-init` to create
 // a pod's namespaces, and that process stays as the reaper (PID 1) of a pod
 // that shares one PID namespace. It is kept lean on purpose: its memory is
 // paid per container and per shared-PID pod.

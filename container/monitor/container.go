@@ -36,6 +36,9 @@ type Container struct {
 	// execHere: the monitor (of an older crisp) cannot run execs, the
 	// daemon does (see Exec).
 	execHere atomic.Bool
+	// goInit: the monitor starts execs with libcontainer's init even
+	// where its C init could (tests compare the two).
+	goInit atomic.Bool
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // cached libcontainer view, see libcontainer()

@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/crisp-runtime/crisp/container/monitor/internal/cinit"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/thp"
@@ -30,6 +31,7 @@ import (
 // (see Exec). main must call it first thing. It does not return in that
 // case.
 func InitIfRequested() {
+	cinit.DumpIfRequested() // the crisp binary serving as a monitor
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		// Whatever THP opt-out the daemon inherited is not the exec'd
 		// program's: it gets the system's policy like the container's
@@ -163,7 +165,7 @@ func (c *Container) execInMonitor(ctx context.Context, p *specs.Process, sio *ex
 	}()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	req := proto.ExecRequest{Process: p, Tty: tty, Phases: pt != nil}
+	req := proto.ExecRequest{Process: p, Tty: tty, Phases: pt != nil, GoInit: c.goInit.Load()}
 	files := sio.request(&req)
 	b, err := json.Marshal(&req)
 	if err != nil {

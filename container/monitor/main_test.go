@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/profiles/seccomp"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -104,6 +105,9 @@ type testOpts struct {
 	tty       bool
 	noLog     bool
 	memLimit  int64
+	// runtimeDefault: moby's default seccomp profile instead of the
+	// one-rule filter.
+	runtimeDefault bool
 }
 
 type testContainer struct {
@@ -177,6 +181,13 @@ func testSpec(id string, o testOpts) *specs.Spec {
 				Syscalls:      []specs.LinuxSyscall{{Names: []string{"kexec_load"}, Action: specs.ActErrno}},
 			},
 		},
+	}
+	if o.runtimeDefault {
+		p, err := seccomp.GetDefaultProfile(s)
+		if err != nil {
+			panic(err)
+		}
+		s.Linux.Seccomp = p
 	}
 	if o.memLimit > 0 {
 		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &o.memLimit, Swap: &o.memLimit}

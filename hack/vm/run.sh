@@ -85,7 +85,7 @@ FULL_SUITES="smoke:systemd crictl-e2e:cgroupfs e2e-kubelet:systemd critest:syste
 # user namespaces). The full integration suite (about an hour under TCG),
 # critest (about 25 min) and kubelet run in `make vm-test`.
 CI_SUITES="smoke crictl-e2e integration systemd-restart"
-CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig|TestHugepageLimit|TestShmSize|TestShmCannotEscapeMemoryLimit|TestDefaultUlimits)$'
+CI_TEST_RUN='^(TestPodsAfterLimitedContainer|TestExecRunByMonitor|TestContainerPidsLimit|TestContainerResourcesAndSecurity|TestContainerLifecycle|TestContainerRestartSafety|TestContainerEvents|TestPodSandboxMetrics|TestSandboxLifecycle|TestSandboxSharedPIDReaper|TestSandboxesSurviveRestartAndKill9|TestUserNamespacePod|TestVersionAndRuntimeConfig|TestHugepageLimit|TestShmSize|TestShmCannotEscapeMemoryLimit|TestDefaultUlimits)$'
 if [[ -n ${VM_SUITES:-} ]]; then
 	SUITES=$VM_SUITES
 elif [[ -n ${VM_CGROUP_DRIVER:-} ]]; then

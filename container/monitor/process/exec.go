@@ -15,14 +15,16 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
 
+	"github.com/crisp-runtime/crisp/container/monitor/internal/cinit"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/libct"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 )
 
-// Execs (proto.CmdExec) run here rather than in the daemon because
-// libcontainer starts an exec'd process through an init that re-executes
-// its caller's binary: crisp-monitor starts in a fraction of the time the
-// daemon's binary needs (package inits of gRPC, protobuf, metrics).
+// Execs (proto.CmdExec) run here rather than in the daemon: the monitor
+// starts them through its C init (package cinit), prepared once per
+// container, and where that cannot, through libcontainer's, which
+// re-executes its caller's binary: crisp-monitor starts in a fraction of the
+// time the daemon's binary needs (package inits of gRPC, protobuf, metrics).
 
 // execs are the exec'd processes this monitor started and has not reaped
 // yet. Each is reaped by its own waiter (libcontainer's Process.Wait, by
@@ -165,6 +167,7 @@ func (m *monitor) startExec(typ byte, p []byte, files []*os.File) (*libcontainer
 	if err != nil {
 		return nil, nil, err
 	}
+	var stdio cinit.Stdio
 	if req.Tty {
 		proc.ConsoleSocket = files[0]
 	} else {
@@ -173,13 +176,16 @@ func (m *monitor) startExec(typ byte, p []byte, files []*os.File) (*libcontainer
 		next := files
 		take := func() *os.File { f := next[0]; next = next[1:]; return f }
 		if req.Stdin {
-			proc.Stdin = take()
+			stdio.Stdin = take()
+			proc.Stdin = stdio.Stdin
 		}
 		if req.Stdout {
-			proc.Stdout = take()
+			stdio.Stdout = take()
+			proc.Stdout = stdio.Stdout
 		}
 		if req.Stderr {
-			proc.Stderr = take()
+			stdio.Stderr = take()
+			proc.Stderr = stdio.Stderr
 		}
 	}
 	// The exit path waits for starts in flight so that their processes
@@ -209,37 +215,54 @@ func (m *monitor) startExec(typ byte, p []byte, files []*os.File) (*libcontainer
 		return nil, nil, err
 	}
 	mark("monitor.request", time.Now())
-	// libcontainer waits for its helper processes by pid: the reaper
-	// must not collect them meanwhile, nor the exec'd process before it
-	// is registered.
+	// libcontainer waits for its helper processes by pid, and the C
+	// init's caller reaps its own: the reaper must not collect them
+	// meanwhile, nor the exec'd process before it is registered.
 	m.reapMu.RLock()
-	if req.Phases {
-		var steps []libct.Mark
-		steps, err = libct.TracedRun(lc, proc, libct.ExecSteps)
-		for _, s := range steps {
-			mark(s.Name, s.At)
-		}
-	} else {
-		err = lc.Run(proc)
-	}
 	var pid int
-	if err == nil {
-		pid, err = proc.Pid()
-		if err == nil {
-			m.execs.add(pid)
-			// Under controlMu: the exit path, once it holds it,
-			// waits for exactly the execs that started.
-			m.execs.wg.Add(1)
+	started := false
+	if !req.GoInit {
+		if t := m.cinitTarget(lc); t != nil {
+			mark("cinit.prepare", time.Now())
+			pid, err = t.Start(proc, stdio)
+			started = !cinit.IsUnsupported(err)
+			if started {
+				proc = nil // reaped by waitExec itself
+				mark("cinit.start", time.Now())
+			}
 		}
+	}
+	if !started {
+		if req.Phases {
+			var steps []libct.Mark
+			steps, err = libct.TracedRun(lc, proc, libct.ExecSteps)
+			for _, s := range steps {
+				mark(s.Name, s.At)
+			}
+		} else {
+			err = lc.Run(proc)
+		}
+		if err == nil {
+			pid, err = proc.Pid()
+		}
+	}
+	if err == nil {
+		m.execs.add(pid)
+		// Under controlMu: the exit path, once it holds it, waits for
+		// exactly the execs that started.
+		m.execs.wg.Add(1)
 	}
 	m.reapMu.RUnlock()
 	if err != nil {
-		if forkRefused(err) {
+		var refused *cinit.Refused
+		if !errors.As(err, &refused) && forkRefused(err) {
 			return nil, nil, proto.ForkRefused(err)
 		}
 		return nil, nil, err
 	}
-	mark("libct.return", time.Now())
+	if proc != nil {
+		mark("libct.return", time.Now())
+	}
 	return proc, &proto.ExecStarted{Pid: pid, Marks: marks}, nil
 }
 
@@ -264,14 +287,18 @@ func (m *monitor) initDead() bool {
 func (m *monitor) waitExec(proc *libcontainer.Process, pid int) proto.ExecExit {
 	e := m.execs.get(pid)
 	defer m.execs.done(e)
-	ps, err := proc.Wait()
-	if ps != nil {
-		if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
-			return proto.ExecExit{WaitStatus: uint32(ws)}
+	var err error
+	if proc != nil {
+		var ps *os.ProcessState
+		ps, err = proc.Wait()
+		if ps != nil {
+			if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
+				return proto.ExecExit{WaitStatus: uint32(ws)}
+			}
 		}
 	}
-	// Not reaped by libcontainer's wait: do it here, or the reaper
-	// would wait for this waiter forever.
+	// Started by the C init, or not reaped by libcontainer's wait: do it
+	// here, or the reaper would wait for this waiter forever.
 	var ws unix.WaitStatus
 	for {
 		_, werr := unix.Wait4(pid, &ws, 0, nil)

@@ -28,6 +28,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/container/crilog"
+	"github.com/crisp-runtime/crisp/container/monitor/internal/cinit"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/container/monitor/internal/thp"
 )
@@ -69,6 +70,10 @@ type monitor struct {
 
 	lcMu sync.Mutex
 	lc   *libcontainer.Container // loaded for the first exec, see libcontainer()
+	// cinit is the container as the C init of execs needs it, prepared
+	// for the first exec (cinitDone); nil if it cannot run them.
+	cinit     *cinit.Target
+	cinitDone bool
 }
 
 // InitIfRequested runs libcontainer's container init when the program was
@@ -76,6 +81,7 @@ type monitor struct {
 // re-executing the calling binary. main must call it first thing. It does
 // not return in that case.
 func InitIfRequested() {
+	cinit.DumpIfRequested()
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		// The monitor's THP opt-out is inherited; the container's
 		// program gets the system's policy.

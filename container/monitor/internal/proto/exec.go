@@ -12,9 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// An exec is run by the container's monitor, so that libcontainer's init
-// for the exec'd process is the small crisp-monitor binary rather than the
-// daemon's (libcontainer re-executes its caller's binary for it). On one
+// An exec is run by the container's monitor, which starts the process
+// through its C init (package cinit) or, where that cannot, libcontainer's
+// init, then the small crisp-monitor binary rather than the daemon's
+// (libcontainer re-executes its caller's binary for it). On one
 // connection:
 //
 //	daemon:  control frame CmdExec
@@ -71,6 +72,9 @@ type ExecRequest struct {
 	Stderr  bool           `json:"stderr,omitempty"`
 	// Phases asks for the start's step marks in ExecStarted.
 	Phases bool `json:"phases,omitempty"`
+	// GoInit asks for libcontainer's init even where the C init could
+	// start the process (tests compare the two).
+	GoInit bool `json:"goInit,omitempty"`
 }
 
 // Files is the number of fds that come with the request.
