@@ -67,7 +67,7 @@ func TestExecInitsAgree(t *testing.T) {
 					if err != nil || code != 0 {
 						t.Fatalf("exec (libcontainer's init: %v): code %d, %v, stderr %q", goInit, code, err, errb.String())
 					}
-					if byC := strings.Contains(pt.String(), "cinit.start="); byC == goInit {
+					if byC := strings.Contains(pt.String(), "cinit.setns+clone+exec="); byC == goInit {
 						t.Fatalf("started by the C init: %v, want %v (steps %s)", byC, !goInit, pt)
 					}
 					return out.String()

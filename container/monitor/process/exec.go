@@ -224,11 +224,10 @@ func (m *monitor) startExec(typ byte, p []byte, files []*os.File) (*libcontainer
 	if !req.GoInit {
 		if t := m.cinitTarget(lc); t != nil {
 			mark("cinit.prepare", time.Now())
-			pid, err = t.Start(proc, stdio)
+			pid, err = t.Start(proc, stdio, func(step string) { mark(step, time.Now()) })
 			started = !cinit.IsUnsupported(err)
 			if started {
 				proc = nil // reaped by waitExec itself
-				mark("cinit.start", time.Now())
 			}
 		}
 	}

@@ -152,6 +152,12 @@ static void parse(char *b, size_t len, struct req *r)
 		const char *v = b + off + 8;
 		if (n > len - off - 8)
 			fail("cinit: truncated request");
+		static const uint32_t size[] = {
+			[CINIT_UID] = 4, [CINIT_GID] = 4, [CINIT_GROUP] = 4, [CINIT_CAPS] = 40,
+			[CINIT_RLIMIT] = 20, [CINIT_UMASK] = 4, [CINIT_NSFLAGS] = 4, [CINIT_SECCOMP] = 4,
+		};
+		if (tag < sizeof(size) / sizeof(size[0]) && n < size[tag])
+			fail("cinit: short request record %u", tag);
 		switch (tag) {
 		case CINIT_ARG: r->argv[r->argc++] = dupstr(v, n); break;
 		case CINIT_ENV_VAR: r->envp[r->envc++] = dupstr(v, n); break;
@@ -177,6 +183,8 @@ static void parse(char *b, size_t len, struct req *r)
 		case CINIT_OOM: r->oom = dupstr(v, n); break;
 		case CINIT_NSFLAGS: r->nsflags = u32(v); break;
 		case CINIT_SECCOMP:
+			if ((n - 4) % sizeof(struct sock_filter) || n - 4 > 65535 * sizeof(struct sock_filter))
+				fail("cinit: bad seccomp program of %u bytes", n - 4);
 			r->seccomp_flags = u32(v);
 			r->bpf_len = (n - 4) / sizeof(struct sock_filter);
 			r->bpf = xmalloc(n);

@@ -173,8 +173,14 @@ func nsFlags(pid int) (uint32, error) {
 type Stdio struct{ Stdin, Stdout, Stderr *os.File }
 
 // Start starts p in the container and returns its pid: a child of the
-// caller, which must reap it (and not reap anything meanwhile, see Reap).
-func (t *Target) Start(p *libcontainer.Process, stdio Stdio) (int, error) {
+// caller, which must reap it, and must not reap anything else meanwhile
+// (the C init's first process is reaped here). mark, if not nil, is
+// called as each step ends (the -v=4 phase log): cinit.spawn,
+// cinit.cgroup-join, cinit.setns+clone+exec.
+func (t *Target) Start(p *libcontainer.Process, stdio Stdio, mark func(step string)) (int, error) {
+	if mark == nil {
+		mark = func(string) {}
+	}
 	req, err := t.request(p)
 	if err != nil {
 		return 0, err
@@ -213,6 +219,7 @@ func (t *Target) Start(p *libcontainer.Process, stdio Stdio) (int, error) {
 	reqR.Close()
 	repW.Close()
 	defer helper.Wait()
+	mark("cinit.spawn")
 	// Into the container's cgroups before the clone, so that the
 	// process starts there and the clone counts against their pids.max.
 	for _, dir := range t.cgroups {
@@ -221,9 +228,13 @@ func (t *Target) Start(p *libcontainer.Process, stdio Stdio) (int, error) {
 			return 0, fmt.Errorf("error adding pid %d to cgroups: %w", helper.Pid, err)
 		}
 	}
+	mark("cinit.cgroup-join")
 	_, werr := reqW.Write(req)
 	reqW.Close()
+	// EOF once the process has exec'd (the report pipe closes on exec)
+	// or failed.
 	rep, rerr := io.ReadAll(repR)
+	mark("cinit.setns+clone+exec")
 	pid, msg := parseReport(rep)
 	if msg == "" && (werr != nil || rerr != nil || pid <= 0) {
 		msg = fmt.Sprintf("the exec's init ended without starting it (request: %v, report: %v)", werr, rerr)
