@@ -477,6 +477,7 @@ __attribute__((constructor)) static void crisp_cinit(void)
 	// host's binary, before it has exec'd the container's program.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		fail("prctl dumpable: %s", errstr(errno));
+	close(CINIT_EXE_FD);
 	size_t len;
 	char *b = read_all(CINIT_REQUEST_FD, &len);
 	close(CINIT_REQUEST_FD);

@@ -208,8 +208,11 @@ func (t *Target) Start(p *libcontainer.Process, stdio Stdio, mark func(step stri
 	}
 	defer repR.Close()
 	defer repW.Close()
-	files = append(files, reqR, repW, t.pidfd)
-	helper, err := os.StartProcess("/proc/self/fd/"+strconv.Itoa(int(t.exe.Fd())), []string{"crisp-cinit"}, &os.ProcAttr{
+	// The binary is one of the child's files and executed as such: Go's
+	// fork moves descriptors above the highest of them, which may be the
+	// binary's own number in the parent (golang/go#61751).
+	files = append(files, reqR, repW, t.pidfd, t.exe)
+	helper, err := os.StartProcess("/proc/self/fd/"+strconv.Itoa(C.CINIT_EXE_FD), []string{"crisp-cinit"}, &os.ProcAttr{
 		Env:   []string{C.CINIT_ENV + "=1"},
 		Files: files,
 	})

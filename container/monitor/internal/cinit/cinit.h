@@ -8,6 +8,7 @@
 #define CINIT_REQUEST_FD 3 // the request, read to EOF
 #define CINIT_REPORT_FD 4  // records to the monitor; closes on the exec
 #define CINIT_PIDFD 5      // the container's init, whose namespaces it joins
+#define CINIT_EXE_FD 6     // the sealed binary it was executed from
 
 // Report records: a byte, then a 4-byte pid or the error text.
 #define CINIT_PID 'P'
