@@ -484,6 +484,10 @@ __attribute__((constructor)) static void crisp_cinit(void)
 	struct req r;
 	parse(b, len, &r);
 
+	// The monitor's opt-out of transparent huge pages (package thp) is
+	// inherited across fork and execve: the workload gets the system's
+	// policy, as the container's init does.
+	prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
 	// As host root, before the namespaces: the container's user namespace
 	// would take the right to raise them.
 	if (r.oom)
