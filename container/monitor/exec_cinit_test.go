@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/crisp-runtime/crisp/internal/phase"
 	"github.com/crisp-runtime/crisp/internal/testutil"
@@ -50,6 +53,8 @@ func TestExecInitsAgree(t *testing.T) {
 	}
 	for _, runtimeDefault := range []bool{false, true} {
 		c := run(t, testOpts{args: []string{"sleep"}, noLog: true, runtimeDefault: runtimeDefault})
+		// A monitor pinned to one CPU: the exec'd process must not be.
+		pinToCPU0(t, c.rec.MonitorPid)
 		for name, change := range cases {
 			if runtimeDefault {
 				name += ", RuntimeDefault"
@@ -149,4 +154,25 @@ func children(t testing.TB, pid int) []string {
 		kids = append(kids, strings.Fields(string(b))...)
 	}
 	return kids
+}
+
+// pinToCPU0 sets the affinity of every thread of pid to CPU 0, on a
+// machine with more than one.
+func pinToCPU0(t *testing.T, pid int) {
+	t.Helper()
+	if runtime.NumCPU() < 2 {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(0)
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		tid, _ := strconv.Atoi(task.Name())
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -396,7 +396,13 @@ static int setgroups_allowed(void)
 static void child(struct req *r)
 {
 	if (setsid() < 0)
-		fail("setsid: %s", errstr(errno));
+		fail("setsid failed: %s", errstr(errno));
+	// Root of the container's user namespace, if it joined one (the
+	// host's root is not mapped there), as nsexec's stage 2 does.
+	if (setuid(0) < 0)
+		fail("setuid failed: %s", errstr(errno));
+	if (setgid(0) < 0)
+		fail("setgid failed: %s", errstr(errno));
 	if (r->keyring) {
 		if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, r->keyring, 0, 0, 0) < 0 && errno != ENOSYS)
 			fail("unable to join session keyring: %s", errstr(errno));
@@ -488,6 +494,12 @@ __attribute__((constructor)) static void crisp_cinit(void)
 	// inherited across fork and execve: the workload gets the system's
 	// policy, as the container's init does.
 	prctl(PR_SET_THP_DISABLE, 0, 0, 0, 0);
+	// Nor does it get the monitor's CPU affinity: every CPU, which the
+	// container's cpuset (joined before the request came) narrows.
+	// libcontainer does the same and only warns when it cannot.
+	static unsigned char all_cpus[64 * 1024 / 8];
+	memset(all_cpus, 0xff, sizeof(all_cpus));
+	syscall(SYS_sched_setaffinity, 0, sizeof(all_cpus), all_cpus);
 	// As host root, before the namespaces: the container's user namespace
 	// would take the right to raise them.
 	if (r.oom)
