@@ -149,7 +149,10 @@ same() {
 	done
 	n=$(crictl ps -a -q | wc -l)
 	((n == ${#initpid[@]})) || bad+=" $n containers listed;"
-	if [[ -z $bad ]]; then pass "$what: all containers, monitors and the reaper kept"; else fail "$what:$bad"; fi
+	if [[ -z $bad ]]; then pass "$what: all containers, monitors and the reaper kept"; else
+		# Why crisp changed a pod's state, from its own log.
+		fail "$what:$bad" "$(journalctl -u crisp --no-pager -o short-monotonic | grep -E 'not ready|reaper|lost its|Rolling back|quarantined' | tail -20)"
+	fi
 }
 
 # 4. systemctl restart.
