@@ -70,8 +70,17 @@ func watchProcess(r Reaper, cmd *exec.Cmd) processExit {
 			// false parks this goroutine in the netpoller until then.
 			_ = rc.Read(func(fd uintptr) bool {
 				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-				n, err := unix.Poll(pfd, 0)
-				return err != nil || n > 0
+				for {
+					// poll fails with EINTR even with no timeout if a
+					// signal is pending (the Go runtime's preemption
+					// signal, often at start-up): that is no exit. Nor
+					// may it wait for the next edge, which an exit that
+					// came meanwhile already had.
+					n, err := unix.Poll(pfd, 0)
+					if err != unix.EINTR {
+						return err != nil || n > 0
+					}
+				}
 			})
 		}
 		if cmd != nil {

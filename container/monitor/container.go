@@ -224,8 +224,15 @@ func waitPidfd(ctx context.Context, pidfd *os.File) error {
 	defer stop()
 	err = rc.Read(func(fd uintptr) bool {
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err != unix.EINTR && n > 0
+		for {
+			// EINTR (a pending signal, even with no timeout) says
+			// nothing; returning false would wait for an edge that an
+			// exit meanwhile may already have had.
+			n, err := unix.Poll(fds, 0)
+			if err != unix.EINTR {
+				return n > 0
+			}
+		}
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
