@@ -227,8 +227,12 @@ func (t *Target) Start(p *libcontainer.Process, stdio Stdio, mark func(step stri
 	// process starts there and the clone counts against their pids.max.
 	for _, dir := range t.cgroups {
 		if err := cgroups.WriteCgroupProc(dir, helper.Pid); err != nil {
+			// On cgroup v2 a container that made sub-cgroups of its
+			// own (systemd or a runtime inside) cannot take processes
+			// in its cgroup: libcontainer then joins its init's, and
+			// knows the other cases too.
 			helper.Kill()
-			return 0, fmt.Errorf("error adding pid %d to cgroups: %w", helper.Pid, err)
+			return 0, &Unsupported{fmt.Sprintf("joining the container's cgroup %s (%v)", dir, err)}
 		}
 	}
 	mark("cinit.cgroup-join")
