@@ -211,8 +211,8 @@ func TestSandboxSharedPIDReaper(t *testing.T) {
 	if out == "1" || out == "" {
 		t.Fatalf("shell in the pod's PID namespace had pid %q", out)
 	}
-	testutil.WaitFor(t, "the orphan to be adopted", 2*time.Second, func() bool { return len(children(reaper)) > 0 })
-	testutil.WaitFor(t, "the orphan to be reaped", 5*time.Second, func() bool { return len(children(reaper)) == 0 })
+	testutil.WaitFor(t, "the orphan to be adopted", 2*time.Second, func() bool { return len(testutil.Children(reaper)) > 0 })
+	testutil.WaitFor(t, "the orphan to be reaped", 5*time.Second, func() bool { return len(testutil.Children(reaper)) == 0 })
 
 	// A process of the pod outlives nothing: stopping the pod kills the
 	// namespace's init and with it everything in the namespace.
@@ -245,16 +245,6 @@ func readSID(pid int) (int, error) {
 	var sid int
 	_, err = fmt.Sscan(f[3], &sid)
 	return sid, err
-}
-
-func children(pid int) []string {
-	var out []string
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, t := range tasks {
-		b, _ := os.ReadFile(t)
-		out = append(out, strings.Fields(string(b))...)
-	}
-	return out
 }
 
 func TestSandboxDuplicateAndAttempts(t *testing.T) {

@@ -134,26 +134,11 @@ func TestExecInitsFailAlike(t *testing.T) {
 			testutil.WaitFor(t, "the monitor's fds back to where they were", 10*time.Second, func() bool {
 				return monitorFDs(t, mon) <= fds
 			})
-			if kids := children(t, mon); len(kids) != 1 {
+			if kids := testutil.Children(mon); len(kids) != 1 {
 				t.Errorf("the monitor's children after the failed starts: %v, want the init alone", kids)
 			}
 		})
 	}
-}
-
-// children are pid's child processes, zombies included.
-func children(t testing.TB, pid int) []string {
-	t.Helper()
-	var kids []string
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, f := range tasks {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kids = append(kids, strings.Fields(string(b))...)
-	}
-	return kids
 }
 
 // pinToCPU0 sets the affinity of every thread of pid to CPU 0, on a

@@ -5,7 +5,9 @@ package testutil
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,4 +72,16 @@ func OpenFDs(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// Children are pid's child processes, zombies included (the children
+// files of all its threads; a thread that exits meanwhile has none).
+func Children(pid int) []string {
+	var kids []string
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	return kids
 }
