@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/crisp-runtime/crisp/internal/procexit"
 )
 
 // procStartTime is field 22 of /proc/<pid>/stat, the start time in clock
@@ -69,18 +71,8 @@ func watchProcess(r Reaper, cmd *exec.Cmd) processExit {
 			// A pidfd becomes readable when the process exits; returning
 			// false parks this goroutine in the netpoller until then.
 			_ = rc.Read(func(fd uintptr) bool {
-				pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-				for {
-					// poll fails with EINTR even with no timeout if a
-					// signal is pending (the Go runtime's preemption
-					// signal, often at start-up): that is no exit. Nor
-					// may it wait for the next edge, which an exit that
-					// came meanwhile already had.
-					n, err := unix.Poll(pfd, 0)
-					if err != unix.EINTR {
-						return err != nil || n > 0
-					}
-				}
+				exited, err := procexit.Exited(fd)
+				return err != nil || exited
 			})
 		}
 		if cmd != nil {

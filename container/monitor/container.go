@@ -15,6 +15,7 @@ import (
 
 	"github.com/crisp-runtime/crisp/container/monitor/internal/proto"
 	"github.com/crisp-runtime/crisp/internal/bootid"
+	"github.com/crisp-runtime/crisp/internal/procexit"
 	"github.com/crisp-runtime/crisp/internal/timeouts"
 )
 
@@ -223,16 +224,8 @@ func waitPidfd(ctx context.Context, pidfd *os.File) error {
 	stop := context.AfterFunc(ctx, func() { pidfd.SetReadDeadline(time.Now()) })
 	defer stop()
 	err = rc.Read(func(fd uintptr) bool {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		for {
-			// EINTR (a pending signal, even with no timeout) says
-			// nothing; returning false would wait for an edge that an
-			// exit meanwhile may already have had.
-			n, err := unix.Poll(fds, 0)
-			if err != unix.EINTR {
-				return n > 0
-			}
-		}
+		exited, _ := procexit.Exited(fd)
+		return exited
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()
